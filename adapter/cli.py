@@ -1,0 +1,114 @@
+"""The ``theraclaim`` command.
+
+Exit status of ``convert``: 0 every Encounter produced a Claim; 1 at least one produced none;
+2 invalid input or usage (the Bundle then holds only the OperationOutcome); 3 broken rule data
+or settings (a deployment problem).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import orjson
+from pydantic import ValidationError
+
+from adapter.errors import InputError, Problem, RuleDataError, to_operation_outcome
+from adapter.output.fhir import render_invalid
+from adapter.pipeline import Result, run
+from adapter.rules.catalog import load_rules
+from adapter.service.settings import Settings
+from adapter.version import __version__
+
+EXIT_BROKEN_DEPLOYMENT = 3
+
+
+def _aware(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date-time: {value!r}") from exc
+    if parsed.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"--now needs a time zone (e.g. {value}Z or {value}+00:00)")
+    return parsed
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="theraclaim", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"theraclaim {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    convert = commands.add_parser("convert", help="convert a FHIR R4 Bundle (JSON) into Claims",
+                                  description="Write one FHIR Bundle (collection) with the Claims, Provenance "
+                                              "and an OperationOutcome to stdout; a summary goes to stderr.")
+    convert.add_argument("file", help="Bundle JSON file, or - for standard input")
+    convert.add_argument("--payer", help="payer pack id, overriding the match on the Coverage")
+    convert.add_argument("--now", type=_aware, help="date-time for Claim.created and the ids (default: the clock)")
+    return parser
+
+
+def _read(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise InputError([Problem("unreadable-input", f"cannot read {path}: {exc.strerror}", None, "not-found")]) from exc
+
+
+def _summary(result: Result) -> str:
+    if result.invalid:
+        issues = result.bundle["entry"][0]["resource"]["issue"]
+        return f"invalid input: {len(issues)} problem(s); see the OperationOutcome"
+    lines = []
+    for outcome in result.outcomes:
+        if outcome.status:
+            units = ", ".join(f"{cpt} x{units}" for cpt, units in outcome.lines)
+            lines.append(f"{outcome.encounter_ref}: Claim {outcome.claim_id} {outcome.status} ({units})")
+        else:
+            lines.append(f"{outcome.encounter_ref}: no Claim ({', '.join(outcome.findings) or 'nothing billable'})")
+    claims = sum(1 for o in result.outcomes if o.status)
+    held = sum(1 for o in result.outcomes if o.status == "draft")
+    lines.append(f"{len(result.outcomes)} encounter(s): {claims} claim(s), {held} held for review")
+    return "\n".join(lines)
+
+
+def _emit(document: object) -> None:
+    sys.stdout.buffer.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+    sys.stdout.flush()
+
+
+def convert(args: argparse.Namespace, settings: Settings) -> int:
+    now = args.now or datetime.now(UTC).replace(microsecond=0)
+    try:
+        payload = _read(args.file)
+    except InputError as error:
+        result = Result(render_invalid(error, hashlib.sha256(args.file.encode()).hexdigest(), now), (), invalid=True)
+    else:
+        rules = load_rules(settings.mappings_dir)
+        result = run(payload, rules=rules, now=now, payer=args.payer, options=settings.claim_options,
+                     limits=settings.limits)
+    _emit(result.bundle)
+    print(_summary(result), file=sys.stderr)
+    return result.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings()
+        return convert(args, settings)
+    except RuleDataError as error:
+        _emit(to_operation_outcome(error))
+        print(f"theraclaim: broken rule data: {error}", file=sys.stderr)
+        return EXIT_BROKEN_DEPLOYMENT
+    except ValidationError as error:
+        print(f"theraclaim: invalid THERACLAIM_ settings: {error}", file=sys.stderr)
+        return EXIT_BROKEN_DEPLOYMENT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Resolve references inside a Bundle: by fullUrl, by ``Type/id`` and by ``urn:uuid:``.
+
+R4 bundle resolution (Bundle §3.1.3.4): a relative reference ``Type/id`` matches an entry whose
+resource has that type and id (or whose absolute fullUrl ends with it); an absolute or
+``urn:uuid:`` reference matches the fullUrl exactly.  ``#id`` points into the referring
+resource's ``contained`` list.  Version-specific references drop their ``/_history/n``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from adapter.errors import Problem
+
+_HISTORY = re.compile(r"/_history/[^/]+$")
+_TAIL = re.compile(r"(?:^|/)([A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64})$")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    index: int
+    full_url: str | None
+    resource: dict[str, Any]
+
+    @property
+    def path(self) -> str:
+        return f"Bundle.entry[{self.index}].resource"
+
+    @property
+    def resource_type(self) -> str:
+        return str(self.resource["resourceType"])
+
+    @property
+    def ref(self) -> str:
+        """How output resources refer to this one: ``Type/id`` when it has an id, else its fullUrl."""
+        if self.full_url and self.full_url.startswith("#"):
+            return self.full_url  # a contained resource has no identity outside its holder
+        rid = self.resource.get("id")
+        if rid:
+            return f"{self.resource_type}/{rid}"
+        return self.full_url or f"{self.resource_type}/entry-{self.index}"
+
+
+class BundleIndex:
+    def __init__(self, entries: list[Entry]) -> None:
+        self.entries = entries
+        self._by_key: dict[str, Entry] = {}
+        for entry in entries:
+            keys = {entry.full_url} if entry.full_url else set()
+            if entry.resource.get("id"):
+                keys.add(f"{entry.resource_type}/{entry.resource['id']}")
+            tail = _TAIL.search(entry.full_url or "")
+            if tail and not (entry.full_url or "").startswith("urn:"):
+                keys.add(tail.group(1))
+            for key in keys:
+                self._by_key.setdefault(key, entry)
+
+    def of_type(self, resource_type: str) -> list[Entry]:
+        return [e for e in self.entries if e.resource_type == resource_type]
+
+    def lookup(self, reference: str) -> Entry | None:
+        reference = _HISTORY.sub("", reference)
+        found = self._by_key.get(reference)
+        if found is None and not reference.startswith("urn:"):
+            tail = _TAIL.search(reference)
+            found = self._by_key.get(tail.group(1)) if tail else None
+        return found
+
+    def resolve(
+        self, holder: Entry, reference: Any, path: str, expected: tuple[str, ...], problems: list[Problem]
+    ) -> Entry | None:
+        """The entry a Reference points to, or None with a problem recorded.
+
+        ``expected`` lists the resource types the element allows; a resolved resource of another
+        type is a problem as well.  A Reference without ``reference`` (identifier or display only)
+        resolves to None without a problem: it is a logical reference, not a broken one.
+        """
+        target = reference.get("reference") if isinstance(reference, dict) else None
+        if not isinstance(target, str):
+            return None
+        if target.startswith("#"):
+            found = _contained(holder, target[1:])
+        else:
+            found = self.lookup(target)
+        if found is None:
+            problems.append(
+                Problem("unresolved-reference", f"reference {target!r} does not resolve inside the Bundle",
+                        f"{path}.reference", "not-found")
+            )
+            return None
+        if found.resource_type not in expected:
+            problems.append(
+                Problem("wrong-reference-type",
+                        f"reference {target!r} is a {found.resource_type}; expected {' or '.join(expected)}",
+                        f"{path}.reference", "invalid")
+            )
+            return None
+        return found
+
+
+def _contained(holder: Entry, local_id: str) -> Entry | None:
+    for resource in holder.resource.get("contained", []):
+        if resource.get("id") == local_id:
+            return Entry(holder.index, f"#{local_id}", resource)
+    return None

@@ -1,0 +1,63 @@
+"""Bytes -> JSON document, with the limits a public endpoint needs.
+
+orjson refuses documents nested deeper than 1024 levels on its own; the explicit depth limit
+below is lower, because no FHIR resource this adapter reads is anywhere near that deep, and a
+deep document is far more likely an attack or a bug than a claim.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from adapter.errors import InputError, Problem
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_bytes: int = 20 * 1024 * 1024
+    max_depth: int = 64
+    max_entries: int = 20_000
+
+
+def _depth_exceeds(document: Any, max_depth: int) -> bool:
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            return True
+        if isinstance(node, dict):
+            stack.extend((child, depth + 1) for child in node.values() if isinstance(child, dict | list))
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node if isinstance(child, dict | list))
+    return False
+
+
+def parse_document(payload: bytes | str, limits: Limits) -> dict[str, Any]:
+    """Decode a JSON object, enforcing the size and depth limits. Raises InputError."""
+    raw = payload.encode("utf-8") if isinstance(payload, str) else payload
+    if len(raw) > limits.max_bytes:
+        raise InputError(
+            [Problem("too-large", f"document is {len(raw)} bytes; the limit is {limits.max_bytes}", None, "too-long")]
+        )
+    try:
+        document = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        message = str(exc)
+        code = "too-deep" if "recursion" in message.lower() else "not-json"
+        raise InputError([Problem(code, f"not valid JSON: {message}", None, "structure")]) from exc
+    return check_document(document, limits)
+
+
+def check_document(document: Any, limits: Limits) -> dict[str, Any]:
+    """Checks for an already decoded document: a JSON object within the depth limit."""
+    if not isinstance(document, dict):
+        raise InputError([Problem("not-a-resource", "the document is not a JSON object (a FHIR resource)", None,
+                                  "structure")])
+    if _depth_exceeds(document, limits.max_depth):
+        raise InputError(
+            [Problem("too-deep", f"the document is nested deeper than {limits.max_depth} levels", None, "too-long")]
+        )
+    return document

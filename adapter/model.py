@@ -1,0 +1,197 @@
+"""Frozen domain types shared by intake, rules and output.
+
+Nothing here knows about FHIR models, HTTP or SQL: intake fills these from the wire format,
+rules decide over them, output renders them.  References are kept as the strings the output
+should write (``Patient/123`` or ``urn:uuid:...``), so rules never resolve anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+
+
+@dataclass(frozen=True, slots=True)
+class Coding:
+    system: str
+    code: str
+    display: str | None = None
+
+
+class Severity(StrEnum):
+    """Finding severity, using the FHIR OperationOutcome issue-severity codes."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    INFORMATION = "information"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A decision worth telling a biller about.
+
+    ``code`` is a stable machine code (CodeSystem ``finding``); ``rule`` names the rule and the
+    version of the data that fired (``units/cms-pooled medicare@1.0.0``); ``hold`` asks for the
+    Claim to be emitted as ``draft`` for review instead of ``active``.
+    """
+
+    code: str
+    severity: Severity
+    message: str
+    expression: tuple[str, ...] = ()
+    rule: str | None = None
+    hold: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ProcedureFact:
+    ref: str
+    path: str
+    status: str
+    codes: tuple[Coding, ...]
+    start: datetime | None
+    end: datetime | None
+    service_date: date | None
+    body_sites: tuple[Coding, ...] = ()
+    performer_refs: tuple[str, ...] = ()
+    reason_refs: tuple[str, ...] = ()
+
+    @property
+    def minutes(self) -> int | None:
+        """Whole minutes of the performed period, or None when it has no start and end."""
+        if self.start is None or self.end is None:
+            return None
+        return int((self.end - self.start).total_seconds() // 60)
+
+
+@dataclass(frozen=True, slots=True)
+class ConditionFact:
+    ref: str
+    path: str
+    codes: tuple[Coding, ...]
+    clinical_status: str | None = None
+    verification_status: str | None = None
+    categories: tuple[str, ...] = ()
+    body_sites: tuple[Coding, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DiagnosisFact:
+    """A Condition named as a diagnosis of the visit, in the order the rules should rank it."""
+
+    condition_ref: str
+    source: str  # encounter-diagnosis | encounter-reason | procedure-reason
+    rank: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CoverageFact:
+    ref: str
+    path: str
+    status: str
+    order: int | None
+    types: tuple[Coding, ...] = ()
+    payor_identifiers: tuple[Coding, ...] = ()  # system + value, carried as a Coding
+
+
+@dataclass(frozen=True, slots=True)
+class EncounterFacts:
+    ref: str
+    path: str
+    identity: str  # stable identity of the Encounter, the seed of the Claim id
+    status: str
+    patient_ref: str
+    billing_provider_ref: str | None
+    procedures: tuple[ProcedureFact, ...]
+    diagnoses: tuple[DiagnosisFact, ...]
+    conditions: tuple[ConditionFact, ...]
+    coverages: tuple[CoverageFact, ...]
+    skipped_procedures: tuple[ProcedureFact, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UnitDerivation:
+    """How the units of one line were found; rendered as text and as an extension."""
+
+    method: str
+    rule: str
+    code_minutes: int
+    pooled_minutes: int
+    full_units: int
+    remainder_unit: bool
+    units: int
+    tie_break: str | None = None  # which criterion settled a tie on remainders, when one did
+
+    @property
+    def text(self) -> str:
+        if self.method == "cms-pooled":
+            basis = f"{self.code_minutes} of {self.pooled_minutes} pooled timed minutes"
+        else:
+            basis = f"{self.code_minutes} timed minutes"
+        parts = [f"{self.full_units} full unit{'s' if self.full_units != 1 else ''}"]
+        if self.remainder_unit:
+            parts.append("1 for the largest remainder" if self.method == "cms-pooled" else "1 for 8+ minutes")
+        tie = f"; remainder tie broken by {self.tie_break}" if self.tie_break else ""
+        return f"{basis}; {' + '.join(parts)} = {self.units}{tie}; {self.method} rule {self.rule}"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceLine:
+    cpt: str
+    service_date: date
+    units: int
+    procedure_refs: tuple[str, ...]
+    performer_refs: tuple[str, ...]
+    body_sites: tuple[Coding, ...]
+    diagnosis_refs: tuple[str, ...]  # the Procedures' own reasons
+    derivation: UnitDerivation | None = None  # None for untimed (per-service) codes
+    diagnosis_pointers: tuple[int, ...] = ()
+    modifiers: tuple[str, ...] = ()
+    unit_price_cents: int | None = None
+
+    @property
+    def net_cents(self) -> int | None:
+        return None if self.unit_price_cents is None else self.unit_price_cents * self.units
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
+    sequence: int
+    code: str
+    display: str | None
+    condition_ref: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimDecision:
+    """Everything output needs to render one Claim (or to say why there is none)."""
+
+    encounter: EncounterFacts
+    claim_id: str
+    payer_id: str
+    payer_version: str
+    coverage: CoverageFact | None
+    lines: tuple[ServiceLine, ...]
+    diagnoses: tuple[Diagnosis, ...]
+    findings: tuple[Finding, ...]
+    billing_provider_ref: str | None
+    care_team: tuple[str, ...]  # rendering practitioners, in line order
+    place_of_service: str
+    currency: str
+    rule_versions: tuple[str, ...] = field(default=())
+
+    @property
+    def billable(self) -> bool:
+        return bool(self.lines) and self.encounter.status not in ("cancelled", "entered-in-error")
+
+    @property
+    def held(self) -> bool:
+        return any(f.hold for f in self.findings)
+
+    @property
+    def status(self) -> str | None:
+        """Claim.status: ``active`` (ready), ``draft`` (held for review) or None (no Claim)."""
+        if not self.billable:
+            return None
+        return "draft" if self.held else "active"

@@ -1,0 +1,82 @@
+"""intake -> rules -> output, as one pure function of the payload, the rule data and ``now``."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from adapter.errors import InputError
+from adapter.intake.fhir import read_bundle
+from adapter.intake.wire import Limits, check_document, parse_document
+from adapter.model import ClaimDecision
+from adapter.output.fhir import render_bundle, render_invalid
+from adapter.rules.catalog import Rules
+from adapter.rules.claim import ClaimOptions, decide
+from adapter.version import __version__
+
+
+
+@dataclass(frozen=True, slots=True)
+class EncounterOutcome:
+    """What happened to one Encounter, for callers that do not want to read the Bundle."""
+
+    encounter_ref: str
+    claim_id: str | None
+    status: str | None  # Claim.status: active | draft; None when no Claim was produced
+    lines: tuple[tuple[str, int], ...]  # (CPT, units)
+    findings: tuple[str, ...]  # finding codes
+
+    @classmethod
+    def of(cls, decision: ClaimDecision) -> EncounterOutcome:
+        return cls(
+            encounter_ref=decision.encounter.ref,
+            claim_id=decision.claim_id if decision.status else None,
+            status=decision.status,
+            lines=tuple((line.cpt, line.units) for line in decision.lines) if decision.status else (),
+            findings=tuple(f.code for f in decision.findings),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    bundle: dict[str, Any]
+    outcomes: tuple[EncounterOutcome, ...]
+    invalid: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        """0: every Encounter produced a Claim; 1: at least one produced none; 2: invalid input."""
+        if self.invalid:
+            return 2
+        return 0 if all(o.status for o in self.outcomes) else 1
+
+
+def _digest(document: Any) -> str:
+    return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def run(
+    payload: bytes | str | dict[str, Any],
+    *,
+    rules: Rules,
+    now: datetime,
+    payer: str | None = None,
+    options: ClaimOptions = ClaimOptions(),
+    limits: Limits = Limits(),
+) -> Result:
+    """Convert one FHIR Bundle. Input problems come back as a Result with ``invalid`` set."""
+    try:
+        document = check_document(payload, limits) if isinstance(payload, dict) else parse_document(payload, limits)
+        digest = _digest(document)
+        decisions = [decide(facts, rules, payer=payer, options=options) for facts in read_bundle(document, limits)]
+    except InputError as error:
+        seed = payload if isinstance(payload, bytes | str) else repr(payload)
+        digest = hashlib.sha256(seed.encode() if isinstance(seed, str) else seed).hexdigest()
+        return Result(render_invalid(error, digest, now), (), invalid=True)
+    displays = {code: entry.display for code, entry in rules.procedures.codes.items()}
+    bundle = render_bundle(decisions, now=now, input_digest=digest, version=__version__, cpt_displays=displays)
+    return Result(bundle, tuple(EncounterOutcome.of(d) for d in decisions))

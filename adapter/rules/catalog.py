@@ -1,0 +1,252 @@
+"""Load and validate the rule data in ``mappings/``.
+
+Each YAML file carries ``kind``, ``id``, ``version`` (semver) and ``effective`` and is validated
+by the pydantic model for its kind; the JSON Schemas of those models are exported to
+``mappings/schema/`` (``python -m adapter.rules.catalog --export-schema``) so editors and
+reviewers can check the data without running Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from adapter.errors import Problem, RuleDataError
+
+CPT_SYSTEM = "http://www.ama-assn.org/go/cpt"
+SEMVER = r"^\d+\.\d+\.\d+$"
+CPT_CODE = r"^[0-9]{4}[0-9A-Z]$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _RuleFile(_Strict):
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")]
+    version: Annotated[str, Field(pattern=SEMVER)]
+    effective: date
+    description: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.id}@{self.version}"
+
+
+# --- procedures -----------------------------------------------------------------------------
+
+
+class CptCode(_Strict):
+    cpt: Annotated[str, Field(pattern=CPT_CODE)]
+    display: str
+    timed: bool = Field(description="15-minute timed code: its minutes take part in the unit computation")
+    therapy: bool = Field(description="billed under a therapy plan of care (gets the pack's therapy modifiers)")
+    source: str
+
+
+class SourceCode(_Strict):
+    system: str
+    code: str
+    cpt: Annotated[str, Field(pattern=CPT_CODE)]
+    display: str
+    source: str
+
+
+class ProcedureMap(_RuleFile):
+    kind: Literal["procedure-map"]
+    codes: list[CptCode]
+    source_codes: list[SourceCode] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ProcedureMap:
+        known = {c.cpt for c in self.codes}
+        if len(known) != len(self.codes):
+            raise ValueError("a CPT code is listed twice in codes")
+        for entry in self.source_codes:
+            if entry.cpt not in known:
+                raise ValueError(f"source code {entry.system}|{entry.code} maps to {entry.cpt}, not in codes")
+        keys = [(e.system, e.code) for e in self.source_codes]
+        if len(set(keys)) != len(keys):
+            raise ValueError("a source code is mapped twice")
+        return self
+
+
+# --- payer packs ----------------------------------------------------------------------------
+
+
+class CoverageTypeMatch(_Strict):
+    system: str
+    code_prefix: str = Field(description="matches a Coverage.type coding whose code starts with this")
+    source: str
+
+
+class PayorIdentifierMatch(_Strict):
+    system: str
+    value: str
+
+
+class PackMatch(_Strict):
+    coverage_types: list[CoverageTypeMatch] = []
+    payor_identifiers: list[PayorIdentifierMatch] = []
+
+
+class UnitPolicy(_Strict):
+    method: Literal["cms-pooled", "ama-per-code"]
+    source: str
+
+
+class ModifierPolicy(_Strict):
+    therapy_lines: list[Annotated[str, Field(pattern=r"^[0-9A-Z]{2}$")]] = Field(
+        default=[], description="modifiers added to every line whose CPT code is a therapy code"
+    )
+
+    @field_validator("therapy_lines")
+    @classmethod
+    def _never_51(cls, value: list[str]) -> list[str]:
+        if "51" in value:
+            raise ValueError("modifier 51 is never used on 97xxx therapy codes (billing-rules.md F2.8)")
+        return value
+
+
+class FeeSchedule(_Strict):
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    placeholder: bool = Field(description="true while the amounts are examples, not a real charge master")
+    source: str
+    prices: dict[Annotated[str, Field(pattern=CPT_CODE)], Annotated[Decimal, Field(ge=0, decimal_places=2)]]
+
+    def cents(self, cpt: str) -> int | None:
+        price = self.prices.get(cpt)
+        return None if price is None else int(price * 100)
+
+
+class PayerPack(_RuleFile):
+    kind: Literal["payer-pack"]
+    name: str
+    match: PackMatch
+    units: UnitPolicy
+    modifiers: ModifierPolicy
+    fee_schedule: FeeSchedule
+
+
+RULE_FILE_MODELS: dict[str, type[_RuleFile]] = {"procedure-map": ProcedureMap, "payer-pack": PayerPack}
+
+
+# --- the loaded catalog -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProcedureCatalog:
+    codes: dict[str, CptCode]
+    source_codes: dict[tuple[str, str], SourceCode]
+    labels: tuple[str, ...]
+
+    def is_timed(self, cpt: str) -> bool:
+        return self.codes[cpt].timed
+
+
+@dataclass(frozen=True)
+class Rules:
+    procedures: ProcedureCatalog
+    payers: dict[str, PayerPack]
+    fingerprint: str
+
+    def payer(self, payer_id: str) -> PayerPack:
+        return self.payers[payer_id]
+
+
+def default_mappings_dir() -> Path:
+    """The packaged rule data: inside the wheel, or the top-level folder of a source checkout."""
+    here = Path(__file__).resolve().parent.parent
+    packaged = here / "mappings"
+    return packaged if packaged.is_dir() else here.parent / "mappings"
+
+
+def _read(path: Path) -> _RuleFile:
+    where = str(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise RuleDataError([Problem("rule-data-unreadable", f"{where}: {exc}", where, "exception")]) from exc
+    kind = raw.get("kind") if isinstance(raw, dict) else None
+    model = RULE_FILE_MODELS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        raise RuleDataError([Problem("rule-data-invalid", f"{where}: unknown kind {kind!r}", where, "exception")])
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = [
+            Problem("rule-data-invalid", f"{where}: {'.'.join(map(str, e['loc']))}: {e['msg']}", where, "exception")
+            for e in exc.errors()
+        ]
+        raise RuleDataError(problems) from exc
+
+
+def load_rules(mappings_dir: Path | None = None) -> Rules:
+    """Read every rule file under ``mappings_dir`` (default: the packaged data) and check it."""
+    root = mappings_dir or default_mappings_dir()
+    files = sorted(p for p in root.rglob("*.yaml") if "schema" not in p.parts)
+    loaded = [(path, _read(path)) for path in files]
+    procedure_maps = [f for _, f in loaded if isinstance(f, ProcedureMap)]
+    packs = [f for _, f in loaded if isinstance(f, PayerPack)]
+    if not procedure_maps or not packs:
+        raise RuleDataError([Problem("rule-data-missing", f"{root}: needs a procedure-map and a payer-pack")])
+    codes: dict[str, CptCode] = {}
+    source_codes: dict[tuple[str, str], SourceCode] = {}
+    for pmap in procedure_maps:
+        for code in pmap.codes:
+            if code.cpt in codes:
+                raise RuleDataError([Problem("rule-data-invalid", f"CPT {code.cpt} defined in two procedure maps")])
+            codes[code.cpt] = code
+        source_codes.update({(s.system, s.code): s for s in pmap.source_codes})
+    payers: dict[str, PayerPack] = {}
+    for pack in packs:
+        if pack.id in payers:
+            raise RuleDataError([Problem("rule-data-invalid", f"payer pack {pack.id} defined twice")])
+        payers[pack.id] = pack
+    for pack in packs:
+        unpriced = sorted(set(pack.fee_schedule.prices) - set(codes))
+        if unpriced:
+            raise RuleDataError([Problem("rule-data-invalid", f"payer pack {pack.id} prices unknown codes {unpriced}")])
+    digest = hashlib.sha256()
+    for path, rule_file in loaded:
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(rule_file.model_dump_json().encode())
+    return Rules(
+        procedures=ProcedureCatalog(codes, source_codes, tuple(m.label for m in procedure_maps)),
+        payers=payers,
+        fingerprint=digest.hexdigest(),
+    )
+
+
+def export_schemas(target: Path) -> list[Path]:
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    for kind, model in RULE_FILE_MODELS.items():
+        path = target / f"{kind}.schema.json"
+        path.write_text(json.dumps(model.model_json_schema(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Check the rule data, or export its JSON Schemas.")
+    parser.add_argument("--export-schema", action="store_true", help="write mappings/schema/*.schema.json")
+    args = parser.parse_args()
+    if args.export_schema:
+        for path in export_schemas(default_mappings_dir() / "schema"):
+            print(path)
+    rules = load_rules()
+    print(f"rule data ok: {len(rules.procedures.codes)} CPT codes, packs {sorted(rules.payers)}, {rules.fingerprint[:12]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""One settings object for every shell; environment variables use the prefix THERACLAIM_."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from adapter.intake.wire import Limits
+from adapter.rules.claim import ClaimOptions
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="THERACLAIM_", extra="ignore")
+
+    default_payer: str = Field("commercial", description="payer pack used when no pack matches the Coverage")
+    place_of_service: str = Field("11", pattern=r"^\d{2}$", description="CMS place-of-service code for every line")
+    mappings_dir: Path | None = Field(None, description="rule data folder (default: the packaged mappings/)")
+    max_bytes: int = Field(20 * 1024 * 1024, gt=0, description="largest accepted document, in bytes")
+    max_depth: int = Field(64, gt=0, description="deepest accepted JSON nesting")
+    max_entries: int = Field(20_000, gt=0, description="most Bundle entries accepted")
+
+    @property
+    def claim_options(self) -> ClaimOptions:
+        return ClaimOptions(default_payer=self.default_payer, place_of_service=self.place_of_service)
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(max_bytes=self.max_bytes, max_depth=self.max_depth, max_entries=self.max_entries)
