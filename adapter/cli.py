@@ -40,9 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="theraclaim", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"theraclaim {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    convert = commands.add_parser("convert", help="convert a FHIR R4 Bundle (JSON) into Claims",
-                                  description="Write one FHIR Bundle (collection) with the Claims, Provenance "
-                                              "and an OperationOutcome to stdout; a summary goes to stderr.")
+    convert = commands.add_parser(
+        "convert",
+        help="convert a FHIR R4 Bundle (JSON) into Claims",
+        description="Write one FHIR Bundle (collection) with the Claims, Provenance "
+        "and an OperationOutcome to stdout; a summary goes to stderr.",
+    )
     convert.add_argument("file", help="Bundle JSON file, or - for standard input")
     convert.add_argument("--payer", help="payer pack id, overriding the match on the Coverage")
     convert.add_argument("--now", type=_aware, help="date-time for Claim.created and the ids (default: the clock)")
@@ -56,7 +59,9 @@ def _read(path: str) -> bytes:
         with open(path, "rb") as handle:
             return handle.read()
     except OSError as exc:
-        raise InputError([Problem("unreadable-input", f"cannot read {path}: {exc.strerror}", None, "not-found")]) from exc
+        raise InputError(
+            [Problem("unreadable-input", f"cannot read {path}: {exc.strerror}", None, "not-found")]
+        ) from exc
 
 
 def _summary(result: Result) -> str:
@@ -89,8 +94,9 @@ def convert(args: argparse.Namespace, settings: Settings) -> int:
         result = Result(render_invalid(error, hashlib.sha256(args.file.encode()).hexdigest(), now), (), invalid=True)
     else:
         rules = load_rules(settings.mappings_dir)
-        result = run(payload, rules=rules, now=now, payer=args.payer, options=settings.claim_options,
-                     limits=settings.limits)
+        result = run(
+            payload, rules=rules, now=now, payer=args.payer, options=settings.claim_options, limits=settings.limits
+        )
     _emit(result.bundle)
     print(_summary(result), file=sys.stderr)
     return result.exit_code

@@ -19,6 +19,9 @@ from adapter.rules.claim import ClaimOptions, decide
 from adapter.version import __version__
 
 
+DEFAULT_OPTIONS = ClaimOptions()
+DEFAULT_LIMITS = Limits()
+
 
 @dataclass(frozen=True, slots=True)
 class EncounterOutcome:
@@ -65,8 +68,8 @@ def run(
     rules: Rules,
     now: datetime,
     payer: str | None = None,
-    options: ClaimOptions = ClaimOptions(),
-    limits: Limits = Limits(),
+    options: ClaimOptions = DEFAULT_OPTIONS,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Result:
     """Convert one FHIR Bundle. Input problems come back as a Result with ``invalid`` set."""
     try:

@@ -39,8 +39,10 @@ def procedure(
     }
     if minutes is not None:
         begin = datetime.fromisoformat(start)
-        resource["performedPeriod"] = {"start": begin.isoformat(),
-                                       "end": (begin + timedelta(minutes=minutes)).isoformat()}
+        resource["performedPeriod"] = {
+            "start": begin.isoformat(),
+            "end": (begin + timedelta(minutes=minutes)).isoformat(),
+        }
     if performer:
         resource["performer"] = [{"actor": {"reference": performer}}]
     if body_site:
@@ -54,15 +56,21 @@ def condition(cond_id: str, icd: str, display: str, *, clinical: str = "active")
     return {
         "resourceType": "Condition",
         "id": cond_id,
-        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-                                       "code": clinical}]},
+        "clinicalStatus": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": clinical}]
+        },
         "code": {"coding": [{"system": ICD10CM, "code": icd, "display": display}]},
         "subject": {"reference": "Patient/pat-1"},
     }
 
 
-def encounter(enc_id: str = "enc-1", *, status: str = "finished", diagnoses: tuple[str, ...] = ("Condition/dx-1",),
-              start: str = "2025-01-14T08:55:00-05:00") -> dict[str, Any]:
+def encounter(
+    enc_id: str = "enc-1",
+    *,
+    status: str = "finished",
+    diagnoses: tuple[str, ...] = ("Condition/dx-1",),
+    start: str = "2025-01-14T08:55:00-05:00",
+) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Encounter",
         "id": enc_id,
@@ -80,16 +88,32 @@ def encounter(enc_id: str = "enc-1", *, status: str = "finished", diagnoses: tup
 
 def base_resources(payer: str = "medicare") -> list[dict[str, Any]]:
     return [
-        {"resourceType": "Patient", "id": "pat-1", "name": [{"family": "Example", "given": ["Pat"]}],
-         "birthDate": "1950-02-03"},
-        {"resourceType": "Organization", "id": "org-1", "name": "Example Therapy Clinic",
-         "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1234567893"}]},
-        {"resourceType": "Practitioner", "id": "pt-1", "name": [{"family": "Therapist"}],
-         "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1245319599"}]},
-        {"resourceType": "Coverage", "id": "cov-1", "status": "active",
-         "type": {"coding": [{"system": SOPT, "code": PAYER_TYPES[payer]}]},
-         "beneficiary": {"reference": "Patient/pat-1"},
-         "payor": [{"identifier": {"system": "urn:example:payer-id", "value": payer.upper()}}]},
+        {
+            "resourceType": "Patient",
+            "id": "pat-1",
+            "name": [{"family": "Example", "given": ["Pat"]}],
+            "birthDate": "1950-02-03",
+        },
+        {
+            "resourceType": "Organization",
+            "id": "org-1",
+            "name": "Example Therapy Clinic",
+            "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1234567893"}],
+        },
+        {
+            "resourceType": "Practitioner",
+            "id": "pt-1",
+            "name": [{"family": "Therapist"}],
+            "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1245319599"}],
+        },
+        {
+            "resourceType": "Coverage",
+            "id": "cov-1",
+            "status": "active",
+            "type": {"coding": [{"system": SOPT, "code": PAYER_TYPES[payer]}]},
+            "beneficiary": {"reference": "Patient/pat-1"},
+            "payor": [{"identifier": {"system": "urn:example:payer-id", "value": payer.upper()}}],
+        },
         condition("dx-1", "M54.50", "Low back pain, unspecified"),
     ]
 
@@ -97,8 +121,10 @@ def base_resources(payer: str = "medicare") -> list[dict[str, Any]]:
 def bundle(*resources: dict[str, Any], bundle_type: str = "collection") -> dict[str, Any]:
     entries = []
     for resource in resources:
-        entry: dict[str, Any] = {"fullUrl": f"http://ehr.example.org/fhir/{resource['resourceType']}/{resource['id']}",
-                                 "resource": resource}
+        entry: dict[str, Any] = {
+            "fullUrl": f"http://ehr.example.org/fhir/{resource['resourceType']}/{resource['id']}",
+            "resource": resource,
+        }
         if bundle_type in ("transaction", "batch"):
             entry["request"] = {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"}
         entries.append(entry)

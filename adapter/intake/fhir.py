@@ -53,21 +53,41 @@ def read_bundle(document: dict[str, Any], limits: Limits) -> list[EncounterFacts
 def _index(document: dict[str, Any], limits: Limits) -> BundleIndex:
     resource_type = document.get("resourceType")
     if resource_type != "Bundle":
-        raise InputError([Problem("not-a-bundle", f"expected a Bundle, got {resource_type!r}",
-                                  str(resource_type or "resourceType"), "invalid")])
+        raise InputError(
+            [
+                Problem(
+                    "not-a-bundle",
+                    f"expected a Bundle, got {resource_type!r}",
+                    str(resource_type or "resourceType"),
+                    "invalid",
+                )
+            ]
+        )
     raw_entries = document.get("entry", [])
     if not isinstance(raw_entries, list):
         raise InputError([Problem("fhir-invalid", "Bundle.entry must be an array", "Bundle.entry", "structure")])
     if len(raw_entries) > limits.max_entries:
-        raise InputError([Problem("too-many-entries",
-                                  f"the Bundle has {len(raw_entries)} entries; the limit is {limits.max_entries}",
-                                  "Bundle.entry", "too-long")])
+        raise InputError(
+            [
+                Problem(
+                    "too-many-entries",
+                    f"the Bundle has {len(raw_entries)} entries; the limit is {limits.max_entries}",
+                    "Bundle.entry",
+                    "too-long",
+                )
+            ]
+        )
     shell = {key: value for key, value in document.items() if key != "entry"}
     problems = validate_resource(shell, "Bundle")
     if document.get("type") not in BUNDLE_TYPES:
-        problems.append(Problem("unsupported-bundle-type",
-                                f"Bundle.type {document.get('type')!r} is not one of {', '.join(sorted(BUNDLE_TYPES))}",
-                                "Bundle.type", "not-supported"))
+        problems.append(
+            Problem(
+                "unsupported-bundle-type",
+                f"Bundle.type {document.get('type')!r} is not one of {', '.join(sorted(BUNDLE_TYPES))}",
+                "Bundle.type",
+                "not-supported",
+            )
+        )
     entries: list[Entry] = []
     seen_urls: dict[str, int] = {}
     for i, raw in enumerate(raw_entries):
@@ -80,15 +100,23 @@ def _index(document: dict[str, Any], limits: Limits) -> BundleIndex:
             problems.append(Problem("fhir-invalid", "fullUrl must be a string", f"{path}.fullUrl", "structure"))
             full_url = None
         if full_url in seen_urls:
-            problems.append(Problem("duplicate-fullurl", f"fullUrl {full_url!r} repeats entry {seen_urls[full_url]}",
-                                    f"{path}.fullUrl", "duplicate"))
+            problems.append(
+                Problem(
+                    "duplicate-fullurl",
+                    f"fullUrl {full_url!r} repeats entry {seen_urls[full_url]}",
+                    f"{path}.fullUrl",
+                    "duplicate",
+                )
+            )
         elif full_url:
             seen_urls[full_url] = i
         resource = raw.get("resource")
         if resource is None:
             continue  # batch/transaction entries such as DELETE or GET carry no resource
         if not isinstance(resource, dict):
-            problems.append(Problem("fhir-invalid", "entry.resource must be an object", f"{path}.resource", "structure"))
+            problems.append(
+                Problem("fhir-invalid", "entry.resource must be an object", f"{path}.resource", "structure")
+            )
             continue
         problems.extend(validate_resource(resource, f"{path}.resource"))
         entries.append(Entry(i, full_url, resource))
@@ -119,24 +147,34 @@ def _encounter(
 ) -> EncounterFacts | None:
     resource = encounter.resource
     if "subject" not in resource:
-        problems.append(Problem("missing-patient", "the Encounter names no patient (subject)",
-                                f"{encounter.path}.subject", "required"))
+        problems.append(
+            Problem(
+                "missing-patient", "the Encounter names no patient (subject)", f"{encounter.path}.subject", "required"
+            )
+        )
         return None
     patient = index.resolve(encounter, resource["subject"], f"{encounter.path}.subject", ("Patient",), problems)
-    provider = index.resolve(encounter, resource.get("serviceProvider"), f"{encounter.path}.serviceProvider",
-                             ("Organization",), problems)
+    provider = index.resolve(
+        encounter, resource.get("serviceProvider"), f"{encounter.path}.serviceProvider", ("Organization",), problems
+    )
     if patient is None:
         return None
     procedures = [
-        _procedure(index, p, problems) for p in sorted(procedures_by_encounter.get(encounter.index, []),
-                                                        key=lambda e: e.index)
+        _procedure(index, p, problems)
+        for p in sorted(procedures_by_encounter.get(encounter.index, []), key=lambda e: e.index)
     ]
     coverages = [
         _coverage(index, c) for c in coverages_by_patient.get(patient.index, []) if c.resource["status"] == "active"
     ]
     if not coverages:
-        problems.append(Problem("missing-coverage", "no active Coverage in the Bundle for the Encounter's patient",
-                                encounter.path, "required"))
+        problems.append(
+            Problem(
+                "missing-coverage",
+                "no active Coverage in the Bundle for the Encounter's patient",
+                encounter.path,
+                "required",
+            )
+        )
     return EncounterFacts(
         ref=encounter.ref,
         path=encounter.path,
@@ -164,8 +202,9 @@ def _codings(concept: dict[str, Any] | None) -> tuple[Coding, ...]:
     if not concept:
         return ()
     return tuple(
-        Coding(c["system"], c["code"], c.get("display")) for c in concept.get("coding", []) if c.get("system")
-        and c.get("code")
+        Coding(c["system"], c["code"], c.get("display"))
+        for c in concept.get("coding", [])
+        if c.get("system") and c.get("code")
     )
 
 
@@ -193,8 +232,14 @@ def _procedure(index: BundleIndex, entry: Entry, problems: list[Problem]) -> Pro
         if isinstance(start_value, datetime) and isinstance(end_value, datetime):
             start, end = start_value, end_value
             if end < start:
-                problems.append(Problem("period-end-before-start", "performedPeriod ends before it starts",
-                                        f"{entry.path}.performedPeriod.end", "value"))
+                problems.append(
+                    Problem(
+                        "period-end-before-start",
+                        "performedPeriod ends before it starts",
+                        f"{entry.path}.performedPeriod.end",
+                        "value",
+                    )
+                )
         if start_value is not None:
             service_date = start_value.date() if isinstance(start_value, datetime) else start_value
     elif "performedDateTime" in resource:
@@ -202,9 +247,13 @@ def _procedure(index: BundleIndex, entry: Entry, problems: list[Problem]) -> Pro
         service_date = performed.date() if isinstance(performed, datetime) else performed
     performers = []
     for i, performer in enumerate(resource.get("performer", [])):
-        actor = index.resolve(entry, performer.get("actor"), f"{entry.path}.performer[{i}].actor",
-                              ("Practitioner", "PractitionerRole", "Organization", "Patient", "RelatedPerson",
-                               "Device"), problems)
+        actor = index.resolve(
+            entry,
+            performer.get("actor"),
+            f"{entry.path}.performer[{i}].actor",
+            ("Practitioner", "PractitionerRole", "Organization", "Patient", "RelatedPerson", "Device"),
+            problems,
+        )
         if actor is not None and actor.resource_type in PROVIDER_TYPES:
             performers.append(actor.ref)
     reasons = _condition_refs(index, entry, "reasonReference", problems)
@@ -226,9 +275,20 @@ def _condition_refs(index: BundleIndex, entry: Entry, element: str, problems: li
     """Resolved references of a reason-like element that point to Conditions (others are skipped)."""
     refs = []
     for i, reference in enumerate(entry.resource.get(element, [])):
-        target = index.resolve(entry, reference, f"{entry.path}.{element}[{i}]",
-                               ("Condition", "Observation", "Procedure", "DiagnosticReport", "DocumentReference",
-                                "ImmunizationRecommendation"), problems)
+        target = index.resolve(
+            entry,
+            reference,
+            f"{entry.path}.{element}[{i}]",
+            (
+                "Condition",
+                "Observation",
+                "Procedure",
+                "DiagnosticReport",
+                "DocumentReference",
+                "ImmunizationRecommendation",
+            ),
+            problems,
+        )
         if target is not None and target.resource_type == "Condition":
             refs.append(target.ref)
     return refs
@@ -239,13 +299,19 @@ def _diagnoses(
 ) -> list[DiagnosisFact]:
     ranked = []
     for i, diagnosis in enumerate(encounter.resource.get("diagnosis", [])):
-        target = index.resolve(encounter, diagnosis.get("condition"), f"{encounter.path}.diagnosis[{i}].condition",
-                               ("Condition", "Procedure"), problems)
+        target = index.resolve(
+            encounter,
+            diagnosis.get("condition"),
+            f"{encounter.path}.diagnosis[{i}].condition",
+            ("Condition", "Procedure"),
+            problems,
+        )
         if target is not None and target.resource_type == "Condition":
             ranked.append((diagnosis.get("rank") or 1_000_000, i, target.ref, diagnosis.get("rank")))
     result = [DiagnosisFact(ref, "encounter-diagnosis", rank) for _, _, ref, rank in sorted(ranked)]
-    result += [DiagnosisFact(ref, "encounter-reason") for ref in _condition_refs(index, encounter, "reasonReference",
-                                                                                  problems)]
+    result += [
+        DiagnosisFact(ref, "encounter-reason") for ref in _condition_refs(index, encounter, "reasonReference", problems)
+    ]
     result += [DiagnosisFact(ref, "procedure-reason") for p in procedures for ref in p.reason_refs]
     return result
 

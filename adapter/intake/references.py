@@ -80,21 +80,25 @@ class BundleIndex:
         target = reference.get("reference") if isinstance(reference, dict) else None
         if not isinstance(target, str):
             return None
-        if target.startswith("#"):
-            found = _contained(holder, target[1:])
-        else:
-            found = self.lookup(target)
+        found = _contained(holder, target[1:]) if target.startswith("#") else self.lookup(target)
         if found is None:
             problems.append(
-                Problem("unresolved-reference", f"reference {target!r} does not resolve inside the Bundle",
-                        f"{path}.reference", "not-found")
+                Problem(
+                    "unresolved-reference",
+                    f"reference {target!r} does not resolve inside the Bundle",
+                    f"{path}.reference",
+                    "not-found",
+                )
             )
             return None
         if found.resource_type not in expected:
             problems.append(
-                Problem("wrong-reference-type",
-                        f"reference {target!r} is a {found.resource_type}; expected {' or '.join(expected)}",
-                        f"{path}.reference", "invalid")
+                Problem(
+                    "wrong-reference-type",
+                    f"reference {target!r} is a {found.resource_type}; expected {' or '.join(expected)}",
+                    f"{path}.reference",
+                    "invalid",
+                )
             )
             return None
         return found

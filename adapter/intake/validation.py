@@ -19,12 +19,12 @@ REQUIRED_CODES: dict[tuple[str, str], frozenset[str]] = {
         "planned arrived triaged in-progress onleave finished cancelled entered-in-error unknown".split()
     ),
     ("Procedure", "status"): frozenset(
-        "preparation in-progress not-done on-hold stopped completed entered-in-error unknown".split()
+        ["preparation", "in-progress", "not-done", "on-hold", "stopped", "completed", "entered-in-error", "unknown"]
     ),
-    ("Coverage", "status"): frozenset("active cancelled draft entered-in-error".split()),
+    ("Coverage", "status"): frozenset(["active", "cancelled", "draft", "entered-in-error"]),
     ("Condition", "clinicalStatus"): frozenset("active recurrence relapse inactive remission resolved".split()),
     ("Condition", "verificationStatus"): frozenset(
-        "unconfirmed provisional differential confirmed refuted entered-in-error".split()
+        ["unconfirmed", "provisional", "differential", "confirmed", "refuted", "entered-in-error"]
     ),
 }
 CODEABLE_SYSTEMS = {
@@ -53,7 +53,9 @@ def validate_resource(resource: dict[str, Any], path: str) -> list[Problem]:
         model.model_validate(resource)
     except ValidationError as exc:
         return [
-            Problem("fhir-invalid", f"{resource_type}: {error['msg']}", fhirpath(path, tuple(error["loc"])), "structure")
+            Problem(
+                "fhir-invalid", f"{resource_type}: {error['msg']}", fhirpath(path, tuple(error["loc"])), "structure"
+            )
             for error in exc.errors()
         ]
     return binding_problems(resource, path)

@@ -54,8 +54,9 @@ def parse_document(payload: bytes | str, limits: Limits) -> dict[str, Any]:
 def check_document(document: Any, limits: Limits) -> dict[str, Any]:
     """Checks for an already decoded document: a JSON object within the depth limit."""
     if not isinstance(document, dict):
-        raise InputError([Problem("not-a-resource", "the document is not a JSON object (a FHIR resource)", None,
-                                  "structure")])
+        raise InputError(
+            [Problem("not-a-resource", "the document is not a JSON object (a FHIR resource)", None, "structure")]
+        )
     if _depth_exceeds(document, limits.max_depth):
         raise InputError(
             [Problem("too-deep", f"the document is nested deeper than {limits.max_depth} levels", None, "too-long")]

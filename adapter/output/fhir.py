@@ -109,8 +109,11 @@ def render_claim(decision: ClaimDecision, now: datetime, cpt_displays: dict[str,
     }
     if decision.care_team:
         claim["careTeam"] = [
-            {"sequence": i, "provider": {"reference": ref},
-             "role": _concept("http://terminology.hl7.org/CodeSystem/claimcareteamrole", "primary")}
+            {
+                "sequence": i,
+                "provider": {"reference": ref},
+                "role": _concept("http://terminology.hl7.org/CodeSystem/claimcareteamrole", "primary"),
+            }
             for i, ref in enumerate(decision.care_team, start=1)
         ]
     if decision.diagnoses:
@@ -127,18 +130,16 @@ def render_claim(decision: ClaimDecision, now: datetime, cpt_displays: dict[str,
         {"sequence": i, "focal": i == 1, "coverage": {"reference": coverage.ref}}
         for i, coverage in enumerate(encounter.coverages, start=1)
     ]
-    claim["item"] = [
-        _item(i, line, decision, cpt_displays[line.cpt]) for i, line in enumerate(decision.lines, start=1)
-    ]
+    claim["item"] = [_item(i, line, decision, cpt_displays[line.cpt]) for i, line in enumerate(decision.lines, start=1)]
     claim["total"] = _money(sum(line.net_cents or 0 for line in decision.lines), decision.currency)
     return claim
 
 
-def render_provenance(decision: ClaimDecision, claim_url: str, now: datetime, input_digest: str,
-                      version: str) -> dict[str, Any]:
+def render_provenance(
+    decision: ClaimDecision, claim_url: str, now: datetime, input_digest: str, version: str
+) -> dict[str, Any]:
     encounter = decision.encounter
-    sources = [encounter.ref, *(p.ref for p in encounter.procedures),
-               *(d.condition_ref for d in decision.diagnoses)]
+    sources = [encounter.ref, *(p.ref for p in encounter.procedures), *(d.condition_ref for d in decision.diagnoses)]
     if decision.coverage is not None:
         sources.append(decision.coverage.ref)
     return {
@@ -148,10 +149,12 @@ def render_provenance(decision: ClaimDecision, claim_url: str, now: datetime, in
         "recorded": now.isoformat(),
         "policy": [f"{RULE_PACK_BASE}/{label.replace('@', '|')}" for label in decision.rule_versions],
         "activity": _concept("http://terminology.hl7.org/CodeSystem/v3-DataOperation", "CREATE"),
-        "agent": [{
-            "type": _concept("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "assembler"),
-            "who": {"display": f"theraclaim {version}"},
-        }],
+        "agent": [
+            {
+                "type": _concept("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "assembler"),
+                "who": {"display": f"theraclaim {version}"},
+            }
+        ],
         "entity": [{"role": "source", "what": {"reference": ref}} for ref in dict.fromkeys(sources)],
     }
 
@@ -210,14 +213,25 @@ def render_bundle(
 
 
 def collection(bundle_id: str, now: datetime, entries: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"resourceType": "Bundle", "id": bundle_id, "type": "collection", "timestamp": now.isoformat(),
-            "entry": entries}
+    return {
+        "resourceType": "Bundle",
+        "id": bundle_id,
+        "type": "collection",
+        "timestamp": now.isoformat(),
+        "entry": entries,
+    }
 
 
 def render_invalid(error: InputError, input_digest: str, now: datetime) -> dict[str, Any]:
     """The Bundle returned for invalid input: only the OperationOutcome listing every problem."""
     outcome_id = output_id("outcome", input_digest, now.isoformat())
-    outcome = {"resourceType": "OperationOutcome", "id": outcome_id,
-               "issue": [problem_issue(p) for p in error.problems]}
-    return collection(output_id("bundle", input_digest, now.isoformat()), now,
-                      [{"fullUrl": f"urn:uuid:{outcome_id}", "resource": outcome}])
+    outcome = {
+        "resourceType": "OperationOutcome",
+        "id": outcome_id,
+        "issue": [problem_issue(p) for p in error.problems],
+    }
+    return collection(
+        output_id("bundle", input_digest, now.isoformat()),
+        now,
+        [{"fullUrl": f"urn:uuid:{outcome_id}", "resource": outcome}],
+    )

@@ -245,7 +245,9 @@ def main() -> None:
         for path in export_schemas(default_mappings_dir() / "schema"):
             print(path)
     rules = load_rules()
-    print(f"rule data ok: {len(rules.procedures.codes)} CPT codes, packs {sorted(rules.payers)}, {rules.fingerprint[:12]}")
+    print(
+        f"rule data ok: {len(rules.procedures.codes)} CPT codes, packs {sorted(rules.payers)}, {rules.fingerprint[:12]}"
+    )
 
 
 if __name__ == "__main__":

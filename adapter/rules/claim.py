@@ -48,9 +48,7 @@ def claim_id(encounter_identity: str) -> str:
     return str(uuid.uuid5(CLAIM_ID_NAMESPACE, encounter_identity))
 
 
-def decide(
-    encounter: EncounterFacts, rules: Rules, *, payer: str | None, options: ClaimOptions
-) -> ClaimDecision:
+def decide(encounter: EncounterFacts, rules: Rules, *, payer: str | None, options: ClaimOptions) -> ClaimDecision:
     coverage = encounter.coverages[0] if encounter.coverages else None
     pack, findings = select_pack(rules, coverage, payer, options.default_payer)
     findings += _status_findings(encounter)
@@ -67,14 +65,27 @@ def decide(
     lines = [] if encounter.status in NOT_BILLABLE else _lines(billed, pack, rules, findings)
     lines = [_finish_line(line, pack, rules, diagnoses, sequence_of, findings) for line in lines]
     if lines and not diagnoses:
-        findings.append(Finding("no-diagnosis", Severity.WARNING,
-                                "no ICD-10-CM diagnosis for the Encounter; a claim without one is rejected",
-                                (f"{encounter.path}.diagnosis",), "claim/diagnosis", hold=True))
+        findings.append(
+            Finding(
+                "no-diagnosis",
+                Severity.WARNING,
+                "no ICD-10-CM diagnosis for the Encounter; a claim without one is rejected",
+                (f"{encounter.path}.diagnosis",),
+                "claim/diagnosis",
+                hold=True,
+            )
+        )
     care_team = tuple(dict.fromkeys(ref for line in lines for ref in line.performer_refs))
     if lines and not care_team:
-        findings.append(Finding("no-rendering-provider", Severity.WARNING,
-                                "no Procedure names a Practitioner as performer; the Claim has no careTeam",
-                                tuple(f"{p.path}.performer" for _, p in billed), "claim/care-team"))
+        findings.append(
+            Finding(
+                "no-rendering-provider",
+                Severity.WARNING,
+                "no Procedure names a Practitioner as performer; the Claim has no careTeam",
+                tuple(f"{p.path}.performer" for _, p in billed),
+                "claim/care-team",
+            )
+        )
     return ClaimDecision(
         encounter=encounter,
         claim_id=claim_id(encounter.identity),
@@ -95,17 +106,34 @@ def decide(
 def _status_findings(encounter: EncounterFacts) -> list[Finding]:
     findings = []
     if encounter.status in NOT_BILLABLE:
-        findings.append(Finding("encounter-not-billable", Severity.INFORMATION,
-                                f"the Encounter is {encounter.status}; no Claim is produced",
-                                (f"{encounter.path}.status",), "claim/encounter-status"))
+        findings.append(
+            Finding(
+                "encounter-not-billable",
+                Severity.INFORMATION,
+                f"the Encounter is {encounter.status}; no Claim is produced",
+                (f"{encounter.path}.status",),
+                "claim/encounter-status",
+            )
+        )
     elif encounter.status != "finished":
-        findings.append(Finding("encounter-not-finished", Severity.WARNING,
-                                f"the Encounter is {encounter.status}, not finished; the Claim is held for review",
-                                (f"{encounter.path}.status",), "claim/encounter-status", hold=True))
+        findings.append(
+            Finding(
+                "encounter-not-finished",
+                Severity.WARNING,
+                f"the Encounter is {encounter.status}, not finished; the Claim is held for review",
+                (f"{encounter.path}.status",),
+                "claim/encounter-status",
+                hold=True,
+            )
+        )
     findings += [
-        Finding("procedure-not-completed", Severity.INFORMATION,
-                f"Procedure status is {p.status}; only completed procedures are billed",
-                (f"{p.path}.status",), "claim/procedure-status")
+        Finding(
+            "procedure-not-completed",
+            Severity.INFORMATION,
+            f"Procedure status is {p.status}; only completed procedures are billed",
+            (f"{p.path}.status",),
+            "claim/procedure-status",
+        )
         for p in encounter.skipped_procedures
     ]
     return findings
@@ -116,13 +144,23 @@ def _check_times(billed: list[tuple[str, ProcedureFact]], rules: Rules) -> None:
     problems = []
     for cpt, procedure in billed:
         if rules.procedures.is_timed(cpt) and procedure.minutes is None:
-            problems.append(Problem(
-                "missing-performed-period",
-                f"CPT {cpt} is a 15-minute timed code: the Procedure needs performedPeriod with start and end times",
-                f"{procedure.path}.performedPeriod", "required"))
+            problems.append(
+                Problem(
+                    "missing-performed-period",
+                    f"CPT {cpt} is a 15-minute timed code: the Procedure needs a performedPeriod with start and end",
+                    f"{procedure.path}.performedPeriod",
+                    "required",
+                )
+            )
         elif procedure.service_date is None:
-            problems.append(Problem("missing-performed", f"CPT {cpt}: the Procedure has no date of service",
-                                    f"{procedure.path}.performed", "required"))
+            problems.append(
+                Problem(
+                    "missing-performed",
+                    f"CPT {cpt}: the Procedure has no date of service",
+                    f"{procedure.path}.performed",
+                    "required",
+                )
+            )
     if problems:
         raise InputError(problems)
 
@@ -131,15 +169,21 @@ def _overlaps(timed: list[ProcedureFact]) -> list[Finding]:
     ordered = sorted(timed, key=lambda p: (p.start, p.path))
     findings = []
     for i, first in enumerate(ordered):
-        for second in ordered[i + 1:]:
+        for second in ordered[i + 1 :]:
             assert first.end is not None and second.start is not None  # guaranteed by _check_times
             if second.start >= first.end:
                 break
-            findings.append(Finding(
-                "overlapping-timed-services", Severity.WARNING,
-                "two timed procedures overlap in time; one-on-one minutes cannot be counted twice. "
-                "Units use the documented minutes and the Claim is held for a biller to correct the times",
-                (f"{first.path}.performedPeriod", f"{second.path}.performedPeriod"), "units/overlap", hold=True))
+            findings.append(
+                Finding(
+                    "overlapping-timed-services",
+                    Severity.WARNING,
+                    "two timed procedures overlap in time; one-on-one minutes cannot be counted twice. "
+                    "Units use the documented minutes and the Claim is held for a biller to correct the times",
+                    (f"{first.path}.performedPeriod", f"{second.path}.performedPeriod"),
+                    "units/overlap",
+                    hold=True,
+                )
+            )
     return findings
 
 
@@ -156,28 +200,36 @@ def _lines(
         per_code = by_day[day]
         timed = [
             CodeMinutes(cpt, sum(p.minutes or 0 for p in procs), min(p.start for p in procs if p.start))
-            for cpt, procs in per_code.items() if rules.procedures.is_timed(cpt)
+            for cpt, procs in per_code.items()
+            if rules.procedures.is_timed(cpt)
         ]
         derivations = allocate(pack.units.method, timed, pack.label)
         for cpt in sorted(per_code):
             procedures = per_code[cpt]
             derivation = derivations.get(cpt)
             if derivation is not None and derivation.units == 0:
-                findings.append(Finding(
-                    "timed-code-not-billed", Severity.INFORMATION,
-                    f"CPT {cpt} on {day.isoformat()}: {derivation.text}; documented, not billed",
-                    tuple(f"{p.path}.performedPeriod" for p in procedures), f"units/{pack.units.method} {pack.label}"))
+                findings.append(
+                    Finding(
+                        "timed-code-not-billed",
+                        Severity.INFORMATION,
+                        f"CPT {cpt} on {day.isoformat()}: {derivation.text}; documented, not billed",
+                        tuple(f"{p.path}.performedPeriod" for p in procedures),
+                        f"units/{pack.units.method} {pack.label}",
+                    )
+                )
                 continue
-            lines.append(ServiceLine(
-                cpt=cpt,
-                service_date=day,
-                units=derivation.units if derivation else 1,
-                procedure_refs=tuple(p.ref for p in procedures),
-                performer_refs=tuple(dict.fromkeys(r for p in procedures for r in p.performer_refs)),
-                body_sites=tuple(dict.fromkeys(s for p in procedures for s in p.body_sites)),
-                diagnosis_refs=tuple(dict.fromkeys(r for p in procedures for r in p.reason_refs)),
-                derivation=derivation,
-            ))
+            lines.append(
+                ServiceLine(
+                    cpt=cpt,
+                    service_date=day,
+                    units=derivation.units if derivation else 1,
+                    procedure_refs=tuple(p.ref for p in procedures),
+                    performer_refs=tuple(dict.fromkeys(r for p in procedures for r in p.performer_refs)),
+                    body_sites=tuple(dict.fromkeys(s for p in procedures for s in p.body_sites)),
+                    diagnosis_refs=tuple(dict.fromkeys(r for p in procedures for r in p.reason_refs)),
+                    derivation=derivation,
+                )
+            )
     return lines
 
 
@@ -192,22 +244,40 @@ def _diagnoses(encounter: EncounterFacts, findings: list[Finding]) -> tuple[list
             continue
         condition = conditions.get(named.condition_ref)
         if condition is None:
-            findings.append(Finding("diagnosis-other-patient", Severity.WARNING,
-                                    f"diagnosis {named.condition_ref} is not a Condition of the Encounter's patient",
-                                    (encounter.path,), "claim/diagnosis"))
+            findings.append(
+                Finding(
+                    "diagnosis-other-patient",
+                    Severity.WARNING,
+                    f"diagnosis {named.condition_ref} is not a Condition of the Encounter's patient",
+                    (encounter.path,),
+                    "claim/diagnosis",
+                )
+            )
             continue
         icd = next((c for c in condition.codes if c.system == ICD10CM_SYSTEM), None)
         if icd is None:
-            findings.append(Finding("diagnosis-not-icd10cm", Severity.WARNING,
-                                    "a diagnosis Condition has no ICD-10-CM coding and is left off the Claim",
-                                    (f"{condition.path}.code",), "claim/diagnosis"))
+            findings.append(
+                Finding(
+                    "diagnosis-not-icd10cm",
+                    Severity.WARNING,
+                    "a diagnosis Condition has no ICD-10-CM coding and is left off the Claim",
+                    (f"{condition.path}.code",),
+                    "claim/diagnosis",
+                )
+            )
             continue
         key = icd.code.replace(".", "").upper()
         if key not in by_code:
             if len(diagnoses) == MAX_DIAGNOSES:
-                findings.append(Finding("too-many-diagnoses", Severity.WARNING,
-                                        f"more than {MAX_DIAGNOSES} diagnoses; {icd.code} is left off the Claim",
-                                        (f"{condition.path}.code",), "claim/diagnosis"))
+                findings.append(
+                    Finding(
+                        "too-many-diagnoses",
+                        Severity.WARNING,
+                        f"more than {MAX_DIAGNOSES} diagnoses; {icd.code} is left off the Claim",
+                        (f"{condition.path}.code",),
+                        "claim/diagnosis",
+                    )
+                )
                 continue
             diagnoses.append(Diagnosis(len(diagnoses) + 1, icd.code, icd.display, condition.ref))
             by_code[key] = len(diagnoses)
@@ -229,9 +299,16 @@ def _finish_line(
     therapy = rules.procedures.codes[line.cpt].therapy
     price = pack.fee_schedule.cents(line.cpt)
     if price is None:
-        findings.append(Finding("no-fee-schedule-entry", Severity.WARNING,
-                                f"payer pack {pack.label} has no price for CPT {line.cpt}; the Claim is held",
-                                (), f"pricing {pack.label}", hold=True))
+        findings.append(
+            Finding(
+                "no-fee-schedule-entry",
+                Severity.WARNING,
+                f"payer pack {pack.label} has no price for CPT {line.cpt}; the Claim is held",
+                (),
+                f"pricing {pack.label}",
+                hold=True,
+            )
+        )
     return replace(
         line,
         diagnosis_pointers=tuple(pointers),
@@ -246,12 +323,25 @@ def _billing_provider(
     if encounter.billing_provider_ref:
         return encounter.billing_provider_ref
     if care_team:
-        findings.append(Finding("billing-provider-defaulted", Severity.WARNING,
-                                "the Encounter has no serviceProvider; the rendering practitioner bills",
-                                (f"{encounter.path}.serviceProvider",), "claim/provider"))
+        findings.append(
+            Finding(
+                "billing-provider-defaulted",
+                Severity.WARNING,
+                "the Encounter has no serviceProvider; the rendering practitioner bills",
+                (f"{encounter.path}.serviceProvider",),
+                "claim/provider",
+            )
+        )
         return care_team[0]
     if billable:
-        raise InputError([Problem("missing-billing-provider",
-                                  "no billing provider: the Encounter has no serviceProvider and no performer",
-                                  f"{encounter.path}.serviceProvider", "required")])
+        raise InputError(
+            [
+                Problem(
+                    "missing-billing-provider",
+                    "no billing provider: the Encounter has no serviceProvider and no performer",
+                    f"{encounter.path}.serviceProvider",
+                    "required",
+                )
+            ]
+        )
     return None

@@ -30,8 +30,13 @@ def select_pack(
     """
     if override is not None:
         if override not in rules.payers:
-            raise InputError([Problem("unknown-payer", f"no payer pack {override!r}; known: {sorted(rules.payers)}",
-                                      None, "not-found")])
+            raise InputError(
+                [
+                    Problem(
+                        "unknown-payer", f"no payer pack {override!r}; known: {sorted(rules.payers)}", None, "not-found"
+                    )
+                ]
+            )
         return rules.payers[override], []
     if coverage is not None:
         for pack_id in sorted(rules.payers):
