@@ -18,7 +18,6 @@ from adapter.rules.catalog import Rules
 from adapter.rules.claim import ClaimOptions, decide
 from adapter.version import __version__
 
-
 DEFAULT_OPTIONS = ClaimOptions()
 DEFAULT_LIMITS = Limits()
 
