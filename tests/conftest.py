@@ -1,0 +1,48 @@
+"""Shared fixtures: the packaged rule data, a fixed clock, and the independent FHIR validator."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapter.rules.catalog import Rules, load_rules
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+VALIDATE_FHIR = SHARED / "tools" / "validate-fhir"
+NOW = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def rules() -> Rules:
+    return load_rules()
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared/, skipping the test with a clear reason when it is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is not here: the shared reference material (../shared/) is not beside the project")
+    return path
+
+
+def validate_fhir(paths: list[Path]) -> None:
+    """Run ../shared/tools/validate-fhir on files; fail with its report when any file has an error."""
+    tool = shared_path("tools", "validate-fhir")
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed: ../shared/tools/validate-fhir needs it")
+    completed = subprocess.run(
+        [str(tool), "--quiet", *map(str, paths)], capture_output=True, text=True, timeout=1800, check=False
+    )
+    assert completed.returncode == 0, f"validate-fhir rejected the output:\n{completed.stdout}\n{completed.stderr}"
+
+
+def write_json(path: Path, document: Any) -> Path:
+    path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path
