@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from adapter.errors import InputError
+from adapter.errors import InputError, Problem
 from adapter.intake.fhir import read_bundle
 from adapter.intake.wire import Limits, check_document, parse_document
 from adapter.model import ClaimDecision
@@ -58,7 +58,11 @@ class Result:
 
 
 def _digest(document: Any) -> str:
-    return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    try:
+        encoded = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as exc:  # a dict payload holding non-JSON keys or values
+        raise InputError([Problem("not-json", f"the document is not JSON data: {exc}", None, "structure")]) from exc
+    return hashlib.sha256(encoded).hexdigest()
 
 
 def run(
@@ -74,9 +78,19 @@ def run(
     try:
         document = check_document(payload, limits) if isinstance(payload, dict) else parse_document(payload, limits)
         digest = _digest(document)
-        decisions = [decide(facts, rules, payer=payer, options=options) for facts in read_bundle(document, limits)]
+        decisions, problems = [], []
+        for facts in read_bundle(document, limits):
+            try:  # report the problems of every Encounter, not only the first one's
+                decisions.append(decide(facts, rules, payer=payer, options=options))
+            except InputError as error:
+                problems += [p for p in error.problems if p not in problems]
+        if problems:
+            raise InputError(problems)
     except InputError as error:
-        seed = payload if isinstance(payload, bytes | str) else repr(payload)
+        try:
+            seed = payload if isinstance(payload, bytes | str) else repr(payload)
+        except RecursionError:  # a dict nested too deep to print; its problem is already reported
+            seed = "unprintable"
         digest = hashlib.sha256(seed.encode() if isinstance(seed, str) else seed).hexdigest()
         return Result(render_invalid(error, digest, now), (), invalid=True)
     displays = {code: entry.display for code, entry in rules.procedures.codes.items()}

@@ -146,7 +146,7 @@ def _encounter(
     problems: list[Problem],
 ) -> EncounterFacts | None:
     resource = encounter.resource
-    if "subject" not in resource:
+    if not isinstance((resource.get("subject") or {}).get("reference"), str):  # absent, or identifier/display only
         problems.append(
             Problem(
                 "missing-patient", "the Encounter names no patient (subject)", f"{encounter.path}.subject", "required"

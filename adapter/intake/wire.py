@@ -46,7 +46,8 @@ def parse_document(payload: bytes | str, limits: Limits) -> dict[str, Any]:
         document = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         message = str(exc)
-        code = "too-deep" if "recursion" in message.lower() else "not-json"
+        # orjson says "depth limit exceeded" (older releases: "recursion limit reached")
+        code = "too-deep" if "recursion" in message.lower() or "depth limit" in message.lower() else "not-json"
         raise InputError([Problem(code, f"not valid JSON: {message}", None, "structure")]) from exc
     return check_document(document, limits)
 

@@ -12,40 +12,25 @@ import argparse
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from adapter.errors import Problem, RuleDataError
+from adapter.rules.rulefile import RuleFile, Strict
+from adapter.rules.screening_data import BodySiteMap, ContraindicationPolicy, ContraindicationSet
 
 CPT_SYSTEM = "http://www.ama-assn.org/go/cpt"
-SEMVER = r"^\d+\.\d+\.\d+$"
 CPT_CODE = r"^[0-9]{4}[0-9A-Z]$"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class _RuleFile(_Strict):
-    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$")]
-    version: Annotated[str, Field(pattern=SEMVER)]
-    effective: date
-    description: str = ""
-
-    @property
-    def label(self) -> str:
-        return f"{self.id}@{self.version}"
 
 
 # --- procedures -----------------------------------------------------------------------------
 
 
-class CptCode(_Strict):
+class CptCode(Strict):
     cpt: Annotated[str, Field(pattern=CPT_CODE)]
     display: str
     timed: bool = Field(description="15-minute timed code: its minutes take part in the unit computation")
@@ -53,7 +38,7 @@ class CptCode(_Strict):
     source: str
 
 
-class SourceCode(_Strict):
+class SourceCode(Strict):
     system: str
     code: str
     cpt: Annotated[str, Field(pattern=CPT_CODE)]
@@ -61,7 +46,7 @@ class SourceCode(_Strict):
     source: str
 
 
-class ProcedureMap(_RuleFile):
+class ProcedureMap(RuleFile):
     kind: Literal["procedure-map"]
     codes: list[CptCode]
     source_codes: list[SourceCode] = []
@@ -83,28 +68,28 @@ class ProcedureMap(_RuleFile):
 # --- payer packs ----------------------------------------------------------------------------
 
 
-class CoverageTypeMatch(_Strict):
+class CoverageTypeMatch(Strict):
     system: str
     code_prefix: str = Field(description="matches a Coverage.type coding whose code starts with this")
     source: str
 
 
-class PayorIdentifierMatch(_Strict):
+class PayorIdentifierMatch(Strict):
     system: str
     value: str
 
 
-class PackMatch(_Strict):
+class PackMatch(Strict):
     coverage_types: list[CoverageTypeMatch] = []
     payor_identifiers: list[PayorIdentifierMatch] = []
 
 
-class UnitPolicy(_Strict):
+class UnitPolicy(Strict):
     method: Literal["cms-pooled", "ama-per-code"]
     source: str
 
 
-class ModifierPolicy(_Strict):
+class ModifierPolicy(Strict):
     therapy_lines: list[Annotated[str, Field(pattern=r"^[0-9A-Z]{2}$")]] = Field(
         default=[], description="modifiers added to every line whose CPT code is a therapy code"
     )
@@ -117,7 +102,7 @@ class ModifierPolicy(_Strict):
         return value
 
 
-class FeeSchedule(_Strict):
+class FeeSchedule(Strict):
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
     placeholder: bool = Field(description="true while the amounts are examples, not a real charge master")
     source: str
@@ -128,16 +113,22 @@ class FeeSchedule(_Strict):
         return None if price is None else int(price * 100)
 
 
-class PayerPack(_RuleFile):
+class PayerPack(RuleFile):
     kind: Literal["payer-pack"]
     name: str
     match: PackMatch
     units: UnitPolicy
     modifiers: ModifierPolicy
     fee_schedule: FeeSchedule
+    contraindications: ContraindicationPolicy = ContraindicationPolicy()
 
 
-RULE_FILE_MODELS: dict[str, type[_RuleFile]] = {"procedure-map": ProcedureMap, "payer-pack": PayerPack}
+RULE_FILE_MODELS: dict[str, type[RuleFile]] = {
+    "procedure-map": ProcedureMap,
+    "payer-pack": PayerPack,
+    "contraindication-set": ContraindicationSet,
+    "body-site-map": BodySiteMap,
+}
 
 
 # --- the loaded catalog -----------------------------------------------------------------------
@@ -157,6 +148,8 @@ class ProcedureCatalog:
 class Rules:
     procedures: ProcedureCatalog
     payers: dict[str, PayerPack]
+    contraindications: ContraindicationSet
+    body_sites: BodySiteMap
     fingerprint: str
 
     def payer(self, payer_id: str) -> PayerPack:
@@ -170,7 +163,7 @@ def default_mappings_dir() -> Path:
     return packaged if packaged.is_dir() else here.parent / "mappings"
 
 
-def _read(path: Path) -> _RuleFile:
+def _read(path: Path) -> RuleFile:
     where = str(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -197,8 +190,11 @@ def load_rules(mappings_dir: Path | None = None) -> Rules:
     loaded = [(path, _read(path)) for path in files]
     procedure_maps = [f for _, f in loaded if isinstance(f, ProcedureMap)]
     packs = [f for _, f in loaded if isinstance(f, PayerPack)]
-    if not procedure_maps or not packs:
-        raise RuleDataError([Problem("rule-data-missing", f"{root}: needs a procedure-map and a payer-pack")])
+    contraindication_sets = [f for _, f in loaded if isinstance(f, ContraindicationSet)]
+    site_maps = [f for _, f in loaded if isinstance(f, BodySiteMap)]
+    if not procedure_maps or not packs or len(contraindication_sets) != 1 or len(site_maps) != 1:
+        message = f"{root}: needs procedure maps, payer packs, one contraindication-set and one body-site-map"
+        raise RuleDataError([Problem("rule-data-missing", message)])
     codes: dict[str, CptCode] = {}
     source_codes: dict[tuple[str, str], SourceCode] = {}
     for pmap in procedure_maps:
@@ -212,10 +208,15 @@ def load_rules(mappings_dir: Path | None = None) -> Rules:
         if pack.id in payers:
             raise RuleDataError([Problem("rule-data-invalid", f"payer pack {pack.id} defined twice")])
         payers[pack.id] = pack
+    classes = {c.id for c in contraindication_sets[0].classes}
     for pack in packs:
         unpriced = sorted(set(pack.fee_schedule.prices) - set(codes))
         if unpriced:
             raise RuleDataError([Problem("rule-data-invalid", f"payer pack {pack.id} prices unknown codes {unpriced}")])
+        unknown_classes = sorted(set(pack.contraindications.by_class) - classes)
+        if unknown_classes:
+            message = f"payer pack {pack.id} sets actions for unknown contraindication classes {unknown_classes}"
+            raise RuleDataError([Problem("rule-data-invalid", message)])
     digest = hashlib.sha256()
     for path, rule_file in loaded:
         digest.update(path.relative_to(root).as_posix().encode())
@@ -223,6 +224,8 @@ def load_rules(mappings_dir: Path | None = None) -> Rules:
     return Rules(
         procedures=ProcedureCatalog(codes, source_codes, tuple(m.label for m in procedure_maps)),
         payers=payers,
+        contraindications=contraindication_sets[0],
+        body_sites=site_maps[0],
         fingerprint=digest.hexdigest(),
     )
 
