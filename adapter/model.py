@@ -45,6 +45,14 @@ class Finding:
 
 
 @dataclass(frozen=True, slots=True)
+class Override:
+    """A clinician documented that they knew of a contraindication class and proceeded."""
+
+    class_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ProcedureFact:
     ref: str
     path: str
@@ -56,6 +64,7 @@ class ProcedureFact:
     body_sites: tuple[Coding, ...] = ()
     performer_refs: tuple[str, ...] = ()
     reason_refs: tuple[str, ...] = ()
+    overrides: tuple[Override, ...] = ()
 
     @property
     def minutes(self) -> int | None:
@@ -74,6 +83,32 @@ class ConditionFact:
     verification_status: str | None = None
     categories: tuple[str, ...] = ()
     body_sites: tuple[Coding, ...] = ()
+    onset: date | None = None
+    abatement: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MedicationFact:
+    """A MedicationStatement or MedicationRequest, with the codes of a referenced Medication."""
+
+    ref: str
+    path: str
+    resource_type: str
+    status: str
+    codes: tuple[Coding, ...]
+    effective_start: date | None = None
+    effective_end: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationFact:
+    ref: str
+    path: str
+    status: str
+    codes: tuple[Coding, ...]
+    value: float | None
+    unit: str | None
+    effective: date | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +143,8 @@ class EncounterFacts:
     conditions: tuple[ConditionFact, ...]
     coverages: tuple[CoverageFact, ...]
     skipped_procedures: tuple[ProcedureFact, ...] = ()
+    medications: tuple[MedicationFact, ...] = ()
+    observations: tuple[ObservationFact, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +201,29 @@ class Diagnosis:
 
 
 @dataclass(frozen=True, slots=True)
+class Contraindication:
+    """A contraindication finding: one class, one source resource, the procedures it concerns."""
+
+    class_id: str
+    class_display: str
+    tier: str  # full | lesser | minor, after site, verification and observation adjustments
+    kind: str  # COND (a condition or observation) | DRG (a medication)
+    source_ref: str
+    source_path: str
+    procedure_refs: tuple[str, ...]
+    action: str  # hold | block | warn
+    detail: str
+    rule: str
+    evidence_refs: tuple[str, ...] = ()  # e.g. the Observation that made it severe
+    override_reason: str | None = None
+
+    @property
+    def severity(self) -> str:
+        """DetectedIssue.severity."""
+        return {"full": "high", "lesser": "moderate"}.get(self.tier, "low")
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimDecision:
     """Everything output needs to render one Claim (or to say why there is none)."""
 
@@ -180,6 +240,7 @@ class ClaimDecision:
     place_of_service: str
     currency: str
     rule_versions: tuple[str, ...] = field(default=())
+    contraindications: tuple[Contraindication, ...] = ()
 
     @property
     def billable(self) -> bool:

@@ -10,6 +10,8 @@ is collected with its path and raised together as one InputError.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -23,11 +25,27 @@ from adapter.model import (
     CoverageFact,
     DiagnosisFact,
     EncounterFacts,
+    MedicationFact,
+    ObservationFact,
+    Override,
     ProcedureFact,
 )
 
 BUNDLE_TYPES = frozenset({"collection", "transaction", "batch", "searchset", "message"})
 PROVIDER_TYPES = ("Practitioner", "PractitionerRole")
+MEDICATION_TYPES = ("MedicationStatement", "MedicationRequest")
+OVERRIDE_URL = "https://theraclaim.org/fhir/StructureDefinition/contraindication-override"
+UCUM_SYSTEM = "http://unitsofmeasure.org"
+
+
+@dataclass(frozen=True, slots=True)
+class _PatientRecords:
+    """Entries about a patient, keyed by the index of the patient's entry."""
+
+    conditions: dict[int, list[Entry]]
+    coverages: dict[int, list[Entry]]
+    medications: dict[int, list[Entry]]
+    observations: dict[int, list[Entry]]
 
 
 def read_bundle(document: dict[str, Any], limits: Limits) -> list[EncounterFacts]:
@@ -38,11 +56,15 @@ def read_bundle(document: dict[str, Any], limits: Limits) -> list[EncounterFacts
         raise InputError([Problem("no-encounter", "the Bundle holds no Encounter", "Bundle.entry", "required")])
     problems: list[Problem] = []
     by_encounter = _group(index, "Procedure", "encounter", ("Encounter",), problems)
-    conditions = _group(index, "Condition", "subject", ("Patient", "Group"), problems)
-    coverages = _group(index, "Coverage", "beneficiary", ("Patient",), problems)
+    by_patient = _PatientRecords(
+        conditions=_group(index, "Condition", "subject", ("Patient", "Group"), problems),
+        coverages=_group(index, "Coverage", "beneficiary", ("Patient",), problems),
+        medications=_merge(_group(index, t, "subject", ("Patient", "Group"), problems) for t in MEDICATION_TYPES),
+        observations=_group(index, "Observation", "subject", ("Patient", "Group", "Device", "Location"), problems),
+    )
     facts = []
     for encounter in encounters:
-        fact = _encounter(index, encounter, by_encounter, conditions, coverages, problems)
+        fact = _encounter(index, encounter, by_encounter, by_patient, problems)
         if fact is not None:
             facts.append(fact)
     if problems:
@@ -125,6 +147,14 @@ def _index(document: dict[str, Any], limits: Limits) -> BundleIndex:
     return BundleIndex(entries)
 
 
+def _merge(groups: Iterable[dict[int, list[Entry]]]) -> dict[int, list[Entry]]:
+    merged: dict[int, list[Entry]] = defaultdict(list)
+    for group in groups:
+        for key, entries in group.items():
+            merged[key].extend(entries)
+    return merged
+
+
 def _group(
     index: BundleIndex, resource_type: str, element: str, expected: tuple[str, ...], problems: list[Problem]
 ) -> dict[int, list[Entry]]:
@@ -141,8 +171,7 @@ def _encounter(
     index: BundleIndex,
     encounter: Entry,
     procedures_by_encounter: dict[int, list[Entry]],
-    conditions_by_patient: dict[int, list[Entry]],
-    coverages_by_patient: dict[int, list[Entry]],
+    by_patient: _PatientRecords,
     problems: list[Problem],
 ) -> EncounterFacts | None:
     resource = encounter.resource
@@ -164,7 +193,7 @@ def _encounter(
         for p in sorted(procedures_by_encounter.get(encounter.index, []), key=lambda e: e.index)
     ]
     coverages = [
-        _coverage(index, c) for c in coverages_by_patient.get(patient.index, []) if c.resource["status"] == "active"
+        _coverage(index, c) for c in by_patient.coverages.get(patient.index, []) if c.resource["status"] == "active"
     ]
     if not coverages:
         problems.append(
@@ -185,7 +214,9 @@ def _encounter(
         procedures=tuple(p for p in procedures if p.status == "completed"),
         skipped_procedures=tuple(p for p in procedures if p.status != "completed"),
         diagnoses=tuple(_diagnoses(index, encounter, procedures, problems)),
-        conditions=tuple(_condition(c) for c in conditions_by_patient.get(patient.index, [])),
+        conditions=tuple(_condition(c, problems) for c in by_patient.conditions.get(patient.index, [])),
+        medications=tuple(_medication(index, m, problems) for m in by_patient.medications.get(patient.index, [])),
+        observations=tuple(_observation(o, problems) for o in by_patient.observations.get(patient.index, [])),
         coverages=tuple(sorted(coverages, key=lambda c: (c.order is None, c.order or 0, c.path))),
     )
 
@@ -268,6 +299,7 @@ def _procedure(index: BundleIndex, entry: Entry, problems: list[Problem]) -> Pro
         body_sites=tuple(c for site in resource.get("bodySite", []) for c in _codings(site)),
         performer_refs=tuple(performers),
         reason_refs=tuple(reasons),
+        overrides=_overrides(resource),
     )
 
 
@@ -316,7 +348,27 @@ def _diagnoses(
     return result
 
 
-def _condition(entry: Entry) -> ConditionFact:
+def _day(value: datetime | date | None) -> date | None:
+    return value.date() if isinstance(value, datetime) else value
+
+
+def _first_day(resource: dict[str, Any], element: str, path: str, problems: list[Problem]) -> date | None:
+    """The date of a ``<element>DateTime`` or the start of a ``<element>Period``."""
+    if f"{element}DateTime" in resource:
+        return _day(_when(resource[f"{element}DateTime"], f"{path}.{element}DateTime", problems))
+    period = resource.get(f"{element}Period") or {}
+    return _day(_when(period.get("start"), f"{path}.{element}Period.start", problems))
+
+
+def _last_day(resource: dict[str, Any], element: str, path: str, problems: list[Problem]) -> date | None:
+    """The date of a ``<element>DateTime`` or the end of a ``<element>Period``."""
+    if f"{element}DateTime" in resource:
+        return _day(_when(resource[f"{element}DateTime"], f"{path}.{element}DateTime", problems))
+    period = resource.get(f"{element}Period") or {}
+    return _day(_when(period.get("end"), f"{path}.{element}Period.end", problems))
+
+
+def _condition(entry: Entry, problems: list[Problem]) -> ConditionFact:
     resource = entry.resource
     clinical = _codings(resource.get("clinicalStatus"))
     verification = _codings(resource.get("verificationStatus"))
@@ -328,7 +380,64 @@ def _condition(entry: Entry) -> ConditionFact:
         verification_status=verification[0].code if verification else None,
         categories=tuple(c.code for concept in resource.get("category", []) for c in _codings(concept)),
         body_sites=tuple(c for site in resource.get("bodySite", []) for c in _codings(site)),
+        onset=_first_day(resource, "onset", entry.path, problems),
+        abatement=_last_day(resource, "abatement", entry.path, problems),
     )
+
+
+def _medication(index: BundleIndex, entry: Entry, problems: list[Problem]) -> MedicationFact:
+    """Codes from medicationCodeableConcept, or from the Medication (and its ingredients) referenced."""
+    resource = entry.resource
+    codes = list(_codings(resource.get("medicationCodeableConcept")))
+    medication = index.resolve(
+        entry, resource.get("medicationReference"), f"{entry.path}.medicationReference", ("Medication",), problems
+    )
+    if medication is not None:
+        codes += _codings(medication.resource.get("code"))
+        for ingredient in medication.resource.get("ingredient", []):
+            codes += _codings(ingredient.get("itemCodeableConcept"))
+    return MedicationFact(
+        ref=entry.ref,
+        path=entry.path,
+        resource_type=entry.resource_type,
+        status=resource["status"],
+        codes=tuple(codes),
+        effective_start=_first_day(resource, "effective", entry.path, problems),
+        effective_end=_last_day(resource, "effective", entry.path, problems),
+    )
+
+
+def _observation(entry: Entry, problems: list[Problem]) -> ObservationFact:
+    resource = entry.resource
+    quantity = resource.get("valueQuantity") or {}
+    unit = quantity.get("code") if quantity.get("system") == UCUM_SYSTEM else quantity.get("unit")
+    value = quantity.get("value")
+    effective = _first_day(resource, "effective", entry.path, problems)
+    if effective is None and "effectiveInstant" in resource:
+        effective = _day(_when(resource["effectiveInstant"], f"{entry.path}.effectiveInstant", problems))
+    return ObservationFact(
+        ref=entry.ref,
+        path=entry.path,
+        status=resource["status"],
+        codes=_codings(resource.get("code")),
+        value=float(value) if isinstance(value, int | float) else None,
+        unit=unit,
+        effective=effective,
+    )
+
+
+def _overrides(resource: dict[str, Any]) -> tuple[Override, ...]:
+    """The contraindication-override extensions of a Procedure (class and reason)."""
+    found = []
+    for extension in resource.get("extension", []):
+        if extension.get("url") != OVERRIDE_URL:
+            continue
+        parts = {part.get("url"): part for part in extension.get("extension", [])}
+        class_id = parts.get("class", {}).get("valueCode")
+        reason = parts.get("reason", {}).get("valueString")
+        if class_id and reason:
+            found.append(Override(class_id, reason))
+    return tuple(found)
 
 
 def _coverage(index: BundleIndex, entry: Entry) -> CoverageFact:
