@@ -11,13 +11,16 @@ from datetime import datetime
 from typing import Any
 
 from adapter.errors import FINDING_SYSTEM, InputError, problem_issue
-from adapter.model import ClaimDecision, Finding, ServiceLine, Severity, UnitDerivation
+from adapter.model import ClaimDecision, Contraindication, Finding, ServiceLine, Severity, UnitDerivation
 from adapter.rules.catalog import CPT_SYSTEM
 from adapter.rules.claim import ICD10CM_SYSTEM
 
 BASE = "https://theraclaim.org/fhir"
 UNIT_DERIVATION_URL = f"{BASE}/StructureDefinition/unit-derivation"
 RULE_PACK_BASE = f"{BASE}/rule-pack"
+CONTRAINDICATION_SYSTEM = f"{BASE}/CodeSystem/contraindication"
+OVERRIDE_SYSTEM = f"{BASE}/CodeSystem/contraindication-override"
+ACT_CODE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 HCPCS_SYSTEM = "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
 POS_SYSTEM = "https://www.cms.gov/Medicare/Coding/place-of-service-codes/Place_of_Service_Code_Set"
 OUTPUT_NAMESPACE = uuid.UUID("0b7c3f0e-93a4-4c57-8d0c-3a3c1f6a52b4")
@@ -159,6 +162,41 @@ def render_provenance(
     }
 
 
+def render_detected_issue(decision: ClaimDecision, found: Contraindication, now: datetime) -> dict[str, Any]:
+    """One contraindication as a DetectedIssue implicating its source and the procedures."""
+    issue: dict[str, Any] = {
+        "resourceType": "DetectedIssue",
+        "id": output_id(
+            "detected-issue", decision.claim_id, found.class_id, found.source_ref, found.tier, *found.procedure_refs
+        ),
+        "status": "final",
+        "code": {
+            "coding": [
+                {"system": ACT_CODE_SYSTEM, "code": found.kind},
+                {"system": CONTRAINDICATION_SYSTEM, "code": found.class_id, "display": found.class_display},
+            ]
+        },
+        "severity": found.severity,
+        "patient": {"reference": decision.encounter.patient_ref},
+        "identifiedDateTime": now.isoformat(),
+        "implicated": [
+            {"reference": ref} for ref in dict.fromkeys((found.source_ref, *found.evidence_refs, *found.procedure_refs))
+        ],
+        "detail": found.detail,
+    }
+    if found.override_reason:
+        issue["mitigation"] = [
+            {
+                "action": {
+                    "coding": [{"system": OVERRIDE_SYSTEM, "code": "clinician-override"}],
+                    "text": found.override_reason,
+                },
+                "date": now.isoformat(),
+            }
+        ]
+    return issue
+
+
 def finding_issue(finding: Finding, encounter_ref: str | None) -> dict[str, Any]:
     issue: dict[str, Any] = {
         "severity": finding.severity.value,
@@ -200,12 +238,14 @@ def render_bundle(
     for decision in decisions:
         issues += [finding_issue(f, decision.encounter.ref) for f in decision.findings]
         issues.append(finding_issue(outcome_summary(decision), None))
-        if decision.status is None:
-            continue
-        claim_url = f"urn:uuid:{decision.claim_id}"
-        entries.append({"fullUrl": claim_url, "resource": render_claim(decision, now, cpt_displays)})
-        provenance = render_provenance(decision, claim_url, now, input_digest, version)
-        entries.append({"fullUrl": f"urn:uuid:{provenance['id']}", "resource": provenance})
+        if decision.status is not None:
+            claim_url = f"urn:uuid:{decision.claim_id}"
+            entries.append({"fullUrl": claim_url, "resource": render_claim(decision, now, cpt_displays)})
+            provenance = render_provenance(decision, claim_url, now, input_digest, version)
+            entries.append({"fullUrl": f"urn:uuid:{provenance['id']}", "resource": provenance})
+        for found in decision.contraindications:
+            detected = render_detected_issue(decision, found, now)
+            entries.append({"fullUrl": f"urn:uuid:{detected['id']}", "resource": detected})
     outcome_id = output_id("outcome", input_digest, now.isoformat())
     outcome = {"resourceType": "OperationOutcome", "id": outcome_id, "issue": issues}
     entries.append({"fullUrl": f"urn:uuid:{outcome_id}", "resource": outcome})

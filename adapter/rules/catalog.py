@@ -13,6 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -22,6 +23,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from adapter.errors import Problem, RuleDataError
 from adapter.rules.rulefile import RuleFile, Strict
 from adapter.rules.screening_data import BodySiteMap, ContraindicationPolicy, ContraindicationSet
+from adapter.rules.sites import SiteResolver
 
 CPT_SYSTEM = "http://www.ama-assn.org/go/cpt"
 CPT_CODE = r"^[0-9]{4}[0-9A-Z]$"
@@ -152,8 +154,9 @@ class Rules:
     body_sites: BodySiteMap
     fingerprint: str
 
-    def payer(self, payer_id: str) -> PayerPack:
-        return self.payers[payer_id]
+    @cached_property
+    def sites(self) -> SiteResolver:
+        return SiteResolver(self.body_sites)
 
 
 def default_mappings_dir() -> Path:

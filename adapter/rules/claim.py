@@ -16,6 +16,7 @@ from datetime import date
 from adapter.errors import InputError, Problem
 from adapter.model import (
     ClaimDecision,
+    Contraindication,
     Diagnosis,
     EncounterFacts,
     Finding,
@@ -25,6 +26,7 @@ from adapter.model import (
 )
 from adapter.rules.catalog import PayerPack, Rules
 from adapter.rules.coding import map_to_cpt
+from adapter.rules.contraindications import screen
 from adapter.rules.payers import select_pack
 from adapter.rules.units import CodeMinutes, allocate
 
@@ -63,6 +65,9 @@ def decide(encounter: EncounterFacts, rules: Rules, *, payer: str | None, option
     findings += _overlaps([p for cpt, p in billed if rules.procedures.is_timed(cpt)])
     diagnoses, sequence_of = _diagnoses(encounter, findings)
     lines = [] if encounter.status in NOT_BILLABLE else _lines(billed, pack, rules, findings)
+    screened = [p for cpt, p in billed if cpt in rules.contraindications.screened_cpt] if lines else []
+    contraindications = screen(encounter, screened, rules, rules.sites, pack.contraindications)
+    lines = _apply_contraindications(contraindications, lines, rules, findings)
     lines = [_finish_line(line, pack, rules, diagnoses, sequence_of, findings) for line in lines]
     if lines and not diagnoses:
         findings.append(
@@ -99,8 +104,45 @@ def decide(encounter: EncounterFacts, rules: Rules, *, payer: str | None, option
         care_team=care_team,
         place_of_service=options.place_of_service,
         currency=pack.fee_schedule.currency,
-        rule_versions=(pack.label, *rules.procedures.labels),
+        rule_versions=(pack.label, *rules.procedures.labels, rules.contraindications.label, rules.body_sites.label),
+        contraindications=tuple(contraindications),
     )
+
+
+def _apply_contraindications(
+    contraindications: list[Contraindication], lines: list[ServiceLine], rules: Rules, findings: list[Finding]
+) -> list[ServiceLine]:
+    """Each finding is reported; ``hold`` holds the Claim, ``block`` drops the screened lines it concerns."""
+    blocked: set[str] = set()
+    for found in contraindications:
+        severity = Severity.INFORMATION if found.tier == "minor" and found.action == "warn" else Severity.WARNING
+        findings.append(
+            Finding(
+                f"contraindication-{found.class_id}",
+                severity,
+                found.detail,
+                (found.source_path,),
+                found.rule,
+                hold=found.action == "hold",
+            )
+        )
+        if found.action == "block":
+            blocked.update(found.procedure_refs)
+    kept = []
+    for line in lines:
+        if line.cpt in rules.contraindications.screened_cpt and blocked.intersection(line.procedure_refs):
+            findings.append(
+                Finding(
+                    "line-blocked",
+                    Severity.WARNING,
+                    f"CPT {line.cpt} on {line.service_date.isoformat()} is not billed: a contraindication blocks it",
+                    (),
+                    "contraindications/block",
+                )
+            )
+        else:
+            kept.append(line)
+    return kept
 
 
 def _status_findings(encounter: EncounterFacts) -> list[Finding]:
