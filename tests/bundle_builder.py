@@ -6,6 +6,8 @@ No real patient data: names and identifiers are invented.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,7 +15,9 @@ CPT = "http://www.ama-assn.org/go/cpt"
 SNOMED = "http://snomed.info/sct"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 SOPT = "https://nahdo.org/sopt"
+TECHNIQUE = "https://theraclaim.org/fhir/CodeSystem/technique"
 PAYER_TYPES = {"medicare": "1", "commercial": "5", "unmatched": "9"}
+SESSION_START = "2025-01-14T09:00:00-05:00"
 
 
 def procedure(
@@ -28,7 +32,10 @@ def procedure(
     performer: str | None = "Practitioner/pt-1",
     body_site: tuple[str, str] | None = None,
     reasons: tuple[str, ...] = (),
+    performed: str | None = None,
+    status_reason: str | None = None,
 ) -> dict[str, Any]:
+    """A Procedure; ``minutes`` gives a performedPeriod from ``start``, ``performed`` a performedDateTime."""
     resource: dict[str, Any] = {
         "resourceType": "Procedure",
         "id": proc_id or f"proc-{code}",
@@ -37,6 +44,10 @@ def procedure(
         "subject": {"reference": "Patient/pat-1"},
         "encounter": {"reference": encounter},
     }
+    if status_reason:
+        resource["statusReason"] = {"text": status_reason}
+    if performed is not None:
+        resource["performedDateTime"] = performed
     if minutes is not None:
         begin = datetime.fromisoformat(start)
         resource["performedPeriod"] = {
@@ -134,3 +145,61 @@ def bundle(*resources: dict[str, Any], bundle_type: str = "collection") -> dict[
 def visit(*procedures: dict[str, Any], payer: str = "medicare", **encounter_args: Any) -> dict[str, Any]:
     """A one-encounter Bundle with the base resources and the given Procedures."""
     return bundle(*base_resources(payer), encounter(**encounter_args), *procedures)
+
+
+def back_to_back(
+    *services: tuple[str, int] | tuple[str, int, str],
+    start: str = SESSION_START,
+    encounter: str = "Encounter/enc-1",
+    id_prefix: str = "proc",
+) -> list[dict[str, Any]]:
+    """Timed Procedures one after the other from ``start`` (no overlap), as (code, minutes[, system]).
+
+    Ids are ``<prefix>-<code>``, numbered when a code repeats, so the order of the arguments is the
+    order of the start times (which is what the CMS tie-break "earlier start" looks at).
+    """
+    result = []
+    at = datetime.fromisoformat(start)
+    seen: dict[str, int] = {}
+    for service in services:
+        code, minutes = service[0], service[1]
+        system = service[2] if len(service) > 2 else CPT
+        seen[code] = seen.get(code, 0) + 1
+        proc_id = f"{id_prefix}-{code}" + (f"-{seen[code]}" if seen[code] > 1 else "")
+        result.append(
+            procedure(code, minutes, start=at.isoformat(), proc_id=proc_id, system=system, encounter=encounter)
+        )
+        at += timedelta(minutes=minutes)
+    return result
+
+
+def _rewrite_references(node: Any, urls: dict[str, str]) -> Any:
+    if isinstance(node, dict):
+        return {
+            key: urls.get(value, value)
+            if key == "reference" and isinstance(value, str)
+            else _rewrite_references(value, urls)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_rewrite_references(item, urls) for item in node]
+    return node
+
+
+def urn_transaction(resources: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """A transaction Bundle the way an EHR posts new data: no ids, urn:uuid fullUrls and references.
+
+    Each resource's ``Type/id`` becomes a stable ``urn:uuid:`` (uuid5 of it), every reference to it is
+    rewritten, and each entry gets ``request: POST <Type>``.
+    """
+    resources = list(resources)
+    keys = [f"{r['resourceType']}/{r['id']}" for r in resources]
+    urls = {key: f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, key)}" for key in keys}
+    entries = []
+    for resource in resources:
+        url = urls[f"{resource['resourceType']}/{resource['id']}"]
+        body = _rewrite_references({k: v for k, v in resource.items() if k != "id"}, urls)
+        entries.append(
+            {"fullUrl": url, "resource": body, "request": {"method": "POST", "url": resource["resourceType"]}}
+        )
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
