@@ -65,6 +65,7 @@ class ProcedureFact:
     performer_refs: tuple[str, ...] = ()
     reason_refs: tuple[str, ...] = ()
     overrides: tuple[Override, ...] = ()
+    status_reason: str | None = None
 
     @property
     def minutes(self) -> int | None:

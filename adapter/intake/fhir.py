@@ -239,6 +239,12 @@ def _codings(concept: dict[str, Any] | None) -> tuple[Coding, ...]:
     )
 
 
+def _concept_text(concept: dict[str, Any] | None) -> str | None:
+    if not concept:
+        return None
+    return concept.get("text") or next((c.get("display") for c in concept.get("coding", []) if c.get("display")), None)
+
+
 def _when(value: str | None, path: str, problems: list[Problem]) -> datetime | date | None:
     """A FHIR dateTime: an aware datetime when it has a time, a date when it is a full date."""
     if value is None:
@@ -300,6 +306,7 @@ def _procedure(index: BundleIndex, entry: Entry, problems: list[Problem]) -> Pro
         performer_refs=tuple(performers),
         reason_refs=tuple(reasons),
         overrides=_overrides(resource),
+        status_reason=_concept_text(resource.get("statusReason")),
     )
 
 

@@ -64,10 +64,12 @@ def decide(encounter: EncounterFacts, rules: Rules, *, payer: str | None, option
     _check_times(billed, rules)
     findings += _overlaps([p for cpt, p in billed if rules.procedures.is_timed(cpt)])
     diagnoses, sequence_of = _diagnoses(encounter, findings)
-    lines = [] if encounter.status in NOT_BILLABLE else _lines(billed, pack, rules, findings)
-    screened = [p for cpt, p in billed if cpt in rules.contraindications.screened_cpt] if lines else []
+    billable = encounter.status not in NOT_BILLABLE
+    screened = [p for cpt, p in billed if cpt in rules.contraindications.screened_cpt] if billable else []
     contraindications = screen(encounter, screened, rules, rules.sites, pack.contraindications)
-    lines = _apply_contraindications(contraindications, lines, rules, findings)
+    blocked = _report_contraindications(contraindications, findings)
+    # Blocked procedures leave before units are counted: their minutes must not earn units for others.
+    lines = _lines([(cpt, p) for cpt, p in billed if p.ref not in blocked], pack, rules, findings) if billable else []
     lines = [_finish_line(line, pack, rules, diagnoses, sequence_of, findings) for line in lines]
     if lines and not diagnoses:
         findings.append(
@@ -109,10 +111,8 @@ def decide(encounter: EncounterFacts, rules: Rules, *, payer: str | None, option
     )
 
 
-def _apply_contraindications(
-    contraindications: list[Contraindication], lines: list[ServiceLine], rules: Rules, findings: list[Finding]
-) -> list[ServiceLine]:
-    """Each finding is reported; ``hold`` holds the Claim, ``block`` drops the screened lines it concerns."""
+def _report_contraindications(contraindications: list[Contraindication], findings: list[Finding]) -> set[str]:
+    """Each finding is reported (``hold`` holds the Claim); returns the procedures a ``block`` takes out."""
     blocked: set[str] = set()
     for found in contraindications:
         severity = Severity.INFORMATION if found.tier == "minor" and found.action == "warn" else Severity.WARNING
@@ -128,21 +128,17 @@ def _apply_contraindications(
         )
         if found.action == "block":
             blocked.update(found.procedure_refs)
-    kept = []
-    for line in lines:
-        if line.cpt in rules.contraindications.screened_cpt and blocked.intersection(line.procedure_refs):
-            findings.append(
-                Finding(
-                    "line-blocked",
-                    Severity.WARNING,
-                    f"CPT {line.cpt} on {line.service_date.isoformat()} is not billed: a contraindication blocks it",
-                    (),
-                    "contraindications/block",
-                )
+    if blocked:
+        findings.append(
+            Finding(
+                "procedures-blocked",
+                Severity.WARNING,
+                f"{len(blocked)} procedure(s) are not billed: a contraindication blocks them",
+                (),
+                "contraindications/block",
             )
-        else:
-            kept.append(line)
-    return kept
+        )
+    return blocked
 
 
 def _status_findings(encounter: EncounterFacts) -> list[Finding]:
@@ -172,13 +168,17 @@ def _status_findings(encounter: EncounterFacts) -> list[Finding]:
         Finding(
             "procedure-not-completed",
             Severity.INFORMATION,
-            f"Procedure status is {p.status}; only completed procedures are billed",
+            f"Procedure status is {p.status}{_because(p)}; only completed procedures are billed",
             (f"{p.path}.status",),
             "claim/procedure-status",
         )
         for p in encounter.skipped_procedures
     ]
     return findings
+
+
+def _because(procedure: ProcedureFact) -> str:
+    return f" ({procedure.status_reason})" if procedure.status_reason else ""
 
 
 def _check_times(billed: list[tuple[str, ProcedureFact]], rules: Rules) -> None:
