@@ -49,6 +49,14 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("file", help="Bundle JSON file, or - for standard input")
     convert.add_argument("--payer", help="payer pack id, overriding the match on the Coverage")
     convert.add_argument("--now", type=_aware, help="date-time for Claim.created and the ids (default: the clock)")
+    serve = commands.add_parser(
+        "serve",
+        help="run the FHIR REST service (uvicorn)",
+        description="Serve the FHIR API on THERACLAIM_DATABASE_URL (default: a SQLite file).",
+    )
+    serve.add_argument("--host", help="listen address (default: THERACLAIM_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default: THERACLAIM_PORT or 8080)")
+    serve.add_argument("--workers", type=int, help="worker processes (default: THERACLAIM_WORKERS or 1)")
     return parser
 
 
@@ -102,11 +110,25 @@ def convert(args: argparse.Namespace, settings: Settings) -> int:
     return result.exit_code
 
 
+def serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn  # the service's dependencies load only when serving
+
+    uvicorn.run(
+        "adapter.service.api:main_app",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=args.workers or settings.workers,
+        log_level="info",
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = Settings()
-        return convert(args, settings)
+        return serve(args, settings) if args.command == "serve" else convert(args, settings)
     except RuleDataError as error:
         _emit(to_operation_outcome(error))
         print(f"theraclaim: broken rule data: {error}", file=sys.stderr)

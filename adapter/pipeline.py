@@ -15,7 +15,7 @@ from adapter.intake.wire import Limits, check_document, parse_document
 from adapter.model import ClaimDecision
 from adapter.output.fhir import render_bundle, render_invalid
 from adapter.rules.catalog import Rules
-from adapter.rules.claim import ClaimOptions, decide
+from adapter.rules.claim import NOT_BILLABLE, ClaimOptions, decide
 from adapter.version import __version__
 
 DEFAULT_OPTIONS = ClaimOptions()
@@ -31,6 +31,7 @@ class EncounterOutcome:
     status: str | None  # Claim.status: active | draft; None when no Claim was produced
     lines: tuple[tuple[str, int], ...]  # (CPT, units)
     findings: tuple[str, ...]  # finding codes
+    cancels_claim: str | None = None  # the Claim a cancelled / entered-in-error Encounter withdraws
 
     @classmethod
     def of(cls, decision: ClaimDecision) -> EncounterOutcome:
@@ -40,6 +41,7 @@ class EncounterOutcome:
             status=decision.status,
             lines=tuple((line.cpt, line.units) for line in decision.lines) if decision.status else (),
             findings=tuple(f.code for f in decision.findings),
+            cancels_claim=decision.claim_id if decision.encounter.status in NOT_BILLABLE else None,
         )
 
 

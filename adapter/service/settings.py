@@ -20,6 +20,14 @@ class Settings(BaseSettings):
     max_bytes: int = Field(20 * 1024 * 1024, gt=0, description="largest accepted document, in bytes")
     max_depth: int = Field(64, gt=0, description="deepest accepted JSON nesting")
     max_entries: int = Field(20_000, gt=0, description="most Bundle entries accepted")
+    database_url: str = Field(
+        "sqlite:///theraclaim.sqlite3",
+        description="SQLAlchemy or plain postgresql:// URL; the default is a SQLite file in the working directory",
+    )
+    host: str = Field("127.0.0.1", description="address `theraclaim serve` listens on")
+    port: int = Field(8080, gt=0, lt=65536, description="port `theraclaim serve` listens on")
+    workers: int = Field(1, gt=0, description="uvicorn worker processes for `theraclaim serve`")
+    page_size: int = Field(50, gt=0, le=1000, description="default _count of a search page")
 
     @property
     def claim_options(self) -> ClaimOptions:

@@ -1,0 +1,380 @@
+"""FastAPI app factory: the FHIR REST shell around the pipeline and the store."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from adapter.errors import InputError, Problem, problem_issue
+from adapter.intake.fhir import read_bundle
+from adapter.intake.validation import validate_resource
+from adapter.intake.wire import parse_document
+from adapter.rules.catalog import Rules, load_rules
+from adapter.service.capability import (
+    INPUT_TYPES,
+    OUTPUT_TYPES,
+    VALIDATE_TYPES,
+    capability_statement,
+    operation_definition,
+)
+from adapter.service.claims import ClaimService
+from adapter.service.fhirhttp import (
+    FhirError,
+    check_accept,
+    fhir_response,
+    install_error_handlers,
+    outcome,
+    read_body,
+    version_headers,
+)
+from adapter.service.migrate import upgrade
+from adapter.service.settings import Settings
+from adapter.service.store import Store, Stored
+from adapter.service.transaction import TransactionService
+
+READABLE = frozenset(OUTPUT_TYPES + INPUT_TYPES)
+FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+SEARCH_COLUMNS = {"patient": "patient", "encounter": "encounter", "status": "status", "_id": "id"}
+RESULT_PARAMS = {"_count", "_offset", "_format", "_lastUpdated"}
+DATE_PREFIX = re.compile(r"^(gt|ge|lt|le|eq)?(\d{4}-\d{2}-\d{2}(T[\d:.]+(Z|[+-]\d{2}:\d{2}))?)$")
+FHIR_BODY = {"requestBody": {"required": True, "content": {"application/fhir+json": {"schema": {"type": "object"}}}}}
+
+
+def create_app(settings: Settings | None = None, rules: Rules | None = None) -> FastAPI:
+    settings = settings or Settings()
+    rules = rules or load_rules(settings.mappings_dir)
+    store = Store(settings.database_url)
+    upgrade(store)
+    claims = ClaimService(store, rules, settings)
+    transactions = TransactionService(store, claims)
+    app = FastAPI(title="theraclaim", version=rules.fingerprint[:12], docs_url=None, redoc_url=None)
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def _negotiate(request: Request, call_next: Any) -> Response:
+        if request.url.path.startswith("/fhir"):
+            try:
+                check_accept(request)
+            except FhirError as error:
+                return fhir_response(outcome(error.code, error.message, error.issue_type), error.status)
+        response: Response = await call_next(request)
+        return response
+
+    @app.get("/healthz")
+    def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        try:
+            store.ping()
+        except Exception:  # any database failure means "not ready"; the reason is in the database's log
+            return fhir_response(outcome("database-unreachable", "the database does not answer", "transient"), 503)
+        return JSONResponse({"status": "ready", "rules": rules.fingerprint[:12], "database": store.dialect})
+
+    @app.get("/fhir/metadata")
+    def metadata() -> Response:
+        return fhir_response(capability_statement(datetime.now(UTC).replace(microsecond=0).isoformat()))
+
+    @app.get("/fhir/OperationDefinition/claim-from-encounter")
+    def read_operation_definition() -> Response:
+        return fhir_response(operation_definition())
+
+    @app.post("/fhir/Claim/$from-encounter", openapi_extra=FHIR_BODY)
+    async def from_encounter(request: Request) -> Response:
+        body = await read_body(request, settings.max_bytes)
+        payload, payer = _operation_input(body, settings, request.query_params.get("payer"))
+        condition = request.headers.get("if-none-exist")
+        if condition:
+            existing = await run_in_threadpool(_conditional_match, store, condition, settings)
+            if existing is not None:
+                return _answer(request, 200, _collection([existing], str(request.base_url)), [existing])
+        if_match = _if_match(request.headers.get("if-match"))
+        result = await run_in_threadpool(claims.from_encounter, payload, payer, if_match)
+        return _answer(request, result.http_status, result.bundle, result.claims)
+
+    @app.post("/fhir", openapi_extra=FHIR_BODY)
+    async def transaction(request: Request) -> Response:
+        body = await read_body(request, settings.max_bytes)
+        document = _json(body, settings)
+        response = await run_in_threadpool(transactions.process, document)
+        return fhir_response(response, 200)
+
+    @app.post("/fhir/{resource_type}/$validate", openapi_extra=FHIR_BODY)
+    async def validate(resource_type: str, request: Request) -> Response:
+        if resource_type not in VALIDATE_TYPES:
+            raise FhirError(404, "not-supported", f"$validate is not supported for {resource_type}", "not-supported")
+        body = await read_body(request, settings.max_bytes)
+        return fhir_response(await run_in_threadpool(_validate, resource_type, body, settings), 200)
+
+    @app.get("/fhir/{resource_type}")
+    def search(resource_type: str, request: Request) -> Response:
+        _known_type(resource_type)
+        return fhir_response(_search(store, settings, resource_type, request))
+
+    @app.get("/fhir/{resource_type}/{resource_id}")
+    def read(resource_type: str, resource_id: str) -> Response:
+        stored = _read(store, resource_type, resource_id)
+        return fhir_response(stored.resource, 200, version_headers(stored.version_id, stored.last_updated))
+
+    @app.get("/fhir/{resource_type}/{resource_id}/_history")
+    def history(resource_type: str, resource_id: str, request: Request) -> Response:
+        _read(store, resource_type, resource_id)
+        versions = store.history(resource_type, resource_id)
+        bundle = _collection(versions, str(request.base_url), bundle_type="history")
+        return fhir_response(bundle)
+
+    @app.get("/fhir/{resource_type}/{resource_id}/_history/{version_id}")
+    def vread(resource_type: str, resource_id: str, version_id: str) -> Response:
+        _read(store, resource_type, resource_id)
+        if not version_id.isdigit():
+            raise FhirError(
+                404, "not-found", f"{resource_type}/{resource_id} has no version {version_id!r}", "not-found"
+            )
+        stored = store.read(resource_type, resource_id, int(version_id))
+        if stored is None:
+            raise FhirError(404, "not-found", f"{resource_type}/{resource_id} has no version {version_id}", "not-found")
+        return fhir_response(stored.resource, 200, version_headers(stored.version_id, stored.last_updated))
+
+    app.state.store = store
+    app.state.rules = rules
+    return app
+
+
+def _json(body: bytes, settings: Settings) -> dict[str, Any]:
+    try:
+        return parse_document(body, settings.limits)
+    except InputError as error:
+        raise _unprocessable(error, 400) from error
+
+
+def _unprocessable(error: InputError, status: int = 422) -> FhirError:
+    first = error.problems[0]
+    return FhirError(status, first.code, str(error), first.issue_type, first.expression)
+
+
+def _operation_input(body: bytes, settings: Settings, payer: str | None) -> tuple[dict[str, Any], str | None]:
+    """The Bundle and payer from the body: a Bundle itself, or Parameters (bundle, payer)."""
+    document = _json(body, settings)
+    if document.get("resourceType") != "Parameters":
+        return document, payer
+    bundle = None
+    for i, parameter in enumerate(_parameters(document)):
+        name = parameter.get("name")
+        if name == "bundle":
+            bundle = parameter.get("resource")
+        elif name == "payer":
+            payer = parameter.get("valueString") or parameter.get("valueCode")
+            if not isinstance(payer, str):
+                raise FhirError(
+                    400, "invalid-parameter", "payer must be a string", "invalid", f"Parameters.parameter[{i}]"
+                )
+    if not isinstance(bundle, dict):
+        raise FhirError(
+            400,
+            "missing-parameter",
+            "Parameters needs a 'bundle' parameter with the Bundle resource",
+            "required",
+            "Parameters.parameter",
+        )
+    return bundle, payer
+
+
+def _parameters(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The entries of a Parameters resource that are objects (anything else is skipped)."""
+    raw = document.get("parameter")
+    return [p for p in raw if isinstance(p, dict)] if isinstance(raw, list) else []
+
+
+def _if_match(header: str | None) -> int | None:
+    if header is None:
+        return None
+    match = re.fullmatch(r'(?:W/)?"(\d+)"', header.strip())
+    if match is None:
+        raise FhirError(400, "invalid-if-match", 'If-Match must be an ETag such as W/"3"', "invalid")
+    return int(match.group(1))
+
+
+def _answer(request: Request, status: int, bundle: dict[str, Any], claims: list[Stored]) -> Response:
+    """Honour ``Prefer: return=``; Location and ETag name the (first) Claim."""
+    headers: dict[str, str] = {}
+    if claims:
+        first = claims[0]
+        headers["Location"] = f"{request.base_url}fhir/Claim/{first.resource['id']}/_history/{first.version_id}"
+        headers.update(version_headers(first.version_id, first.last_updated))
+    if status == 422:
+        return fhir_response(bundle, 422)
+    prefer = request.headers.get("prefer", "")
+    if "return=minimal" in prefer:
+        return fhir_response(None, status, headers)
+    if "return=OperationOutcome" in prefer:
+        found = [e["resource"] for e in bundle.get("entry", []) if e["resource"]["resourceType"] == "OperationOutcome"]
+        body = found[0] if found else outcome("ok", "request processed", "informational", "information")
+        return fhir_response(body, status, headers)
+    return fhir_response(bundle, status, headers)
+
+
+def _validate(resource_type: str, body: bytes, settings: Settings) -> dict[str, Any]:
+    """Always an OperationOutcome listing every problem (or one information issue when there is none)."""
+    try:
+        document = parse_document(body, settings.limits)
+        if document.get("resourceType") == "Parameters":
+            document = next(
+                (
+                    p["resource"]
+                    for p in _parameters(document)
+                    if p.get("name") == "resource" and isinstance(p.get("resource"), dict)
+                ),
+                document,
+            )
+        if document.get("resourceType") != resource_type:
+            problems = [
+                Problem(
+                    "wrong-resource-type",
+                    f"expected a {resource_type}, got {document.get('resourceType')!r}",
+                    "resourceType",
+                )
+            ]
+        elif resource_type == "Bundle":
+            read_bundle(document, settings.limits)
+            problems = []
+        else:
+            problems = validate_resource(document, resource_type)
+    except InputError as error:
+        problems = error.problems
+    if not problems:
+        return outcome(
+            "valid", f"the {resource_type} has no problems theraclaim checks for", "informational", "information"
+        )
+    return {"resourceType": "OperationOutcome", "issue": [problem_issue(p) for p in problems]}
+
+
+def _known_type(resource_type: str) -> None:
+    if resource_type not in READABLE:
+        raise FhirError(404, "unknown-type", f"this server does not store {resource_type} resources", "not-supported")
+
+
+def _read(store: Store, resource_type: str, resource_id: str) -> Stored:
+    _known_type(resource_type)
+    stored = store.read(resource_type, resource_id) if FHIR_ID.match(resource_id) else None
+    if stored is None:
+        raise FhirError(404, "not-found", f"{resource_type}/{resource_id} is not known", "not-found")
+    return stored
+
+
+def _updated_bounds(value: str) -> list[tuple[str, datetime]]:
+    """``_lastUpdated`` as comparisons; a bare date means the whole day (FHIR date search semantics)."""
+    match = DATE_PREFIX.match(value)
+    if match is None:
+        raise FhirError(
+            400, "invalid-search", f"_lastUpdated {value!r} is not a date or date-time", "invalid", "_lastUpdated"
+        )
+    prefix = match.group(1) or "eq"
+    when = datetime.fromisoformat(match.group(2))
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    if match.group(3):  # a date-time: compare to the instant
+        return [(prefix, when)]
+    next_day = when + timedelta(days=1)
+    return {
+        "eq": [("ge", when), ("lt", next_day)],
+        "ge": [("ge", when)],
+        "lt": [("lt", when)],
+        "gt": [("ge", next_day)],
+        "le": [("lt", next_day)],
+    }[prefix]
+
+
+def _search_filters(params: list[tuple[str, str]]) -> tuple[dict[str, str], list[tuple[str, datetime]]]:
+    filters: dict[str, str] = {}
+    updated: list[tuple[str, datetime]] = []
+    for name, value in params:
+        if name in SEARCH_COLUMNS:
+            filters[SEARCH_COLUMNS[name]] = value
+        elif name == "_lastUpdated":
+            updated += _updated_bounds(value)
+    return filters, updated
+
+
+def _page_number(value: str | None, name: str, default: int, ceiling: int) -> int:
+    if value is None:
+        return default
+    if not value.isdigit():
+        raise FhirError(400, "invalid-search", f"{name} must be a non-negative integer", "invalid", name)
+    return min(int(value), ceiling)
+
+
+def _search(store: Store, settings: Settings, resource_type: str, request: Request) -> dict[str, Any]:
+    params = list(request.query_params.multi_items())
+    filters, updated = _search_filters(params)
+    count = _page_number(request.query_params.get("_count"), "_count", settings.page_size, 1000)
+    offset = _page_number(request.query_params.get("_offset"), "_offset", 0, 10**9)
+    total, found = store.search(resource_type, filters, updated, count, offset)
+    kept = [(k, v) for k, v in params if k in SEARCH_COLUMNS or (k in RESULT_PARAMS and k != "_offset")]
+    base = f"{request.base_url}fhir/{resource_type}"
+    links = [{"relation": "self", "url": f"{base}?{urlencode([*kept, ('_offset', str(offset))])}"}]
+    if offset + count < total:
+        links.append({"relation": "next", "url": f"{base}?{urlencode([*kept, ('_offset', str(offset + count))])}"})
+    if offset > 0:
+        links.append(
+            {"relation": "previous", "url": f"{base}?{urlencode([*kept, ('_offset', str(max(0, offset - count)))])}"}
+        )
+    ignored = sorted({k for k, _ in params if k not in SEARCH_COLUMNS and k not in RESULT_PARAMS})
+    bundle = _collection(found, str(request.base_url), bundle_type="searchset", total=total)
+    bundle["link"] = links
+    if ignored:
+        bundle["entry"].append(
+            {
+                "resource": outcome(
+                    "ignored-parameters", f"unsupported parameters ignored: {ignored}", "not-supported", "warning"
+                ),
+                "search": {"mode": "outcome"},
+            }
+        )
+    return bundle
+
+
+def _conditional_match(store: Store, condition: str, settings: Settings) -> Stored | None:
+    """If-None-Exist on the operation: a Claim matching the criteria makes the request a no-op."""
+    params = parse_qsl(condition.lstrip("?"), keep_blank_values=True)
+    unknown = [k for k, _ in params if k not in SEARCH_COLUMNS]
+    if not params or unknown:
+        raise FhirError(
+            400,
+            "invalid-if-none-exist",
+            f"If-None-Exist supports {sorted(SEARCH_COLUMNS)}; got {condition!r}",
+            "invalid",
+        )
+    filters, updated = _search_filters(params)
+    total, found = store.search("Claim", filters, updated, 2, 0)
+    if total > 1:
+        raise FhirError(412, "if-none-exist-ambiguous", f"If-None-Exist matches {total} Claims", "multiple-matches")
+    return found[0] if found else None
+
+
+def _collection(
+    stored: list[Stored], base: str, bundle_type: str = "collection", total: int | None = None
+) -> dict[str, Any]:
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": bundle_type}
+    if total is not None:
+        bundle["total"] = total
+    bundle["entry"] = []
+    for item in stored:
+        entry: dict[str, Any] = {
+            "fullUrl": f"{base}fhir/{item.resource['resourceType']}/{item.resource['id']}",
+            "resource": item.resource,
+        }
+        if bundle_type == "searchset":
+            entry["search"] = {"mode": "match"}
+        bundle["entry"].append(entry)
+    return bundle
+
+
+def main_app() -> FastAPI:
+    """Entry point for ``uvicorn --factory adapter.service.api:main_app`` (settings from the environment)."""
+    return create_app()

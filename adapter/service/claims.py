@@ -1,0 +1,202 @@
+"""The ``$from-encounter`` operation: run the pipeline, store its output idempotently, record it.
+
+Idempotency: Claim ids derive from the Encounter's identity and Store.put keeps an unchanged
+resource's version, so a retried push answers 200 with the Claim it already made.  Concurrent
+pushes of the same Encounter race on the same primary key; the loser retries the transaction and
+then finds the winner's identical Claim.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
+
+from adapter.pipeline import Result, run
+from adapter.rules.catalog import Rules
+from adapter.service.fhirhttp import FhirError
+from adapter.service.settings import Settings
+from adapter.service.store import Store, Stored, WriteConflict
+
+STORED_TYPES = ("Claim", "DetectedIssue", "Provenance")
+MAX_ATTEMPTS = 8
+log = logging.getLogger("theraclaim.claims")
+
+
+@dataclass
+class Outcome:
+    http_status: int
+    bundle: dict[str, Any]
+    claims: list[Stored] = field(default_factory=list)
+
+
+class ClaimService:
+    def __init__(self, store: Store, rules: Rules, settings: Settings) -> None:
+        self.store = store
+        self.rules = rules
+        self.settings = settings
+
+    def convert(self, payload: bytes | dict[str, Any], payer: str | None) -> Result:
+        now = datetime.now(UTC).replace(microsecond=0)
+        return run(
+            payload,
+            rules=self.rules,
+            now=now,
+            payer=payer,
+            options=self.settings.claim_options,
+            limits=self.settings.limits,
+        )
+
+    def from_encounter(
+        self, payload: bytes | dict[str, Any], payer: str | None, if_match: int | None = None
+    ) -> Outcome:
+        result = self.convert(payload, payer)
+        digest = hashlib.sha256(payload if isinstance(payload, bytes) else orjson.dumps(payload)).hexdigest()
+        billable = any(o.status for o in result.outcomes) or any(o.cancels_claim for o in result.outcomes)
+        if result.invalid or not billable:
+            self._record(digest, 422, result, [])
+            reason = "invalid input" if result.invalid else "nothing billable"
+            log.info("from-encounter 422 (%s) payload=%s", reason, digest[:12])
+            return Outcome(422, _outcome_only(result.bundle))
+        _, stored = self.store_result(result, digest, if_match=if_match)
+        claims_out = [s for s in stored if s.resource["resourceType"] == "Claim"]
+        status = 201 if any(c.changed for c in claims_out) else 200
+        log.info("from-encounter %s claims=%s payload=%s", status, [c.resource["id"] for c in claims_out], digest[:12])
+        return Outcome(status, result.bundle, claims_out)
+
+    def store_result(
+        self,
+        result: Result,
+        digest: str,
+        *,
+        inputs: tuple[dict[str, Any], ...] = (),
+        if_match: int | None = None,
+        operation: str = "Claim/$from-encounter",
+    ) -> tuple[list[Stored], list[Stored]]:
+        """Store the inputs (if any) and the pipeline's output in one transaction, retried on conflicts.
+
+        Returns what was stored for the inputs and for the outputs; the result's Bundle is updated
+        to show the stored versions.
+        """
+        produced = (
+            []
+            if result.invalid
+            else [e["resource"] for e in result.bundle["entry"] if e["resource"]["resourceType"] in STORED_TYPES]
+        )
+        cancels = [o.cancels_claim for o in result.outcomes if o.cancels_claim]
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                with self.store.transaction() as connection:
+                    now = datetime.now(UTC)
+                    stored_inputs = [self.store.put(connection, resource, now) for resource in inputs]
+                    stored = self._write(connection, produced, cancels, if_match, now)
+                    written = stored_inputs + stored
+                    status = 201 if any(s.changed for s in written) else 200
+                    self._record(digest, status, result, written, connection, operation)
+                if not result.invalid:
+                    _replace_entries(result.bundle, stored)
+                return stored_inputs, stored
+            except (WriteConflict, OperationalError) as conflict:
+                # OperationalError covers SQLite's "database is locked" and PostgreSQL serialization failures
+                if attempt == MAX_ATTEMPTS:
+                    raise FhirError(
+                        409, "write-conflict", "concurrent writes kept conflicting; retry the request", "conflict"
+                    ) from conflict
+        raise AssertionError("unreachable")
+
+    def _write(
+        self,
+        connection: Connection,
+        produced: list[dict[str, Any]],
+        cancels: list[str],
+        if_match: int | None,
+        now: datetime,
+    ) -> list[Stored]:
+        claims = [r for r in produced if r["resourceType"] == "Claim"]
+        if if_match is not None:
+            self._check_version(claims, cancels, if_match)
+        stored = [self.store.put(connection, resource, now) for resource in produced]
+        for claim_id in cancels:
+            current = self.store.read("Claim", claim_id, connection=connection)
+            if current is not None and current.resource.get("status") != "cancelled":
+                withdrawn = {k: v for k, v in current.resource.items() if k != "meta"} | {"status": "cancelled"}
+                stored.append(self.store.put(connection, withdrawn, now))
+        return stored
+
+    def _check_version(self, claims: list[dict[str, Any]], cancels: list[str], expected: int) -> None:
+        targets = [c["id"] for c in claims] + cancels
+        if len(targets) != 1:
+            raise FhirError(
+                412, "if-match-ambiguous", "If-Match needs a request that concerns exactly one Claim", "conflict"
+            )
+        current = self.store.read("Claim", targets[0])
+        if current is None or current.version_id != expected:
+            found = "none" if current is None else current.version_id
+            raise FhirError(
+                412, "version-mismatch", f"Claim version is {found}, If-Match expected {expected}", "conflict"
+            )
+
+    def _record(
+        self,
+        digest: str,
+        status: int,
+        result: Result,
+        stored: list[Stored],
+        connection: Connection | None = None,
+        operation: str = "Claim/$from-encounter",
+    ) -> None:
+        """Every submission is recorded for replay: ids, codes and hashes only, never resource content."""
+        summary = {
+            "encounters": [
+                {
+                    "encounter": o.encounter_ref,
+                    "claim": o.claim_id,
+                    "status": o.status,
+                    "lines": o.lines,
+                    "findings": o.findings,
+                }
+                for o in result.outcomes
+            ],
+            "stored": [f"{s.resource['resourceType']}/{s.resource['id']}/_history/{s.version_id}" for s in stored],
+            "invalid": result.invalid,
+        }
+        values = {
+            "id": str(uuid.uuid4()),
+            "received_at": datetime.now(UTC),
+            "operation": operation,
+            "payload_sha256": digest,
+            "http_status": status,
+            "rule_fingerprint": self.rules.fingerprint,
+            "outcome": orjson.dumps(summary).decode(),
+        }
+        if connection is not None:
+            self.store.record_submission(connection, **values)
+        else:
+            with self.store.transaction() as own:
+                self.store.record_submission(own, **values)
+
+
+def _replace_entries(bundle: dict[str, Any], stored: list[Stored]) -> None:
+    """Answer with what is stored (its meta and, for an unchanged Claim, its original created)."""
+    by_key = {(s.resource["resourceType"], s.resource["id"]): s.resource for s in stored}
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        key = (resource["resourceType"], resource.get("id"))
+        if key in by_key:
+            entry["resource"] = by_key.pop(key)
+    for (_, rid), resource in by_key.items():  # cancelled Claims are not in the pipeline's bundle
+        bundle["entry"].insert(0, {"fullUrl": f"urn:uuid:{rid}", "resource": resource})
+
+
+def _outcome_only(bundle: dict[str, Any]) -> dict[str, Any]:
+    for entry in bundle["entry"]:
+        if entry["resource"]["resourceType"] == "OperationOutcome":
+            return dict(entry["resource"])
+    raise AssertionError("the pipeline always emits an OperationOutcome")

@@ -1,0 +1,136 @@
+"""FHIR REST conventions shared by every route: formats, bodies, errors, headers.
+
+Every error answers with an OperationOutcome, whatever raised it (see ``install_error_handlers``).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from adapter.errors import FINDING_SYSTEM
+
+FHIR_JSON = "application/fhir+json"
+JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir", "text/json")
+FORMAT_ALIASES = {"json": FHIR_JSON, "application/fhir+json": FHIR_JSON, "application/json": FHIR_JSON}
+log = logging.getLogger("theraclaim.http")
+
+
+class FhirError(Exception):
+    """An HTTP error that becomes an OperationOutcome with a stable code."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        issue_type: str = "processing",
+        expression: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.issue_type = issue_type
+        self.expression = expression
+        self.headers = headers or {}
+
+
+def outcome(
+    code: str, message: str, issue_type: str = "processing", severity: str = "error", expression: str | None = None
+) -> dict[str, Any]:
+    issue: dict[str, Any] = {
+        "severity": severity,
+        "code": issue_type,
+        "details": {"coding": [{"system": FINDING_SYSTEM, "code": code}], "text": message},
+    }
+    if expression:
+        issue["expression"] = [expression]
+    return {"resourceType": "OperationOutcome", "issue": [issue]}
+
+
+def fhir_response(body: dict[str, Any] | None, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    content = b"" if body is None else orjson.dumps(body)
+    return Response(
+        content=content, status_code=status, media_type=FHIR_JSON if body is not None else None, headers=headers
+    )
+
+
+def version_headers(version_id: int, last_updated: datetime) -> dict[str, str]:
+    return {"ETag": f'W/"{version_id}"', "Last-Modified": format_datetime(last_updated, usegmt=True)}
+
+
+def check_accept(request: Request) -> None:
+    """406 unless the client accepts FHIR JSON (``_format`` wins over ``Accept``)."""
+    wanted = request.query_params.get("_format")
+    if wanted is not None:
+        if wanted.split(";")[0].strip() not in FORMAT_ALIASES:
+            raise FhirError(
+                406, "unsupported-format", f"_format {wanted!r} is not supported; use json", "not-supported"
+            )
+        return
+    accept = request.headers.get("accept", "")
+    if not accept:
+        return
+    types = [part.split(";")[0].strip().lower() for part in accept.split(",")]
+    if not any(t in JSON_TYPES or t in ("*/*", "application/*") for t in types):
+        raise FhirError(
+            406, "unsupported-format", f"cannot answer in {accept!r}; this server speaks {FHIR_JSON}", "not-supported"
+        )
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The request body, refusing wrong media types (415) and bodies over the limit (413) early."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in JSON_TYPES:
+        raise FhirError(
+            415,
+            "unsupported-media-type",
+            f"Content-Type {media_type or '(none)'!r} is not supported; send {FHIR_JSON}",
+            "not-supported",
+        )
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise FhirError(413, "too-large", f"the body is over the limit of {max_bytes} bytes", "too-long")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise FhirError(413, "too-large", f"the body is over the limit of {max_bytes} bytes", "too-long")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(FhirError)
+    async def _fhir_error(_request: Request, error: FhirError) -> Response:
+        body = outcome(error.code, error.message, error.issue_type, expression=error.expression)
+        return fhir_response(body, error.status, error.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, error: StarletteHTTPException) -> Response:
+        codes = {404: ("not-found", "not-found"), 405: ("method-not-allowed", "not-supported")}
+        code, issue_type = codes.get(error.status_code, ("http-error", "processing"))
+        return fhir_response(outcome(code, str(error.detail), issue_type), error.status_code, dict(error.headers or {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_request: Request, error: RequestValidationError) -> Response:
+        first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return fhir_response(outcome("invalid-request", f"{where}: {first.get('msg')}", "invalid"), 400)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> Response:
+        # Log the type and route only: the exception text may quote a resource (PHI).
+        log.error("unhandled %s on %s %s", type(error).__name__, request.method, request.url.path)
+        return fhir_response(outcome("internal-error", "the server failed to process the request", "exception"), 500)

@@ -1,0 +1,296 @@
+"""Versioned FHIR resource storage on SQLAlchemy 2: SQLite by default, PostgreSQL for scale.
+
+Two tables hold resources: ``resource_current`` (one row per type and id, with the search
+columns) and ``resource_history`` (every version).  Writes are optimistic: a create inserts the
+current row (a concurrent create of the same id fails on the primary key), an update changes it
+only ``WHERE version_id = <the version read>``.  A lost race raises :class:`WriteConflict`, and
+the caller retries the whole transaction, so concurrent identical pushes converge on one version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import IntegrityError
+
+metadata = MetaData()
+
+resource_current = Table(
+    "resource_current",
+    metadata,
+    Column("resource_type", String(64), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("version_id", Integer, nullable=False),
+    Column("last_updated", DateTime(timezone=True), nullable=False, index=True),
+    Column("content_hash", String(64), nullable=False),
+    Column("patient", String(256), index=True),
+    Column("encounter", String(256), index=True),
+    Column("status", String(32), index=True),
+    Column("content", Text, nullable=False),
+)
+
+resource_history = Table(
+    "resource_history",
+    metadata,
+    Column("resource_type", String(64), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("version_id", Integer, primary_key=True),
+    Column("last_updated", DateTime(timezone=True), nullable=False),
+    Column("content", Text, nullable=False),
+)
+
+submissions = Table(
+    "submissions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("received_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("operation", String(64), nullable=False),
+    Column("payload_sha256", String(64), nullable=False, index=True),
+    Column("http_status", Integer, nullable=False),
+    Column("rule_fingerprint", String(64), nullable=False),
+    Column("outcome", Text, nullable=False),  # JSON: claim ids, statuses, finding codes; never PHI
+)
+
+# Elements that change on every push without changing what the resource says.
+VOLATILE = ("meta", "created", "identifiedDateTime", "recorded")
+
+
+class WriteConflict(Exception):
+    """Another writer changed the resource between our read and our write; retry the transaction."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    resource: dict[str, Any]
+    version_id: int
+    last_updated: datetime
+    changed: bool  # a new resource or a new version was written
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version_id}"'
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Accept plain ``postgresql://`` URLs (libpq style) as well as SQLAlchemy ones."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def content_hash(resource: dict[str, Any]) -> str:
+    comparable = {k: v for k, v in resource.items() if k not in VOLATILE}
+    return hashlib.sha256(orjson.dumps(comparable, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _reference(resource: dict[str, Any], element: str) -> str | None:
+    value = resource.get(element)
+    if isinstance(value, list):
+        value = value[0] if value else None
+    reference = value.get("reference") if isinstance(value, dict) else None
+    return reference if isinstance(reference, str) else None
+
+
+def search_columns(resource: dict[str, Any]) -> dict[str, str | None]:
+    """The values the search parameters patient, encounter and status look at."""
+    status = resource.get("status")
+    is_claim = resource["resourceType"] == "Claim"
+    return {
+        "patient": _reference(resource, "patient") or _reference(resource, "subject"),
+        "encounter": _claim_encounter(resource) if is_claim else _reference(resource, "encounter"),
+        "status": status if isinstance(status, str) else None,
+    }
+
+
+def _claim_encounter(claim: dict[str, Any]) -> str | None:
+    for item in claim.get("item", []):
+        for reference in item.get("encounter", []):
+            return str(reference.get("reference"))
+    return None
+
+
+def _stamp(resource: dict[str, Any], version_id: int, when: datetime) -> dict[str, Any]:
+    meta = dict(resource.get("meta", {}))
+    meta["versionId"] = str(version_id)
+    meta["lastUpdated"] = when.isoformat()
+    return {"resourceType": resource["resourceType"], "id": resource["id"], "meta": meta} | {
+        k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")
+    }
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = sqlalchemy_url(url)
+        self.engine: Engine = create_engine(self.url, pool_pre_ping=True, future=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One database transaction: committed when the block ends, rolled back on any error."""
+        with self.engine.begin() as connection:
+            yield connection
+
+    def ping(self) -> bool:
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return True
+
+    def put(self, connection: Connection, resource: dict[str, Any], now: datetime) -> Stored:
+        """Create or update one resource; an unchanged one keeps its version (idempotent writes)."""
+        rtype, rid = resource["resourceType"], resource["id"]
+        digest = content_hash(resource)
+        row = connection.execute(
+            select(
+                resource_current.c.version_id,
+                resource_current.c.content_hash,
+                resource_current.c.content,
+                resource_current.c.last_updated,
+            ).where(resource_current.c.resource_type == rtype, resource_current.c.id == rid)
+        ).first()
+        if row is not None and row.content_hash == digest:
+            return Stored(orjson.loads(row.content), row.version_id, _aware(row.last_updated), changed=False)
+        version = 1 if row is None else row.version_id + 1
+        stamped = _stamp(resource, version, now)
+        body = orjson.dumps(stamped).decode()
+        values = {
+            "version_id": version,
+            "last_updated": now,
+            "content_hash": digest,
+            "content": body,
+            **search_columns(resource),
+        }
+        try:
+            if row is None:
+                connection.execute(insert(resource_current).values(resource_type=rtype, id=rid, **values))
+            else:
+                result = connection.execute(
+                    update(resource_current)
+                    .where(
+                        and_(
+                            resource_current.c.resource_type == rtype,
+                            resource_current.c.id == rid,
+                            resource_current.c.version_id == row.version_id,
+                        )
+                    )
+                    .values(**values)
+                )
+                if result.rowcount != 1:
+                    raise WriteConflict(f"{rtype}/{rid}")
+            connection.execute(
+                insert(resource_history).values(
+                    resource_type=rtype, id=rid, version_id=version, last_updated=now, content=body
+                )
+            )
+        except IntegrityError as exc:
+            raise WriteConflict(f"{rtype}/{rid}") from exc
+        return Stored(stamped, version, now, changed=True)
+
+    def read(
+        self,
+        resource_type: str,
+        resource_id: str,
+        version_id: int | None = None,
+        connection: Connection | None = None,
+    ) -> Stored | None:
+        """The current (or a given) version; inside a transaction when ``connection`` is given."""
+        if version_id is None:
+            query = select(
+                resource_current.c.content, resource_current.c.version_id, resource_current.c.last_updated
+            ).where(resource_current.c.resource_type == resource_type, resource_current.c.id == resource_id)
+        else:
+            query = select(
+                resource_history.c.content, resource_history.c.version_id, resource_history.c.last_updated
+            ).where(
+                resource_history.c.resource_type == resource_type,
+                resource_history.c.id == resource_id,
+                resource_history.c.version_id == version_id,
+            )
+        if connection is not None:
+            row = connection.execute(query).first()
+        else:
+            with self.engine.connect() as own:
+                row = own.execute(query).first()
+        if row is None:
+            return None
+        return Stored(orjson.loads(row.content), row.version_id, _aware(row.last_updated), changed=False)
+
+    def history(self, resource_type: str, resource_id: str) -> list[Stored]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(resource_history.c.content, resource_history.c.version_id, resource_history.c.last_updated)
+                .where(resource_history.c.resource_type == resource_type, resource_history.c.id == resource_id)
+                .order_by(resource_history.c.version_id.desc())
+            ).all()
+        return [Stored(orjson.loads(r.content), r.version_id, _aware(r.last_updated), changed=False) for r in rows]
+
+    def search(
+        self, resource_type: str, filters: dict[str, str], updated: list[tuple[str, datetime]], count: int, offset: int
+    ) -> tuple[int, list[Stored]]:
+        """Current resources of a type matching exact column filters and _lastUpdated bounds."""
+        conditions = [resource_current.c.resource_type == resource_type]
+        conditions += [resource_current.c[column] == value for column, value in filters.items()]
+        operators = {"gt": "__gt__", "ge": "__ge__", "lt": "__lt__", "le": "__le__", "eq": "__eq__"}
+        for prefix, when in updated:
+            conditions.append(getattr(resource_current.c.last_updated, operators[prefix])(when))
+        where = and_(*conditions)
+        with self.engine.connect() as connection:
+            total = connection.execute(select(func.count()).select_from(resource_current).where(where)).scalar_one()
+            rows = connection.execute(
+                select(resource_current.c.content, resource_current.c.version_id, resource_current.c.last_updated)
+                .where(where)
+                .order_by(resource_current.c.last_updated, resource_current.c.id)
+                .limit(count)
+                .offset(offset)
+            ).all()
+        return total, [Stored(orjson.loads(r.content), r.version_id, _aware(r.last_updated), False) for r in rows]
+
+    def record_submission(self, connection: Connection, **values: Any) -> None:
+        connection.execute(insert(submissions).values(**values))
+
+    def submission_count(self) -> int:
+        with self.engine.connect() as connection:
+            return int(connection.execute(select(func.count()).select_from(submissions)).scalar_one())
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite returns naive datetimes; everything stored is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

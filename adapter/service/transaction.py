@@ -1,0 +1,229 @@
+"""``POST /fhir`` with a transaction or batch Bundle: store the visit's resources and claim it.
+
+Transaction: all or nothing.  Every entry must be a POST or PUT of a resource type the server
+stores, valid on its own; the whole visit must convert (an invalid visit fails the transaction
+with 400 and stores nothing).  Batch: each entry stands alone; entries that fail get their own
+4xx response, the rest are stored, and the Claims are made from what was stored.
+
+POST entries get ids derived from their fullUrl (or content), so a retried Bundle updates the
+same resources instead of creating copies; ``urn:uuid:`` references are rewritten to the ids given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from adapter.errors import Problem, problem_issue
+from adapter.intake.validation import validate_resource
+from adapter.pipeline import Result
+from adapter.service.capability import INPUT_TYPES
+from adapter.service.claims import ClaimService
+from adapter.service.fhirhttp import FhirError
+from adapter.service.store import Store, Stored
+
+ID_NAMESPACE = uuid.UUID("d8e8f1a4-7c51-4a0c-b9f5-5f4b2c4b1e77")
+STATUS_TEXT = {
+    200: "200 OK",
+    201: "201 Created",
+    400: "400 Bad Request",
+    405: "405 Method Not Allowed",
+    422: "422 Unprocessable Entity",
+}
+
+
+@dataclass
+class _Entry:
+    index: int
+    full_url: str | None
+    resource: dict[str, Any] | None
+    problems: list[Problem]
+    status: int = 0  # the HTTP status of a failed entry
+
+
+def _assign_id(entry: dict[str, Any], resource: dict[str, Any], path: str, problems: list[Problem]) -> None:
+    request = entry.get("request")
+    request = request if isinstance(request, dict) else {}
+    method = str(request.get("method", "")).upper()
+    url = str(request.get("url", ""))
+    rtype = resource.get("resourceType")
+    if method == "PUT":
+        parts = url.split("?")[0].strip("/").split("/")
+        if len(parts) != 2 or parts[0] != rtype:
+            problems.append(
+                Problem("invalid-request-url", f"PUT url must be {rtype}/[id], got {url!r}", f"{path}.request.url")
+            )
+            return
+        if resource.get("id") not in (None, parts[1]):
+            problems.append(
+                Problem(
+                    "id-mismatch", f"resource id {resource.get('id')!r} differs from the url", f"{path}.resource.id"
+                )
+            )
+        resource["id"] = parts[1]
+    elif method == "POST":
+        seed = entry.get("fullUrl") or hashlib.sha256(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        resource["id"] = str(uuid.uuid5(ID_NAMESPACE, f"{rtype}|{seed}"))
+    else:
+        problems.append(
+            Problem(
+                "unsupported-method",
+                f"request.method {method or '(none)'!r} is not supported; use POST or PUT",
+                f"{path}.request.method",
+                "not-supported",
+            )
+        )
+
+
+def _rewrite(value: Any, targets: dict[str, str]) -> Any:
+    """Every ``reference`` that names an entry's fullUrl now names its stored ``Type/id``."""
+    if isinstance(value, dict):
+        return {
+            k: (targets.get(v, v) if k == "reference" and isinstance(v, str) else _rewrite(v, targets))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_rewrite(v, targets) for v in value]
+    return value
+
+
+class TransactionService:
+    def __init__(self, store: Store, claims: ClaimService) -> None:
+        self.store = store
+        self.claims = claims
+
+    def _entries(self, document: dict[str, Any]) -> list[_Entry]:
+        raw = document.get("entry", [])
+        if not isinstance(raw, list):
+            raise FhirError(400, "fhir-invalid", "Bundle.entry must be an array", "structure", "Bundle.entry")
+        entries = []
+        seen: set[str] = set()
+        for i, entry in enumerate(raw):
+            path = f"Bundle.entry[{i}]"
+            problems: list[Problem] = []
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            if not isinstance(resource, dict):
+                entries.append(
+                    _Entry(i, None, None, [Problem("missing-resource", "the entry has no resource", path)], 400)
+                )
+                continue
+            full_url = entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None
+            if full_url in seen:
+                problems.append(
+                    Problem("duplicate-fullurl", f"fullUrl {full_url!r} repeats", f"{path}.fullUrl", "duplicate")
+                )
+            seen.add(full_url or "")
+            problems += validate_resource(resource, f"{path}.resource")
+            if not problems and resource["resourceType"] not in INPUT_TYPES:
+                problems.append(
+                    Problem(
+                        "unsupported-type",
+                        f"{resource['resourceType']} is not stored here",
+                        f"{path}.resource",
+                        "not-supported",
+                    )
+                )
+            resource = dict(resource)
+            _assign_id(entry, resource, path, problems)
+            status = 405 if any(p.code == "unsupported-method" for p in problems) else 400 if problems else 0
+            entries.append(_Entry(i, full_url, resource, problems, status))
+        return entries
+
+    def process(self, document: dict[str, Any]) -> dict[str, Any]:
+        kind = document.get("type")
+        if document.get("resourceType") != "Bundle" or kind not in ("transaction", "batch"):
+            raise FhirError(
+                400,
+                "not-a-transaction",
+                "POST /fhir takes a Bundle of type transaction or batch",
+                "invalid",
+                "Bundle.type",
+            )
+        entries = self._entries(document)
+        failed = [e for e in entries if e.problems]
+        if kind == "transaction" and failed:
+            issues = [problem_issue(p) for e in failed for p in e.problems]
+            raise FhirError(
+                400,
+                failed[0].problems[0].code,
+                f"{len(issues)} problem(s); nothing was stored",
+                "invalid",
+                failed[0].problems[0].expression,
+            )
+        good = [e for e in entries if not e.problems]
+        targets = {}
+        for entry in good:
+            assert entry.resource is not None
+            reference = f"{entry.resource['resourceType']}/{entry.resource['id']}"
+            targets[reference] = reference
+            if entry.full_url:
+                targets[entry.full_url] = reference
+        for entry in good:
+            entry.resource = _rewrite(entry.resource, targets)
+        visit = {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [
+                {
+                    "fullUrl": f"https://theraclaim.org/fhir/{e.resource['resourceType']}/{e.resource['id']}",
+                    "resource": e.resource,
+                }
+                for e in good
+                if e.resource is not None
+            ],
+        }
+        result = self.claims.convert(visit, None)
+        if kind == "transaction" and result.invalid:
+            issues = result.bundle["entry"][0]["resource"]["issue"]
+            first = issues[0]
+            raise FhirError(
+                400,
+                first["details"]["coding"][0]["code"],
+                f"the visit cannot be claimed ({len(issues)} problem(s)); nothing was stored",
+                "invalid",
+                (first.get("expression") or [None])[0],
+            )
+        digest = hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        inputs = tuple(e.resource for e in good if e.resource is not None)
+        stored_inputs, _ = self.claims.store_result(result, digest, inputs=inputs, operation=f"{kind}")
+        return self._response(kind, entries, good, stored_inputs, result)
+
+    def _response(
+        self, kind: str, entries: list[_Entry], good: list[_Entry], stored: list[Stored], result: Result
+    ) -> dict[str, Any]:
+        by_index = {entry.index: item for entry, item in zip(good, stored, strict=True)}
+        claim_outcome = _claim_outcome(result)
+        response_entries = []
+        for entry in entries:
+            if entry.problems:
+                response = {
+                    "status": STATUS_TEXT[entry.status],
+                    "outcome": {
+                        "resourceType": "OperationOutcome",
+                        "issue": [problem_issue(p) for p in entry.problems],
+                    },
+                }
+                response_entries.append({"response": response})
+                continue
+            item = by_index[entry.index]
+            rtype, rid = item.resource["resourceType"], item.resource["id"]
+            response = {
+                "status": STATUS_TEXT[201 if item.changed and item.version_id == 1 else 200],
+                "location": f"{rtype}/{rid}/_history/{item.version_id}",
+                "etag": item.etag,
+                "lastModified": item.last_updated.isoformat(),
+            }
+            if rtype == "Encounter":
+                response["outcome"] = claim_outcome
+            response_entries.append({"response": response})
+        return {"resourceType": "Bundle", "type": f"{kind}-response", "entry": response_entries}
+
+
+def _claim_outcome(result: Result) -> dict[str, Any]:
+    """What happened to the Claims: the pipeline's OperationOutcome (issues of every Encounter)."""
+    outcome: dict[str, Any] = result.bundle["entry"][-1]["resource"]
+    return {k: v for k, v in outcome.items() if k != "id"} | {"resourceType": "OperationOutcome"}
