@@ -66,6 +66,9 @@ class ProcedureFact:
     reason_refs: tuple[str, ...] = ()
     overrides: tuple[Override, ...] = ()
     status_reason: str | None = None
+    plan_refs: tuple[str, ...] = ()  # Procedure.basedOn: ServiceRequest / CarePlan
+    device_codes: tuple[Coding, ...] = ()  # usedCode and the types of focalDevice.manipulated
+    modifiers: tuple[str, ...] = ()  # modifiers the sender attached (procedure-modifier extension)
 
     @property
     def minutes(self) -> int | None:
@@ -113,6 +116,27 @@ class ObservationFact:
 
 
 @dataclass(frozen=True, slots=True)
+class PractitionerFact:
+    """A rendering practitioner and what they are qualified as (qualifications, role codes)."""
+
+    ref: str
+    qualifications: tuple[Coding, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanFact:
+    """A referral or plan of care (ServiceRequest, CarePlan) the visit is based on."""
+
+    ref: str
+    path: str
+    resource_type: str
+    status: str
+    categories: tuple[Coding, ...]
+    start: date | None
+    end: date | None
+
+
+@dataclass(frozen=True, slots=True)
 class DiagnosisFact:
     """A Condition named as a diagnosis of the visit, in the order the rules should rank it."""
 
@@ -129,6 +153,7 @@ class CoverageFact:
     order: int | None
     types: tuple[Coding, ...] = ()
     payor_identifiers: tuple[Coding, ...] = ()  # system + value, carried as a Coding
+    year_to_date_cents: tuple[tuple[str, int], ...] = ()  # therapy amount so far this year, per threshold group
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +171,8 @@ class EncounterFacts:
     skipped_procedures: tuple[ProcedureFact, ...] = ()
     medications: tuple[MedicationFact, ...] = ()
     observations: tuple[ObservationFact, ...] = ()
+    plans: tuple[PlanFact, ...] = ()  # from Encounter.basedOn and Procedure.basedOn
+    practitioners: tuple[PractitionerFact, ...] = ()  # the Procedures' performers
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapter.errors import InputError, Problem
+from adapter.intake.billing import plan_refs, read_plan, read_practitioner
 from adapter.intake.references import BundleIndex, Entry
 from adapter.intake.resources import (
     condition_refs,
@@ -26,7 +27,7 @@ from adapter.intake.resources import (
 )
 from adapter.intake.validation import validate_resource
 from adapter.intake.wire import Limits
-from adapter.model import DiagnosisFact, EncounterFacts, ProcedureFact
+from adapter.model import DiagnosisFact, EncounterFacts, PlanFact, ProcedureFact
 
 BUNDLE_TYPES = frozenset({"collection", "transaction", "batch", "searchset", "message"})
 MEDICATION_TYPES = ("MedicationStatement", "MedicationRequest")
@@ -74,7 +75,9 @@ def _index(document: dict[str, Any], limits: Limits) -> BundleIndex:
                 Problem(
                     "not-a-bundle",
                     f"expected a Bundle, got {resource_type!r}",
-                    str(resource_type or "resourceType"),
+                    resource_type
+                    if isinstance(resource_type, str) and resource_type.isidentifier()
+                    else "resourceType",
                     "invalid",
                 )
             ]
@@ -212,7 +215,26 @@ def _encounter(
         medications=tuple(read_medication(index, m, problems) for m in by_patient.medications.get(patient.index, [])),
         observations=tuple(read_observation(o, problems) for o in by_patient.observations.get(patient.index, [])),
         coverages=tuple(sorted(coverages, key=lambda c: (c.order is None, c.order or 0, c.path))),
+        plans=tuple(_plans(index, encounter, procedures, problems)),
+        practitioners=tuple(
+            read_practitioner(index, entry)
+            for ref in dict.fromkeys(r for p in procedures for r in p.performer_refs)
+            if (entry := index.lookup(ref)) is not None
+        ),
     )
+
+
+def _plans(
+    index: BundleIndex, encounter: Entry, procedures: list[ProcedureFact], problems: list[Problem]
+) -> list[PlanFact]:
+    """Plans of care named by the Encounter's or its Procedures' ``basedOn``, each once."""
+    entries = {e.ref: e for e in plan_refs(index, encounter, problems)}
+    for procedure in procedures:
+        for ref in procedure.plan_refs:
+            found = index.lookup(ref)
+            if found is not None:
+                entries.setdefault(ref, found)
+    return [read_plan(entry, problems) for entry in entries.values()]
 
 
 def _identity(encounter: Entry) -> str:

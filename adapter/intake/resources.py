@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from adapter.errors import Problem
+from adapter.intake.billing import device_codes, plan_refs, sent_modifiers, year_to_date
 from adapter.intake.references import BundleIndex, Entry
+from adapter.intake.values import codings, concept_text, day_of, first_day, last_day, when
 from adapter.model import (
     Coding,
     ConditionFact,
@@ -20,35 +22,6 @@ from adapter.model import (
 PROVIDER_TYPES = ("Practitioner", "PractitionerRole")
 OVERRIDE_URL = "https://theraclaim.org/fhir/StructureDefinition/contraindication-override"
 UCUM_SYSTEM = "http://unitsofmeasure.org"
-
-
-def codings(concept: dict[str, Any] | None) -> tuple[Coding, ...]:
-    if not concept:
-        return ()
-    return tuple(
-        Coding(c["system"], c["code"], c.get("display"))
-        for c in concept.get("coding", [])
-        if c.get("system") and c.get("code")
-    )
-
-
-def concept_text(concept: dict[str, Any] | None) -> str | None:
-    if not concept:
-        return None
-    return concept.get("text") or next((c.get("display") for c in concept.get("coding", []) if c.get("display")), None)
-
-
-def when(value: str | None, path: str, problems: list[Problem]) -> datetime | date | None:
-    """A FHIR dateTime: an aware datetime when it has a time, a date when it is a full date."""
-    if value is None:
-        return None
-    try:
-        if "T" in value:
-            return datetime.fromisoformat(value)
-        return date.fromisoformat(value) if len(value) == 10 else None
-    except ValueError:
-        problems.append(Problem("invalid-date", f"{value!r} is not a valid date/time", path, "value"))
-        return None
 
 
 def read_procedure(index: BundleIndex, entry: Entry, problems: list[Problem]) -> ProcedureFact:
@@ -100,6 +73,9 @@ def read_procedure(index: BundleIndex, entry: Entry, problems: list[Problem]) ->
         reason_refs=tuple(reasons),
         overrides=overrides(resource),
         status_reason=concept_text(resource.get("statusReason")),
+        plan_refs=tuple(plan.ref for plan in plan_refs(index, entry, problems)),
+        device_codes=device_codes(index, entry, problems),
+        modifiers=sent_modifiers(resource),
     )
 
 
@@ -124,26 +100,6 @@ def condition_refs(index: BundleIndex, entry: Entry, element: str, problems: lis
         if target is not None and target.resource_type == "Condition":
             refs.append(target.ref)
     return refs
-
-
-def day_of(value: datetime | date | None) -> date | None:
-    return value.date() if isinstance(value, datetime) else value
-
-
-def first_day(resource: dict[str, Any], element: str, path: str, problems: list[Problem]) -> date | None:
-    """The date of a ``<element>DateTime`` or the start of a ``<element>Period``."""
-    if f"{element}DateTime" in resource:
-        return day_of(when(resource[f"{element}DateTime"], f"{path}.{element}DateTime", problems))
-    period = resource.get(f"{element}Period") or {}
-    return day_of(when(period.get("start"), f"{path}.{element}Period.start", problems))
-
-
-def last_day(resource: dict[str, Any], element: str, path: str, problems: list[Problem]) -> date | None:
-    """The date of a ``<element>DateTime`` or the end of a ``<element>Period``."""
-    if f"{element}DateTime" in resource:
-        return day_of(when(resource[f"{element}DateTime"], f"{path}.{element}DateTime", problems))
-    period = resource.get(f"{element}Period") or {}
-    return day_of(when(period.get("end"), f"{path}.{element}Period.end", problems))
 
 
 def read_condition(entry: Entry, problems: list[Problem]) -> ConditionFact:
@@ -235,4 +191,5 @@ def read_coverage(index: BundleIndex, entry: Entry) -> CoverageFact:
         order=resource.get("order"),
         types=codings(resource.get("type")),
         payor_identifiers=tuple(identifiers),
+        year_to_date_cents=year_to_date(resource),
     )

@@ -1,0 +1,98 @@
+"""Readers of what payer edits need: practitioners' qualifications, plans of care, devices,
+sender-supplied modifiers and the year-to-date therapy amount on a Coverage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapter.errors import Problem
+from adapter.intake.references import BundleIndex, Entry
+from adapter.intake.values import codings, day_of, first_day, last_day, when
+from adapter.model import Coding, PlanFact, PractitionerFact
+
+MODIFIER_URL = "https://theraclaim.org/fhir/StructureDefinition/procedure-modifier"
+YEAR_TO_DATE_URL = "https://theraclaim.org/fhir/StructureDefinition/therapy-year-to-date"
+PLAN_TYPES = ("ServiceRequest", "CarePlan")
+
+
+def read_practitioner(index: BundleIndex, entry: Entry) -> PractitionerFact:
+    """Practitioner.qualification codes; a PractitionerRole adds its code and specialty codes."""
+    resource = entry.resource
+    found: list[Coding] = []
+    practitioner = resource
+    if entry.resource_type == "PractitionerRole":
+        for concept in resource.get("code", []) + resource.get("specialty", []):
+            found += codings(concept)
+        reference = resource.get("practitioner", {}).get("reference")
+        target = index.lookup(reference) if isinstance(reference, str) else None
+        practitioner = target.resource if target is not None else {}
+    for qualification in practitioner.get("qualification", []):
+        found += codings(qualification.get("code"))
+    return PractitionerFact(entry.ref, tuple(dict.fromkeys(found)))
+
+
+def plan_refs(index: BundleIndex, entry: Entry, problems: list[Problem]) -> list[Entry]:
+    """The ServiceRequests / CarePlans a resource's ``basedOn`` names."""
+    plans = []
+    for i, reference in enumerate(entry.resource.get("basedOn", [])):
+        target = index.resolve(
+            entry,
+            reference,
+            f"{entry.path}.basedOn[{i}]",
+            (*PLAN_TYPES, "MedicationRequest", "DeviceRequest", "NutritionOrder"),
+            problems,
+        )
+        if target is not None and target.resource_type in PLAN_TYPES:
+            plans.append(target)
+    return plans
+
+
+def read_plan(entry: Entry, problems: list[Problem]) -> PlanFact:
+    """Category codes and the period a plan covers (CarePlan.period, ServiceRequest.occurrencePeriod)."""
+    resource = entry.resource
+    if entry.resource_type == "CarePlan":
+        period = resource.get("period") or {}
+        start = day_of(when(period.get("start"), f"{entry.path}.period.start", problems))
+        end = day_of(when(period.get("end"), f"{entry.path}.period.end", problems))
+    else:
+        start = first_day(resource, "occurrence", entry.path, problems)
+        end = last_day(resource, "occurrence", entry.path, problems)
+    categories = tuple(c for concept in resource.get("category", []) for c in codings(concept))
+    return PlanFact(entry.ref, entry.path, entry.resource_type, resource["status"], categories, start, end)
+
+
+def device_codes(index: BundleIndex, entry: Entry, problems: list[Problem]) -> tuple[Coding, ...]:
+    """Procedure.usedCode codes and the Device.type of every focalDevice.manipulated."""
+    found = [c for concept in entry.resource.get("usedCode", []) for c in codings(concept)]
+    for i, focal in enumerate(entry.resource.get("focalDevice", [])):
+        device = index.resolve(
+            entry, focal.get("manipulated"), f"{entry.path}.focalDevice[{i}].manipulated", ("Device",), problems
+        )
+        if device is not None:
+            found += codings(device.resource.get("type"))
+    return tuple(found)
+
+
+def sent_modifiers(resource: dict[str, Any]) -> tuple[str, ...]:
+    """Modifiers the sender attached to a Procedure (valueCode or valueCodeableConcept)."""
+    found = []
+    for extension in resource.get("extension", []):
+        if extension.get("url") != MODIFIER_URL:
+            continue
+        if isinstance(extension.get("valueCode"), str):
+            found.append(extension["valueCode"].upper())
+        found += [c.code.upper() for c in codings(extension.get("valueCodeableConcept"))]
+    return tuple(dict.fromkeys(found))
+
+
+def year_to_date(resource: dict[str, Any]) -> tuple[tuple[str, int], ...]:
+    """Coverage extension: therapy amounts allowed so far this year, by threshold group (``pt-slp``, ``ot``)."""
+    found = []
+    for extension in resource.get("extension", []):
+        if extension.get("url") != YEAR_TO_DATE_URL:
+            continue
+        for part in extension.get("extension", []):
+            money = part.get("valueMoney") or {}
+            if isinstance(part.get("url"), str) and isinstance(money.get("value"), int | float):
+                found.append((part["url"], round(money["value"] * 100)))
+    return tuple(found)
