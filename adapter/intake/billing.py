@@ -31,20 +31,24 @@ def read_practitioner(index: BundleIndex, entry: Entry) -> PractitionerFact:
     return PractitionerFact(entry.ref, tuple(dict.fromkeys(found)))
 
 
-def plan_refs(index: BundleIndex, entry: Entry, problems: list[Problem]) -> list[Entry]:
-    """The ServiceRequests / CarePlans a resource's ``basedOn`` names."""
-    plans = []
-    for i, reference in enumerate(entry.resource.get("basedOn", [])):
-        target = index.resolve(
-            entry,
-            reference,
-            f"{entry.path}.basedOn[{i}]",
-            (*PLAN_TYPES, "MedicationRequest", "DeviceRequest", "NutritionOrder"),
-            problems,
-        )
-        if target is not None and target.resource_type in PLAN_TYPES:
-            plans.append(target)
-    return plans
+def _targets(index: BundleIndex, references: list[Any], types: tuple[str, ...]) -> list[Entry]:
+    """Entries that references point to, when they are in the Bundle and of the given types.
+
+    Plans of care and devices are often kept outside the pushed Bundle; a reference to them that
+    does not resolve is not an input error (the payer edits report a missing plan themselves).
+    """
+    found = []
+    for reference in references:
+        target = reference.get("reference") if isinstance(reference, dict) else None
+        entry = index.lookup(target) if isinstance(target, str) and not target.startswith("#") else None
+        if entry is not None and entry.resource_type in types:
+            found.append(entry)
+    return found
+
+
+def plan_refs(index: BundleIndex, entry: Entry) -> list[Entry]:
+    """The ServiceRequests / CarePlans in the Bundle that a resource's ``basedOn`` names."""
+    return _targets(index, entry.resource.get("basedOn", []), PLAN_TYPES)
 
 
 def read_plan(entry: Entry, problems: list[Problem]) -> PlanFact:
@@ -61,15 +65,12 @@ def read_plan(entry: Entry, problems: list[Problem]) -> PlanFact:
     return PlanFact(entry.ref, entry.path, entry.resource_type, resource["status"], categories, start, end)
 
 
-def device_codes(index: BundleIndex, entry: Entry, problems: list[Problem]) -> tuple[Coding, ...]:
-    """Procedure.usedCode codes and the Device.type of every focalDevice.manipulated."""
+def device_codes(index: BundleIndex, entry: Entry) -> tuple[Coding, ...]:
+    """Procedure.usedCode codes and the Device.type of every focalDevice.manipulated in the Bundle."""
     found = [c for concept in entry.resource.get("usedCode", []) for c in codings(concept)]
-    for i, focal in enumerate(entry.resource.get("focalDevice", [])):
-        device = index.resolve(
-            entry, focal.get("manipulated"), f"{entry.path}.focalDevice[{i}].manipulated", ("Device",), problems
-        )
-        if device is not None:
-            found += codings(device.resource.get("type"))
+    focal = [f.get("manipulated") for f in entry.resource.get("focalDevice", []) if isinstance(f, dict)]
+    for device in _targets(index, focal, ("Device",)):
+        found += codings(device.resource.get("type"))
     return tuple(found)
 
 

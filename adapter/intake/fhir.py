@@ -228,7 +228,7 @@ def _plans(
     index: BundleIndex, encounter: Entry, procedures: list[ProcedureFact], problems: list[Problem]
 ) -> list[PlanFact]:
     """Plans of care named by the Encounter's or its Procedures' ``basedOn``, each once."""
-    entries = {e.ref: e for e in plan_refs(index, encounter, problems)}
+    entries = {e.ref: e for e in plan_refs(index, encounter)}
     for procedure in procedures:
         for ref in procedure.plan_refs:
             found = index.lookup(ref)

@@ -73,8 +73,8 @@ def read_procedure(index: BundleIndex, entry: Entry, problems: list[Problem]) ->
         reason_refs=tuple(reasons),
         overrides=overrides(resource),
         status_reason=concept_text(resource.get("statusReason")),
-        plan_refs=tuple(plan.ref for plan in plan_refs(index, entry, problems)),
-        device_codes=device_codes(index, entry, problems),
+        plan_refs=tuple(plan.ref for plan in plan_refs(index, entry)),
+        device_codes=device_codes(index, entry),
         modifiers=sent_modifiers(resource),
     )
 
