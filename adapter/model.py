@@ -214,6 +214,7 @@ class ServiceLine:
     diagnosis_pointers: tuple[int, ...] = ()
     modifiers: tuple[str, ...] = ()
     unit_price_cents: int | None = None
+    description: str | None = None  # the narrative an unlisted code (97039) needs
 
     @property
     def net_cents(self) -> int | None:

@@ -91,10 +91,44 @@ def encounter(
         "subject": {"reference": "Patient/pat-1"},
         "period": {"start": start},
         "serviceProvider": {"reference": "Organization/org-1"},
+        "basedOn": [{"reference": "ServiceRequest/poc-1"}],
     }
     if diagnoses:
         resource["diagnosis"] = [{"condition": {"reference": d}, "rank": i} for i, d in enumerate(diagnoses, 1)]
     return resource
+
+
+PHYSICAL_THERAPIST = "225100000X"
+NUCC = "http://nucc.org/provider-taxonomy"
+
+
+def practitioner(practitioner_id: str, taxonomy: str | None) -> dict[str, Any]:
+    """A rendering practitioner with an NPI and, when given, an NUCC taxonomy qualification."""
+    resource: dict[str, Any] = {
+        "resourceType": "Practitioner",
+        "id": practitioner_id,
+        "name": [{"family": "Therapist"}],
+        "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1245319599"}],
+    }
+    if taxonomy:
+        resource["qualification"] = [{"code": {"coding": [{"system": NUCC, "code": taxonomy}]}}]
+    return resource
+
+
+def plan_of_care(
+    plan_id: str = "poc-1", *, start: str = "2025-01-01", end: str = "2025-03-31", category: str = "91251008"
+) -> dict[str, Any]:
+    """A physical therapy plan of care (ServiceRequest) covering the visits of the golden cases."""
+    return {
+        "resourceType": "ServiceRequest",
+        "id": plan_id,
+        "status": "active",
+        "intent": "plan",
+        "category": [{"coding": [{"system": SNOMED, "code": category}]}],
+        "code": {"coding": [{"system": SNOMED, "code": "91251008", "display": "Physical therapy procedure"}]},
+        "subject": {"reference": "Patient/pat-1"},
+        "occurrencePeriod": {"start": start, "end": end},
+    }
 
 
 def base_resources(payer: str = "medicare") -> list[dict[str, Any]]:
@@ -111,12 +145,7 @@ def base_resources(payer: str = "medicare") -> list[dict[str, Any]]:
             "name": "Example Therapy Clinic",
             "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1234567893"}],
         },
-        {
-            "resourceType": "Practitioner",
-            "id": "pt-1",
-            "name": [{"family": "Therapist"}],
-            "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1245319599"}],
-        },
+        practitioner("pt-1", PHYSICAL_THERAPIST),
         {
             "resourceType": "Coverage",
             "id": "cov-1",
@@ -143,8 +172,8 @@ def bundle(*resources: dict[str, Any], bundle_type: str = "collection") -> dict[
 
 
 def visit(*procedures: dict[str, Any], payer: str = "medicare", **encounter_args: Any) -> dict[str, Any]:
-    """A one-encounter Bundle with the base resources and the given Procedures."""
-    return bundle(*base_resources(payer), encounter(**encounter_args), *procedures)
+    """A one-encounter Bundle: the base resources, the Encounter, the Procedures, then the plan of care."""
+    return bundle(*base_resources(payer), encounter(**encounter_args), *procedures, plan_of_care())
 
 
 def back_to_back(

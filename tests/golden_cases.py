@@ -26,6 +26,7 @@ from tests.bundle_builder import (
     base_resources,
     bundle,
     encounter,
+    plan_of_care,
     procedure,
     urn_transaction,
     visit,
@@ -185,6 +186,7 @@ def _two_encounters() -> dict[str, Any]:
         encounter("enc-2", start="2025-01-16T08:55:00-05:00"),
         *back_to_back(("97124", 24), ("97140", 23)),
         *back_to_back(("97140", 38), start=second_day, encounter="Encounter/enc-2", id_prefix="enc2"),
+        plan_of_care(),
     )
 
 
@@ -196,7 +198,9 @@ def _two_dates() -> dict[str, Any]:
 
 
 def _transaction() -> dict[str, Any]:
-    return urn_transaction([*base_resources("medicare"), encounter(), *back_to_back(("97124", 30), ("97140", 15))])
+    return urn_transaction(
+        [*base_resources("medicare"), encounter(), *back_to_back(("97124", 30), ("97140", 15)), plan_of_care()]
+    )
 
 
 CASES += [

@@ -274,7 +274,7 @@ def test_the_unchanged_visit_is_valid(rules: Rules) -> None:
     ]
     # ... and it fits the limits the size cases tighten
     assert len(encode(visit())) > 1024
-    assert len(visit()["entry"]) == 7
+    assert len(visit()["entry"]) == 8
 
 
 @pytest.mark.parametrize(("payload", "kwargs", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])

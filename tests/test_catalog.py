@@ -18,7 +18,8 @@ def test_packaged_rule_data_loads(rules: Rules) -> None:
     assert rules.payers["commercial"].units.method == "ama-per-code"
     assert rules.procedures.is_timed("97124") and rules.procedures.is_timed("97140")
     assert not rules.procedures.is_timed("97161")
-    assert "GP" in rules.payers["medicare"].modifiers.therapy_lines
+    assert rules.payers["medicare"].edits.disciplines[0].modifier == "GP"
+    assert rules.payers["commercial"].edits.disciplines == []
 
 
 def test_every_billable_code_has_a_price(rules: Rules) -> None:
@@ -46,7 +47,7 @@ def test_fingerprint_changes_with_the_data(tmp_path: Path, rules: Rules) -> None
     ("old", "new", "message"),
     [
         ("method: cms-pooled", "method: nearest", "units.method"),
-        ("therapy_lines: [GP]", "therapy_lines: [GP, '51']", "modifier 51"),
+        ("{id: pt, modifier: GP,", "{id: pt, modifier: '51',", "modifier"),
         ('"97124": "40.00"', '"97124": "-1.00"', "prices"),
         ("version: 1.0.0", "version: one", "version"),
         ('"97124": "40.00"', '"99999": "40.00"', "unknown codes"),

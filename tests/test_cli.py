@@ -75,7 +75,8 @@ def test_convert_writes_one_bundle_to_stdout(source: Path | str) -> None:
     assert provenance["target"] == [{"reference": bundle["entry"][0]["fullUrl"]}]
     # Medicare pools 24 + 23 = 47 timed minutes into 3 units; the larger remainder (97124) gets the third.
     assert claim_lines(bundle) == [("97124", 2, ["GP"]), ("97140", 1, ["GP"])]
-    assert finding_codes(bundle) == ["encounter-outcome"]
+    # KX is not guessed: without a year-to-date amount on the Coverage it is reported as not evaluated
+    assert finding_codes(bundle) == ["kx-not-evaluated", "encounter-outcome"]
     # the human summary goes to stderr, and carries no PHI
     assert f"Encounter/enc-1: Claim {claim['id']} active (97124 x2, 97140 x1)" in stderr
     assert "1 encounter(s): 1 claim(s), 0 held for review" in stderr

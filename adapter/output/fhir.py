@@ -79,6 +79,8 @@ def _item(sequence: int, line: ServiceLine, decision: ClaimDecision, display: st
     if line.diagnosis_pointers:
         item["diagnosisSequence"] = list(line.diagnosis_pointers)
     item["productOrService"] = _concept(CPT_SYSTEM, line.cpt, display)
+    if line.description:
+        item["productOrService"]["text"] = line.description
     if line.modifiers:
         item["modifier"] = [_modifier(m) for m in line.modifiers]
     item["servicedDate"] = line.service_date.isoformat()

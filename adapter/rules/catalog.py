@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from adapter.errors import Problem, RuleDataError
+from adapter.rules.edit_data import EditPolicy, MueCap, PtpPair, load_mue_file, load_ptp_file
 from adapter.rules.rulefile import RuleFile, Strict
 from adapter.rules.screening_data import BodySiteMap, ContraindicationPolicy, ContraindicationSet
 from adapter.rules.sites import SiteResolver
@@ -91,19 +92,6 @@ class UnitPolicy(Strict):
     source: str
 
 
-class ModifierPolicy(Strict):
-    therapy_lines: list[Annotated[str, Field(pattern=r"^[0-9A-Z]{2}$")]] = Field(
-        default=[], description="modifiers added to every line whose CPT code is a therapy code"
-    )
-
-    @field_validator("therapy_lines")
-    @classmethod
-    def _never_51(cls, value: list[str]) -> list[str]:
-        if "51" in value:
-            raise ValueError("modifier 51 is never used on 97xxx therapy codes (billing-rules.md F2.8)")
-        return value
-
-
 class FeeSchedule(Strict):
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
     placeholder: bool = Field(description="true while the amounts are examples, not a real charge master")
@@ -120,8 +108,8 @@ class PayerPack(RuleFile):
     name: str
     match: PackMatch
     units: UnitPolicy
-    modifiers: ModifierPolicy
     fee_schedule: FeeSchedule
+    edits: EditPolicy = EditPolicy()
     contraindications: ContraindicationPolicy = ContraindicationPolicy()
 
 
@@ -147,11 +135,20 @@ class ProcedureCatalog:
 
 
 @dataclass(frozen=True)
+class EditTables:
+    """A pack's NCCI pairs and MUE caps: inline rows plus the rows of the CMS files it names."""
+
+    pairs: tuple[PtpPair, ...]
+    caps: dict[str, MueCap]
+
+
+@dataclass(frozen=True)
 class Rules:
     procedures: ProcedureCatalog
     payers: dict[str, PayerPack]
     contraindications: ContraindicationSet
     body_sites: BodySiteMap
+    edit_tables: dict[str, EditTables]
     fingerprint: str
 
     @cached_property
@@ -229,8 +226,27 @@ def load_rules(mappings_dir: Path | None = None) -> Rules:
         payers=payers,
         contraindications=contraindication_sets[0],
         body_sites=site_maps[0],
+        edit_tables={pack.id: _edit_tables(root, pack, digest) for pack in packs},
         fingerprint=digest.hexdigest(),
     )
+
+
+def _edit_tables(root: Path, pack: PayerPack, digest: hashlib._Hash) -> EditTables:
+    pairs = list(pack.edits.ncci.pairs)
+    caps = {cap.cpt: cap for cap in pack.edits.mue.caps}
+    try:
+        for name in pack.edits.ncci.files:
+            pairs += load_ptp_file(root / name)
+            digest.update((root / name).read_bytes())
+        for name in pack.edits.mue.files:
+            caps.update({cap.cpt: cap for cap in load_mue_file(root / name)})
+            digest.update((root / name).read_bytes())
+    except (OSError, ValueError) as exc:
+        where = f"payer pack {pack.id}"
+        raise RuleDataError(
+            [Problem("rule-data-invalid", f"{where}: CMS edit file: {exc}", where, "exception")]
+        ) from exc
+    return EditTables(tuple(pairs), caps)
 
 
 def export_schemas(target: Path) -> list[Path]:

@@ -27,6 +27,7 @@ from adapter.model import (
 from adapter.rules.catalog import PayerPack, Rules
 from adapter.rules.coding import map_to_cpt
 from adapter.rules.contraindications import screen
+from adapter.rules.edits import EditContext, apply_edits, device_edit
 from adapter.rules.payers import select_pack
 from adapter.rules.units import CodeMinutes, allocate
 
@@ -60,6 +61,10 @@ def decide(encounter: EncounterFacts, rules: Rules, *, payer: str | None, option
         if finding is not None:
             findings.append(finding)
         if cpt is not None:
+            cpt, finding = device_edit(cpt, procedure, pack)
+            if finding is not None:
+                findings.append(finding)
+        if cpt is not None:
             billed.append((cpt, procedure))
     _check_times(billed, rules)
     findings += _overlaps([p for cpt, p in billed if rules.procedures.is_timed(cpt)])
@@ -70,7 +75,10 @@ def decide(encounter: EncounterFacts, rules: Rules, *, payer: str | None, option
     blocked = _report_contraindications(contraindications, findings)
     # Blocked procedures leave before units are counted: their minutes must not earn units for others.
     lines = _lines([(cpt, p) for cpt, p in billed if p.ref not in blocked], pack, rules, findings) if billable else []
-    lines = [_finish_line(line, pack, rules, diagnoses, sequence_of, findings) for line in lines]
+    lines = [_finish_line(line, pack, diagnoses, sequence_of, findings) for line in lines]
+    scrub = EditContext(encounter, pack, rules, diagnoses)
+    lines = apply_edits(lines, scrub)
+    findings += scrub.findings
     if lines and not diagnoses:
         findings.append(
             Finding(
@@ -270,6 +278,7 @@ def _lines(
                     body_sites=tuple(dict.fromkeys(s for p in procedures for s in p.body_sites)),
                     diagnosis_refs=tuple(dict.fromkeys(r for p in procedures for r in p.reason_refs)),
                     derivation=derivation,
+                    modifiers=tuple(dict.fromkeys(m for p in procedures for m in p.modifiers)),
                 )
             )
     return lines
@@ -330,15 +339,14 @@ def _diagnoses(encounter: EncounterFacts, findings: list[Finding]) -> tuple[list
 def _finish_line(
     line: ServiceLine,
     pack: PayerPack,
-    rules: Rules,
     diagnoses: list[Diagnosis],
     sequence_of: dict[str, int],
     findings: list[Finding],
 ) -> ServiceLine:
-    """Diagnosis pointers (the line's own reasons first), modifiers and price."""
+    """Diagnosis pointers (the line's own reasons first), price, and the narrative an unlisted code needs."""
     own = [sequence_of[r] for r in line.diagnosis_refs if r in sequence_of]
     pointers = list(dict.fromkeys(own or [d.sequence for d in diagnoses]))[:MAX_POINTERS]
-    therapy = rules.procedures.codes[line.cpt].therapy
+    devices = pack.edits.devices
     price = pack.fee_schedule.cents(line.cpt)
     if price is None:
         findings.append(
@@ -354,8 +362,8 @@ def _finish_line(
     return replace(
         line,
         diagnosis_pointers=tuple(pointers),
-        modifiers=tuple(pack.modifiers.therapy_lines) if therapy else (),
         unit_price_cents=price,
+        description=devices.description if line.cpt == devices.bill_as else None,
     )
 
 

@@ -1,0 +1,191 @@
+"""Schemas of the payer edits in a payer pack, and loaders for the CMS quarterly files.
+
+The NCCI procedure-to-procedure (PTP) and the practitioner MUE tables are published by CMS every
+quarter; a pack may list rows inline and/or name files in the CMS layout (relative to the
+mappings folder), so a user can drop the real files in.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from adapter.rules.rulefile import Strict
+
+CptKey = Annotated[str, Field(pattern=r"^[0-9A-Z]{5}$")]
+ModifierCode = Annotated[str, Field(pattern=r"^[0-9A-Z]{2}$")]
+
+
+class PtpPair(Strict):
+    column1: CptKey
+    column2: CptKey
+    modifier_indicator: Literal[0, 1, 9]
+    effective: date
+    deletion: date | None = None
+    bypass: Literal["spinal-region", "time-block", "distinct-service"] = Field(
+        "time-block",
+        description="what documentation lets a modifier bypass an indicator-1 edit: a different spinal region "
+        "(body sites), separate time blocks (performed periods) or a distinct service (always)",
+    )
+    source: str
+
+    def active_on(self, day: date) -> bool:
+        return self.modifier_indicator != 9 and self.effective <= day and (self.deletion is None or day < self.deletion)
+
+
+class NcciPolicy(Strict):
+    region_modifier: Literal["XS", "59"] = Field("XS", description="bypass modifier for a different spinal region")
+    time_modifier: Literal["XU", "59"] = Field("59", description="bypass modifier for separate time blocks")
+    spinal_regions: list[str] = Field(
+        default=["cervical-spine", "thoracic-spine", "lumbar-spine", "pelvis"],
+        description="body-site regions that count as spinal regions for CMT edits",
+    )
+    pairs: list[PtpPair] = []
+    files: list[str] = Field(default=[], description="CMS PTP files (tab or comma separated), relative to mappings/")
+
+
+class MueCap(Strict):
+    cpt: CptKey
+    units: Annotated[int, Field(ge=0)]
+    mai: Literal[1, 2, 3] = Field(
+        description="MUE adjudication indicator: 1 line, 2 date of service (policy), 3 date of service (clinical)"
+    )
+    placeholder: bool = Field(description="true while the value is not from the current CMS file")
+    source: str
+
+
+class MuePolicy(Strict):
+    caps: list[MueCap] = []
+    files: list[str] = Field(default=[], description="CMS practitioner MUE files (CSV), relative to mappings/")
+
+
+class ProviderRole(Strict):
+    role: Annotated[str, Field(pattern=r"^[a-z][a-z-]*$")]
+    system: str
+    code_prefix: str
+    source: str
+
+
+class Discipline(Strict):
+    id: Literal["pt", "ot", "slp"]
+    modifier: Literal["GP", "GO", "GN"]
+    roles: list[str] = Field(description="provider roles of this discipline")
+    assistant_roles: list[str] = Field(default=[], description="assistant roles (PTA, OTA)")
+    assistant_modifier: Literal["CQ", "CO"] | None = None
+    plan_codes: list[tuple[str, str]] = Field(default=[], description="(system, code) of plan-of-care categories")
+    source: str
+
+
+class KxThreshold(Strict):
+    amount: Annotated[str, Field(pattern=r"^\d+\.\d{2}$")]
+    groups: dict[str, list[str]] = Field(description="threshold group -> disciplines (PT and SLP share one)")
+    placeholder: bool
+    source: str
+
+
+class ProviderPolicy(Strict):
+    roles: list[ProviderRole] = []
+    may_bill_therapy: list[str] | None = Field(None, description="roles allowed on therapy codes; null: no check")
+    may_bill_other: list[str] | None = Field(None, description="roles allowed on other codes; null: no check")
+
+
+class DevicePolicy(Strict):
+    applies_to: list[CptKey] = Field(default=["97124", "97140"], description="hands-on codes a device rules out")
+    codes: list[tuple[str, str, str]] = Field(default=[], description="(system, code, display) of massage devices")
+    bill_as: CptKey | None = Field(None, description="code billed instead (97039), or null: not billable")
+    description: str = Field("", description="narrative the payer needs with the unlisted code")
+    source: str = ""
+
+
+class PlanOfCarePolicy(Strict):
+    required: bool = False
+    source: str = ""
+
+
+class NecessityPolicy(Strict):
+    unsupported_diagnoses: list[tuple[str, str]] = Field(
+        default=[], description="(ICD-10-CM prefix without dot, display): reasons that alone do not support therapy"
+    )
+    source: str = ""
+
+
+class EditPolicy(Strict):
+    ncci: NcciPolicy = NcciPolicy()
+    mue: MuePolicy = MuePolicy()
+    disciplines: list[Discipline] = []
+    default_discipline: Literal["pt", "ot", "slp"] | None = None
+    kx: KxThreshold | None = None
+    providers: ProviderPolicy = ProviderPolicy()
+    devices: DevicePolicy = DevicePolicy()
+    plan_of_care: PlanOfCarePolicy = PlanOfCarePolicy()
+    medical_necessity: NecessityPolicy = NecessityPolicy()
+
+
+def _rows(text: str, header_starts: tuple[str, ...]) -> list[dict[str, str]]:
+    """Rows of a CMS table: skips the preamble up to the header row, tab- or comma-separated."""
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        lowered = line.lower()
+        if all(h.lower() in lowered for h in header_starts):
+            dialect = "excel-tab" if "\t" in line else "excel"
+            reader = csv.reader(io.StringIO("\n".join(lines[index:])), dialect=dialect)
+            header = [h.strip() for h in next(reader)]
+            return [dict(zip(header, (c.strip() for c in row), strict=False)) for row in reader if any(row)]
+    raise ValueError(f"no header row with {header_starts}")
+
+
+def _column(row: dict[str, str], prefix: str) -> str:
+    for name, value in row.items():
+        if name.lower().startswith(prefix.lower()):
+            return value
+    raise ValueError(f"no column starting with {prefix!r}")
+
+
+def _cms_date(value: str) -> date | None:
+    value = value.strip()
+    if not value or value == "*":
+        return None
+    return date(int(value[:4]), int(value[4:6]), int(value[6:8]))
+
+
+def load_ptp_file(path: Path) -> list[PtpPair]:
+    """The CMS NCCI PTP practitioner table: Column 1, Column 2, *, Effective Date, Deletion Date,
+    Modifier (0/1/9), PTP Edit Rationale.  Dates are YYYYMMDD; ``*`` means no deletion date."""
+    pairs = []
+    for row in _rows(path.read_text(encoding="utf-8-sig"), ("Column 1", "Column 2")):
+        effective = _cms_date(_column(row, "Effective"))
+        if effective is None:
+            raise ValueError(f"{path}: a row without an effective date: {row}")
+        pairs.append(
+            PtpPair(
+                column1=_column(row, "Column 1"),
+                column2=_column(row, "Column 2"),
+                modifier_indicator=int(_column(row, "Modifier")[:1]),
+                effective=effective,
+                deletion=_cms_date(_column(row, "Deletion")),
+                source=f"{path.name}: {_column(row, 'PTP Edit Rationale') or 'CMS PTP table'}",
+            )
+        )
+    return pairs
+
+
+def load_mue_file(path: Path) -> list[MueCap]:
+    """The CMS practitioner MUE table: HCPCS/CPT Code, Practitioner Services MUE Values, MUE Adjudication
+    Indicator ("2 Date of Service Edit: Policy"), MUE Rationale."""
+    caps = []
+    for row in _rows(path.read_text(encoding="utf-8-sig"), ("HCPCS", "MUE")):
+        caps.append(
+            MueCap(
+                cpt=_column(row, "HCPCS"),
+                units=int(_column(row, "Practitioner Services MUE")),
+                mai=int(_column(row, "MUE Adjudication")[:1]),
+                placeholder=False,
+                source=f"{path.name}: {_column(row, 'MUE Rationale') or 'CMS practitioner MUE table'}",
+            )
+        )
+    return caps
