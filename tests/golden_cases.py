@@ -286,13 +286,21 @@ def _write_json(path: Path, document: Any) -> None:
     path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def all_cases() -> list[Case]:
+    """The cases of this module plus the contraindication and payer-edit cases (own modules)."""
+    from tests import golden_contraindications, golden_edits  # they import Case from here
+
+    return CASES + golden_contraindications.CASES + golden_edits.CASES
+
+
 def write_cases(root: Path = GOLDEN) -> list[str]:
     """Write every case's inputs; return the names of folders under ``root`` that no case owns."""
-    names = [case.name for case in CASES]
+    cases = all_cases()
+    names = [case.name for case in cases]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
         raise SystemExit(f"duplicate golden case names: {sorted(duplicates)}")
-    for case in CASES:
+    for case in cases:
         folder = root / case.name
         folder.mkdir(parents=True, exist_ok=True)
         _write_json(folder / "input.json", case.build())
@@ -307,7 +315,7 @@ def write_cases(root: Path = GOLDEN) -> list[str]:
 
 def main() -> None:
     stale = write_cases()
-    print(f"wrote the inputs of {len(CASES)} golden cases under {GOLDEN}")
+    print(f"wrote the inputs of {len(all_cases())} golden cases under {GOLDEN}")
     print("now: THERACLAIM_UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_golden.py, then read the diff")
     if stale:
         print(f"folders with no case (delete them by hand if they are obsolete): {', '.join(stale)}")
