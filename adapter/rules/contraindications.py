@@ -205,7 +205,9 @@ class _Screen:
     def _regional(self, match: Match, tier: Tier, condition: ConditionFact) -> list[Contraindication]:
         site = self.resolver.of_codings(condition.body_sites)
         if not site.known and match.system == ICD10CM_SYSTEM:
-            site = self.resolver.of_icd(match.code)
+            implied = self.resolver.of_icd(match.code)
+            # a bodySite with only a laterality qualifier still tells the side of the code's region
+            site = Site(implied.regions, site.side if site.side != "unspecified" else implied.side)
         by_tier: dict[Tier, list[ProcedureFact]] = defaultdict(list)
         for procedure in self.procedures:
             treated = self.resolver.of_codings(procedure.body_sites)

@@ -70,6 +70,9 @@ class BodySiteMap(RuleFile):
         codes = [s.code for s in self.snomed]
         if len(set(codes)) != len(codes):
             raise ValueError("a SNOMED code is listed twice")
+        prefixes = [rule.prefix for rule in self.icd10cm]
+        if len(set(prefixes)) != len(prefixes):
+            raise ValueError("an ICD-10-CM prefix has two region rules")
         return self
 
 
