@@ -17,6 +17,7 @@ import orjson
 from pydantic import ValidationError
 
 from adapter.errors import InputError, Problem, RuleDataError, to_operation_outcome
+from adapter.intake.validation import VALIDATION_LEVELS
 from adapter.output.fhir import render_invalid
 from adapter.pipeline import Result, run
 from adapter.rules.catalog import load_rules
@@ -49,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
     convert.add_argument("file", help="Bundle JSON file, or - for standard input")
     convert.add_argument("--payer", help="payer pack id, overriding the match on the Coverage")
     convert.add_argument("--now", type=_aware, help="date-time for Claim.created and the ids (default: the clock)")
+    convert.add_argument(
+        "--validation",
+        choices=VALIDATION_LEVELS,
+        help="fields (the elements read) or full (fhir.resources); default THERACLAIM_VALIDATION",
+    )
     serve = commands.add_parser(
         "serve",
         help="run the FHIR REST service (uvicorn)",
@@ -103,7 +109,13 @@ def convert(args: argparse.Namespace, settings: Settings) -> int:
     else:
         rules = load_rules(settings.mappings_dir)
         result = run(
-            payload, rules=rules, now=now, payer=args.payer, options=settings.claim_options, limits=settings.limits
+            payload,
+            rules=rules,
+            now=now,
+            payer=args.payer,
+            options=settings.claim_options,
+            limits=settings.limits,
+            validation=args.validation or settings.validation,
         )
     _emit(result.bundle)
     print(_summary(result), file=sys.stderr)

@@ -27,10 +27,12 @@ def process(
     payer: str | None = None,
     now: datetime | None = None,
     rules: Rules | None = None,
+    validation: str | None = None,
 ) -> Result:
     """Convert a FHIR R4 Bundle (JSON bytes, text or a parsed dict) into the output Bundle.
 
-    ``payer`` forces a payer pack; ``now`` fixes Claim.created and the ids (default: the clock).
+    ``payer`` forces a payer pack; ``now`` fixes Claim.created and the ids (default: the clock);
+    ``validation`` is ``fields`` or ``full`` (default: the THERACLAIM_VALIDATION setting).
     Returns the same Bundle and outcome as ``theraclaim convert``.
     """
     config = settings()
@@ -41,4 +43,5 @@ def process(
         payer=payer,
         options=config.claim_options,
         limits=config.limits,
+        validation=validation or config.validation,
     )

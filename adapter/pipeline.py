@@ -75,13 +75,14 @@ def run(
     payer: str | None = None,
     options: ClaimOptions = DEFAULT_OPTIONS,
     limits: Limits = DEFAULT_LIMITS,
+    validation: str = "fields",
 ) -> Result:
     """Convert one FHIR Bundle. Input problems come back as a Result with ``invalid`` set."""
     try:
         document = check_document(payload, limits) if isinstance(payload, dict) else parse_document(payload, limits)
         digest = _digest(document)
         decisions, problems = [], []
-        for facts in read_bundle(document, limits):
+        for facts in read_bundle(document, limits, validation):
             try:  # report the problems of every Encounter, not only the first one's
                 decisions.append(decide(facts, rules, payer=payer, options=options))
             except InputError as error:

@@ -277,6 +277,7 @@ def test_the_unchanged_visit_is_valid(rules: Rules) -> None:
     assert len(visit()["entry"]) == 8
 
 
+@pytest.mark.parametrize("validation", ["fields", "full"])
 @pytest.mark.parametrize(("payload", "kwargs", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_through_the_pipeline(
     rules: Rules,
@@ -284,8 +285,10 @@ def test_bad_input_through_the_pipeline(
     payload: Callable[[], bytes | str],
     kwargs: dict[str, Any],
     expected: Expected,
+    validation: str,
 ) -> None:
-    result = run(payload(), rules=rules, now=NOW, **kwargs)
+    """Both validation levels find the same problems at the same paths for the elements the rules read."""
+    result = run(payload(), rules=rules, now=NOW, validation=validation, **kwargs)
     assert result.invalid
     assert result.exit_code == 2
     assert result.outcomes == ()

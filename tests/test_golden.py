@@ -63,3 +63,13 @@ def test_golden_outputs_pass_the_independent_validator(tmp_path: Path) -> None:
     assert expected, "no expected.json to validate"
     copies = [shutil.copyfile(path, tmp_path / f"{path.parent.name}.json") for path in expected]
     validate_fhir(copies)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda p: p.name)
+def test_full_validation_agrees_on_golden_inputs(case: Path, rules: Rules) -> None:
+    """The fast ``fields`` level (the default) and ``full`` (fhir.resources) give the same output."""
+    args = json.loads((case / "args.json").read_text()) if (case / "args.json").is_file() else {}
+    payload = (case / "input.json").read_bytes()
+    fields = run(payload, rules=rules, now=NOW, payer=args.get("payer"), validation="fields")
+    full = run(payload, rules=rules, now=NOW, payer=args.get("payer"), validation="full")
+    assert canonical(full.bundle) == canonical(fields.bundle)

@@ -43,9 +43,12 @@ class _PatientRecords:
     observations: dict[int, list[Entry]]
 
 
-def read_bundle(document: dict[str, Any], limits: Limits) -> list[EncounterFacts]:
-    """The facts of every Encounter in a Bundle. Raises InputError listing every problem."""
-    index = _index(document, limits)
+def read_bundle(document: dict[str, Any], limits: Limits, validation: str = "fields") -> list[EncounterFacts]:
+    """The facts of every Encounter in a Bundle. Raises InputError listing every problem.
+
+    ``validation`` is ``fields`` (the elements read, typed and checked) or ``full`` (fhir.resources).
+    """
+    index = _index(document, limits, validation)
     encounters = index.of_type("Encounter")
     if not encounters:
         raise InputError([Problem("no-encounter", "the Bundle holds no Encounter", "Bundle.entry", "required")])
@@ -67,7 +70,7 @@ def read_bundle(document: dict[str, Any], limits: Limits) -> list[EncounterFacts
     return facts
 
 
-def _index(document: dict[str, Any], limits: Limits) -> BundleIndex:
+def _index(document: dict[str, Any], limits: Limits, validation: str) -> BundleIndex:
     resource_type = document.get("resourceType")
     if resource_type != "Bundle":
         raise InputError(
@@ -97,7 +100,7 @@ def _index(document: dict[str, Any], limits: Limits) -> BundleIndex:
             ]
         )
     shell = {key: value for key, value in document.items() if key != "entry"}
-    problems = validate_resource(shell, "Bundle")
+    problems = validate_resource(shell, "Bundle", validation)
     if document.get("type") not in BUNDLE_TYPES:
         problems.append(
             Problem(
@@ -137,7 +140,7 @@ def _index(document: dict[str, Any], limits: Limits) -> BundleIndex:
                 Problem("fhir-invalid", "entry.resource must be an object", f"{path}.resource", "structure")
             )
             continue
-        problems.extend(validate_resource(resource, f"{path}.resource"))
+        problems.extend(validate_resource(resource, f"{path}.resource", validation))
         entries.append(Entry(i, full_url, resource))
     if problems:
         raise InputError(problems)

@@ -1,7 +1,9 @@
-"""Structural validation of Bundle entries with fhir.resources (R4B, identical to R4 here),
-plus the required code bindings that fhir.resources does not enforce.
+"""Validation of Bundle entries at one of two levels, plus the required code bindings.
 
-Every problem is collected with its FHIRPath location, so a sender sees all of them at once.
+``fields`` (default): the elements the rules read, typed and checked (intake/slim.py).
+``full``: every element with fhir.resources (R4B, identical to R4 for the resources used here).
+Both then check the required code bindings that fhir.resources does not enforce.  Every problem
+is collected with its FHIRPath location, so a sender sees all of them at once.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 from adapter.errors import Problem
+from adapter.intake.slim import slim_errors
 
 # Required bindings of the elements the adapter reads (FHIR R4 value sets).
 REQUIRED_CODES: dict[tuple[str, str], frozenset[str]] = {
@@ -22,6 +25,17 @@ REQUIRED_CODES: dict[tuple[str, str], frozenset[str]] = {
         ["preparation", "in-progress", "not-done", "on-hold", "stopped", "completed", "entered-in-error", "unknown"]
     ),
     ("Coverage", "status"): frozenset(["active", "cancelled", "draft", "entered-in-error"]),
+    ("MedicationStatement", "status"): frozenset(
+        "active completed entered-in-error intended stopped on-hold unknown not-taken".split()
+    ),
+    ("MedicationRequest", "status"): frozenset(
+        "active on-hold cancelled completed entered-in-error stopped draft unknown".split()
+    ),
+    ("Observation", "status"): frozenset(
+        "registered preliminary final amended corrected cancelled entered-in-error unknown".split()
+    ),
+    ("ServiceRequest", "status"): frozenset("draft active on-hold revoked completed entered-in-error unknown".split()),
+    ("CarePlan", "status"): frozenset("draft active on-hold revoked completed entered-in-error unknown".split()),
     ("Condition", "clinicalStatus"): frozenset("active recurrence relapse inactive remission resolved".split()),
     ("Condition", "verificationStatus"): frozenset(
         ["unconfirmed", "provisional", "differential", "confirmed", "refuted", "entered-in-error"]
@@ -40,15 +54,35 @@ def fhirpath(base: str, loc: tuple[int | str, ...]) -> str:
     return path
 
 
-def validate_resource(resource: dict[str, Any], path: str) -> list[Problem]:
-    """Problems of one resource: fhir.resources' structural checks, then the required bindings."""
+VALIDATION_LEVELS = ("fields", "full")
+
+
+def validate_resource(resource: dict[str, Any], path: str, level: str = "full") -> list[Problem]:
+    """Problems of one resource at the given level, then the required bindings.
+
+    ``full`` runs the ``fields`` checks too: fhir.resources coerces some values (a number where a
+    dateTime belongs), and the readers rely on the types the ``fields`` models guarantee.
+    """
     resource_type = resource.get("resourceType")
     if not isinstance(resource_type, str):
         return [Problem("missing-resource-type", "resource has no resourceType", path, "required")]
+    errors = slim_errors(resource)
+    if errors is None:
+        return [Problem("unknown-resource-type", f"{resource_type!r} is not a FHIR R4 resource type", path)]
+    problems = [
+        Problem("fhir-invalid", f"{resource_type}: {message}", fhirpath(path, loc), "structure")
+        for loc, message in errors
+    ]
+    if level == "full" and not problems:
+        problems = _full_problems(resource, resource_type, path)
+    return problems or binding_problems(resource, path)
+
+
+def _full_problems(resource: dict[str, Any], resource_type: str, path: str) -> list[Problem]:
     try:
         model = get_fhir_model_class(resource_type)
     except (KeyError, ValueError):
-        return [Problem("unknown-resource-type", f"{resource_type!r} is not a FHIR R4 resource type", path)]
+        return [Problem("unknown-resource-type", f"{resource_type!r} has no FHIR R4B model to validate it", path)]
     try:
         model.model_validate(resource)
     except ValidationError as exc:
@@ -58,7 +92,7 @@ def validate_resource(resource: dict[str, Any], path: str) -> list[Problem]:
             )
             for error in exc.errors()
         ]
-    return binding_problems(resource, path)
+    return []
 
 
 def binding_problems(resource: dict[str, Any], path: str) -> list[Problem]:

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from adapter.errors import InputError, Problem, problem_issue
 from adapter.intake.fhir import read_bundle
-from adapter.intake.validation import validate_resource
+from adapter.intake.validation import VALIDATION_LEVELS, validate_resource
 from adapter.intake.wire import parse_document
 from adapter.rules.catalog import Rules, load_rules
 from adapter.service.capability import (
@@ -96,7 +96,10 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None) -> 
             if existing is not None:
                 return _answer(request, 200, _collection([existing], str(request.base_url)), [existing])
         if_match = _if_match(request.headers.get("if-match"))
-        result = await run_in_threadpool(claims.from_encounter, payload, payer, if_match)
+        validation = request.query_params.get("validation")
+        if validation is not None and validation not in VALIDATION_LEVELS:
+            raise FhirError(400, "invalid-parameter", f"validation must be one of {VALIDATION_LEVELS}", "invalid")
+        result = await run_in_threadpool(claims.from_encounter, payload, payer, if_match, validation)
         return _answer(request, result.http_status, result.bundle, result.claims)
 
     @app.post("/fhir", openapi_extra=FHIR_BODY)
@@ -242,10 +245,10 @@ def _validate(resource_type: str, body: bytes, settings: Settings) -> dict[str, 
                 )
             ]
         elif resource_type == "Bundle":
-            read_bundle(document, settings.limits)
+            read_bundle(document, settings.limits, "full")
             problems = []
         else:
-            problems = validate_resource(document, resource_type)
+            problems = validate_resource(document, resource_type, "full")
     except InputError as error:
         problems = error.problems
     if not problems:
@@ -371,6 +374,17 @@ def _collection(
         }
         if bundle_type == "searchset":
             entry["search"] = {"mode": "match"}
+        elif bundle_type == "history":  # bdl-3 / bdl-4: history entries need request and response
+            rtype, created = item.resource["resourceType"], item.version_id == 1
+            entry["request"] = {
+                "method": "POST" if created else "PUT",
+                "url": rtype if created else f"{rtype}/{item.resource['id']}",
+            }
+            entry["response"] = {
+                "status": "201 Created" if created else "200 OK",
+                "etag": item.etag,
+                "lastModified": item.last_updated.isoformat(),
+            }
         bundle["entry"].append(entry)
     return bundle
 

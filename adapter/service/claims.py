@@ -43,7 +43,7 @@ class ClaimService:
         self.rules = rules
         self.settings = settings
 
-    def convert(self, payload: bytes | dict[str, Any], payer: str | None) -> Result:
+    def convert(self, payload: bytes | dict[str, Any], payer: str | None, validation: str | None = None) -> Result:
         now = datetime.now(UTC).replace(microsecond=0)
         return run(
             payload,
@@ -52,12 +52,17 @@ class ClaimService:
             payer=payer,
             options=self.settings.claim_options,
             limits=self.settings.limits,
+            validation=validation or self.settings.validation,
         )
 
     def from_encounter(
-        self, payload: bytes | dict[str, Any], payer: str | None, if_match: int | None = None
+        self,
+        payload: bytes | dict[str, Any],
+        payer: str | None,
+        if_match: int | None = None,
+        validation: str | None = None,
     ) -> Outcome:
-        result = self.convert(payload, payer)
+        result = self.convert(payload, payer, validation)
         digest = hashlib.sha256(payload if isinstance(payload, bytes) else orjson.dumps(payload)).hexdigest()
         billable = any(o.status for o in result.outcomes) or any(o.cancels_claim for o in result.outcomes)
         if result.invalid or not billable:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,6 +17,9 @@ class Settings(BaseSettings):
 
     default_payer: str = Field("commercial", description="payer pack used when no pack matches the Coverage")
     place_of_service: str = Field("11", pattern=r"^\d{2}$", description="CMS place-of-service code for every line")
+    validation: Literal["fields", "full"] = Field(
+        "fields", description="fields: check the elements the rules read; full: fhir.resources on every element"
+    )
     mappings_dir: Path | None = Field(None, description="rule data folder (default: the packaged mappings/)")
     max_bytes: int = Field(20 * 1024 * 1024, gt=0, description="largest accepted document, in bytes")
     max_depth: int = Field(64, gt=0, description="deepest accepted JSON nesting")
