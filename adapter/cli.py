@@ -12,10 +12,12 @@ import hashlib
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 from pydantic import ValidationError
 
+from adapter.batch import Job, default_workers, run_batch
 from adapter.errors import InputError, Problem, RuleDataError, to_operation_outcome
 from adapter.intake.validation import VALIDATION_LEVELS
 from adapter.output.fhir import render_invalid
@@ -55,6 +57,19 @@ def _parser() -> argparse.ArgumentParser:
         choices=VALIDATION_LEVELS,
         help="fields (the elements read) or full (fhir.resources); default THERACLAIM_VALIDATION",
     )
+    batch = commands.add_parser(
+        "batch",
+        help="convert many Bundles (NDJSON or a folder) in parallel, streaming",
+        description="Write one result Bundle per input record to --out (NDJSON, input order); bad records get "
+        "their OperationOutcome and are reported on stderr. Exit 0, 1 (an encounter without a claim) or 2 "
+        "(an invalid record).",
+    )
+    batch.add_argument("input", type=Path, help="NDJSON file (one Bundle per line) or a folder of .json files")
+    batch.add_argument("--out", required=True, help="output NDJSON file, or - for stdout")
+    batch.add_argument("--workers", type=int, default=default_workers(), help="processes (default: every core)")
+    batch.add_argument("--payer", help="payer pack id, overriding the match on the Coverage")
+    batch.add_argument("--now", type=_aware, help="date-time for Claim.created and the ids (default: the clock)")
+    batch.add_argument("--validation", choices=VALIDATION_LEVELS, help="fields or full")
     serve = commands.add_parser(
         "serve",
         help="run the FHIR REST service (uvicorn)",
@@ -122,6 +137,28 @@ def convert(args: argparse.Namespace, settings: Settings) -> int:
     return result.exit_code
 
 
+def batch(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.input.exists():
+        print(f"theraclaim batch: {args.input} does not exist", file=sys.stderr)
+        return 2
+    load_rules(settings.mappings_dir)  # fail fast (exit 3) before any worker starts
+    job = Job(
+        now=args.now or datetime.now(UTC).replace(microsecond=0),
+        payer=args.payer,
+        options=settings.claim_options,
+        limits=settings.limits,
+        validation=args.validation or settings.validation,
+        mappings_dir=settings.mappings_dir,
+    )
+    if args.out == "-":
+        tally = run_batch(args.input, sys.stdout.buffer, job, args.workers, sys.stderr)
+    else:
+        with open(args.out, "wb") as out:
+            tally = run_batch(args.input, out, job, args.workers, sys.stderr)
+    print(tally.report(), file=sys.stderr)
+    return tally.exit_code
+
+
 def serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn  # the service's dependencies load only when serving
 
@@ -140,7 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = Settings()
-        return serve(args, settings) if args.command == "serve" else convert(args, settings)
+        commands = {"convert": convert, "batch": batch, "serve": serve}
+        return commands[args.command](args, settings)
     except RuleDataError as error:
         _emit(to_operation_outcome(error))
         print(f"theraclaim: broken rule data: {error}", file=sys.stderr)
