@@ -232,3 +232,60 @@ def urn_transaction(resources: Iterable[dict[str, Any]]) -> dict[str, Any]:
             {"fullUrl": url, "resource": body, "request": {"method": "POST", "url": resource["resourceType"]}}
         )
     return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+# --- payer-edit inputs (issue 5): sender modifiers, year-to-date amounts, devices, plans ------------
+
+MODIFIER_URL = "https://theraclaim.org/fhir/StructureDefinition/procedure-modifier"
+YEAR_TO_DATE_URL = "https://theraclaim.org/fhir/StructureDefinition/therapy-year-to-date"
+MASSAGE_DEVICE = "https://theraclaim.org/fhir/CodeSystem/massage-device"
+
+
+def find(document: dict[str, Any], resource_type: str, resource_id: str) -> dict[str, Any]:
+    """The resource ``resource_type/resource_id`` of a Bundle built here (to change one element)."""
+    for entry in document["entry"]:
+        resource = entry["resource"]
+        if resource["resourceType"] == resource_type and resource.get("id") == resource_id:
+            return resource  # type: ignore[no-any-return]
+    raise KeyError(f"{resource_type}/{resource_id}")
+
+
+def with_modifiers(resource: dict[str, Any], *codes: str) -> dict[str, Any]:
+    """A Procedure carrying modifiers the sender attached (procedure-modifier extension, valueCode)."""
+    resource.setdefault("extension", []).extend({"url": MODIFIER_URL, "valueCode": code} for code in codes)
+    return resource
+
+
+def with_year_to_date(coverage: dict[str, Any], *, pt_slp: float | None = None, ot: float | None = None) -> None:
+    """Adds the therapy amounts allowed so far this year to a Coverage (therapy-year-to-date extension)."""
+    parts = [
+        {"url": url, "valueMoney": {"value": value, "currency": "USD"}}
+        for url, value in (("pt-slp", pt_slp), ("ot", ot))
+        if value is not None
+    ]
+    coverage.setdefault("extension", []).append({"url": YEAR_TO_DATE_URL, "extension": parts})
+
+
+def device(device_id: str, code: str, display: str) -> dict[str, Any]:
+    """A Device whose type is a massage device code (https://theraclaim.org/fhir/CodeSystem/massage-device)."""
+    return {
+        "resourceType": "Device",
+        "id": device_id,
+        "status": "active",
+        "type": {"coding": [{"system": MASSAGE_DEVICE, "code": code, "display": display}]},
+    }
+
+
+def care_plan(
+    plan_id: str = "cp-1", *, start: str = "2025-01-01", end: str = "2025-03-31", category: str = "91251008"
+) -> dict[str, Any]:
+    """A plan of care as a CarePlan (period), the alternative to plan_of_care()'s ServiceRequest."""
+    return {
+        "resourceType": "CarePlan",
+        "id": plan_id,
+        "status": "active",
+        "intent": "plan",
+        "category": [{"coding": [{"system": SNOMED, "code": category}]}],
+        "subject": {"reference": "Patient/pat-1"},
+        "period": {"start": start, "end": end},
+    }

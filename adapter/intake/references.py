@@ -9,7 +9,7 @@ resource's ``contained`` list.  Version-specific references drop their ``/_histo
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from adapter.errors import Problem
@@ -23,17 +23,19 @@ class Entry:
     index: int
     full_url: str | None
     resource: dict[str, Any]
+    resource_type: str = field(init=False)
+    ref: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        # computed once: intake asks for these for every entry, many times
+        object.__setattr__(self, "resource_type", str(self.resource["resourceType"]))
+        object.__setattr__(self, "ref", self._reference())
 
     @property
     def path(self) -> str:
         return f"Bundle.entry[{self.index}].resource"
 
-    @property
-    def resource_type(self) -> str:
-        return str(self.resource["resourceType"])
-
-    @property
-    def ref(self) -> str:
+    def _reference(self) -> str:
         """How output resources refer to this one: ``Type/id`` when it has an id, else its fullUrl."""
         if self.full_url and self.full_url.startswith("#"):
             return self.full_url  # a contained resource has no identity outside its holder

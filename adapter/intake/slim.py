@@ -61,7 +61,7 @@ class Coding(_Element):
 
 
 class CodeableConcept(_Element):
-    coding: list[Coding] = []
+    coding: tuple[Coding, ...] = ()
     text: StrictStr | None = None
 
 
@@ -99,13 +99,13 @@ class Extension(_Element):
     valueString: StrictStr | None = None
     valueMoney: Money | None = None
     valueCodeableConcept: CodeableConcept | None = None
-    extension: list[Extension] = []
+    extension: tuple[Extension, ...] = ()
 
 
 class _Resource(_Element):
     resourceType: StrictStr
     id: Id | None = None
-    extension: list[Extension] = []
+    extension: tuple[Extension, ...] = ()
 
 
 class Performer(_Element):
@@ -124,12 +124,12 @@ class Procedure(_Resource):
     encounter: Reference | None = None
     performedDateTime: DateTime | None = None
     performedPeriod: Period | None = None
-    performer: list[Performer] = []
-    reasonReference: list[Reference] = []
-    bodySite: list[CodeableConcept] = []
-    basedOn: list[Reference] = []
-    usedCode: list[CodeableConcept] = []
-    focalDevice: list[FocalDevice] = []
+    performer: tuple[Performer, ...] = ()
+    reasonReference: tuple[Reference, ...] = ()
+    bodySite: tuple[CodeableConcept, ...] = ()
+    basedOn: tuple[Reference, ...] = ()
+    usedCode: tuple[CodeableConcept, ...] = ()
+    focalDevice: tuple[FocalDevice, ...] = ()
 
 
 class EncounterDiagnosis(_Element):
@@ -139,20 +139,20 @@ class EncounterDiagnosis(_Element):
 
 class Encounter(_Resource):
     status: StrictStr  # its required binding is checked in validation.py for both levels
-    identifier: list[Identifier] = []
+    identifier: tuple[Identifier, ...] = ()
     subject: Reference | None = None
     serviceProvider: Reference | None = None
-    diagnosis: list[EncounterDiagnosis] = []
-    reasonReference: list[Reference] = []
-    basedOn: list[Reference] = []
+    diagnosis: tuple[EncounterDiagnosis, ...] = ()
+    reasonReference: tuple[Reference, ...] = ()
+    basedOn: tuple[Reference, ...] = ()
 
 
 class Condition(_Resource):
     clinicalStatus: CodeableConcept | None = None
     verificationStatus: CodeableConcept | None = None
-    category: list[CodeableConcept] = []
+    category: tuple[CodeableConcept, ...] = ()
     code: CodeableConcept | None = None
-    bodySite: list[CodeableConcept] = []
+    bodySite: tuple[CodeableConcept, ...] = ()
     subject: Reference
     onsetDateTime: DateTime | None = None
     onsetPeriod: Period | None = None
@@ -164,7 +164,7 @@ class Coverage(_Resource):
     status: StrictStr  # its required binding is checked in validation.py for both levels
     type: CodeableConcept | None = None
     beneficiary: Reference
-    payor: Annotated[list[Reference], Field(min_length=1)]
+    payor: Annotated[tuple[Reference, ...], Field(min_length=1)]
     order: Annotated[StrictInt, Field(gt=0)] | None = None
 
 
@@ -190,7 +190,7 @@ class Ingredient(_Element):
 
 class Medication(_Resource):
     code: CodeableConcept | None = None
-    ingredient: list[Ingredient] = []
+    ingredient: tuple[Ingredient, ...] = ()
 
 
 class Observation(_Resource):
@@ -208,20 +208,20 @@ class Qualification(_Element):
 
 
 class Practitioner(_Resource):
-    identifier: list[Identifier] = []
-    qualification: list[Qualification] = []
+    identifier: tuple[Identifier, ...] = ()
+    qualification: tuple[Qualification, ...] = ()
 
 
 class PractitionerRole(_Resource):
     practitioner: Reference | None = None
-    code: list[CodeableConcept] = []
-    specialty: list[CodeableConcept] = []
+    code: tuple[CodeableConcept, ...] = ()
+    specialty: tuple[CodeableConcept, ...] = ()
 
 
 class ServiceRequest(_Resource):
     status: StrictStr  # its required binding is checked in validation.py for both levels
     intent: StrictStr
-    category: list[CodeableConcept] = []
+    category: tuple[CodeableConcept, ...] = ()
     subject: Reference
     occurrenceDateTime: DateTime | None = None
     occurrencePeriod: Period | None = None
@@ -230,7 +230,7 @@ class ServiceRequest(_Resource):
 class CarePlan(_Resource):
     status: StrictStr  # its required binding is checked in validation.py for both levels
     intent: StrictStr
-    category: list[CodeableConcept] = []
+    category: tuple[CodeableConcept, ...] = ()
     subject: Reference
     period: Period | None = None
 
@@ -240,7 +240,7 @@ class Device(_Resource):
 
 
 class Organization(_Resource):
-    identifier: list[Identifier] = []
+    identifier: tuple[Identifier, ...] = ()
     active: StrictBool | None = None
 
 

@@ -23,16 +23,17 @@ class Limits:
 
 
 def _depth_exceeds(document: Any, max_depth: int) -> bool:
-    stack: list[tuple[Any, int]] = [(document, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > max_depth:
-            return True
-        if isinstance(node, dict):
-            stack.extend((child, depth + 1) for child in node.values() if isinstance(child, dict | list))
-        elif isinstance(node, list):
-            stack.extend((child, depth + 1) for child in node if isinstance(child, dict | list))
-    return False
+    """Iterative (no recursion on hostile input); visits each container once."""
+    level: list[Any] = [document]
+    for _ in range(max_depth):
+        below: list[Any] = []
+        for node in level:
+            children = node.values() if type(node) is dict else node
+            below += [child for child in children if type(child) is dict or type(child) is list]
+        if not below:
+            return False
+        level = below
+    return True
 
 
 def parse_document(payload: bytes | str, limits: Limits) -> dict[str, Any]:

@@ -232,11 +232,11 @@ def load_rules(mappings_dir: Path | None = None) -> Rules:
 
 
 def _edit_tables(root: Path, pack: PayerPack, digest: hashlib._Hash) -> EditTables:
-    pairs = list(pack.edits.ncci.pairs)
+    file_rows: list[PtpPair] = []
     caps = {cap.cpt: cap for cap in pack.edits.mue.caps}
     try:
         for name in pack.edits.ncci.files:
-            pairs += load_ptp_file(root / name)
+            file_rows += load_ptp_file(root / name)
             digest.update((root / name).read_bytes())
         for name in pack.edits.mue.files:
             caps.update({cap.cpt: cap for cap in load_mue_file(root / name)})
@@ -246,7 +246,7 @@ def _edit_tables(root: Path, pack: PayerPack, digest: hashlib._Hash) -> EditTabl
         raise RuleDataError(
             [Problem("rule-data-invalid", f"{where}: CMS edit file: {exc}", where, "exception")]
         ) from exc
-    return EditTables(tuple(pairs), caps)
+    return EditTables(pack.edits.ncci.merged_with(file_rows), caps)
 
 
 def export_schemas(target: Path) -> list[Path]:

@@ -17,6 +17,9 @@ Systemic classes concern every screened procedure; regional classes compare the 
 site (``Condition.bodySite``, else the region its ICD-10-CM code implies) with each
 procedure's ``bodySite``: the same region, or either side unknown, keeps the tier; a clearly
 different region lowers it one tier.
+
+A clinician override (the ``contraindication-override`` extension on a Procedure) turns a finding
+into a warning only when every Procedure the finding concerns documents one for its class.
 """
 
 from __future__ import annotations
@@ -76,15 +79,30 @@ def icd_tier(match: IcdMatch, key: str) -> Tier:
 def match_icd(classes: list[ContraindicationClass], code: str) -> list[Match]:
     """Classes an ICD-10-CM code belongs to; per class the longest matching prefix decides."""
     key = normalize_icd(code)
-    found = []
+    by_class: dict[str, tuple[ContraindicationClass, IcdMatch]] = {}
+    for klass, match in _icd_index(classes).get(key[:3], ()):
+        if key.startswith(match.prefix) and not any(key.startswith(x) for x in match.exclude):
+            best = by_class.get(klass.id)
+            if best is None or len(match.prefix) > len(best[1].prefix):
+                by_class[klass.id] = (klass, match)
+    return [Match(klass, icd_tier(match, key), code, ICD10CM_SYSTEM) for klass, match in by_class.values()]
+
+
+_INDEXES: dict[int, tuple[list[ContraindicationClass], dict[str, list[tuple[ContraindicationClass, IcdMatch]]]]] = {}
+
+
+def _icd_index(classes: list[ContraindicationClass]) -> dict[str, list[tuple[ContraindicationClass, IcdMatch]]]:
+    """Prefix rules by their first three characters (every ICD-10-CM category has three), built once
+    per loaded class list (the list is kept with its index, so its id cannot be reused)."""
+    cached = _INDEXES.get(id(classes))
+    if cached is not None and cached[0] is classes:
+        return cached[1]
+    index: dict[str, list[tuple[ContraindicationClass, IcdMatch]]] = defaultdict(list)
     for klass in classes:
-        candidates = [
-            m for m in klass.icd10cm if key.startswith(m.prefix) and not any(key.startswith(x) for x in m.exclude)
-        ]
-        if candidates:
-            best = max(candidates, key=lambda m: len(m.prefix))
-            found.append(Match(klass, icd_tier(best, key), code, ICD10CM_SYSTEM))
-    return found
+        for match in klass.icd10cm:
+            index[match.prefix[:3]].append((klass, match))
+    _INDEXES[id(classes)] = (classes, index)
+    return index
 
 
 def match_codes(classes: list[ContraindicationClass], system: str, code: str) -> list[Match]:
@@ -260,7 +278,9 @@ class _Screen:
         severe = self.severe.get(klass.id)
         if severe is not None:
             tier = "full"  # objective evidence outranks an uncertain or chronic code
-        override = next((o for p in procedures for o in p.overrides if o.class_id == klass.id), None)
+        # an override is per Procedure: it covers the finding only when every Procedure it concerns documents one
+        overrides = [next((o for o in p.overrides if o.class_id == klass.id), None) for p in procedures]
+        override = overrides[0] if all(overrides) else None
         action = "warn" if override else self.policy.action(klass.id, tier)
         coded = f" ({match.code})" if match.code else ""
         evidence = f" (severe: {severe.value:g} {severe.unit or ''} on {severe.effective})" if severe else ""

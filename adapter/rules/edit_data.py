@@ -47,6 +47,23 @@ class NcciPolicy(Strict):
     )
     pairs: list[PtpPair] = []
     files: list[str] = Field(default=[], description="CMS PTP files (tab or comma separated), relative to mappings/")
+    bypass_by_column1: dict[str, Literal["spinal-region", "time-block", "distinct-service"]] = Field(
+        default={},
+        description="bypass kind of file rows by column-1 code prefix (the CMS file does not say); a file row "
+        "for a pair listed in `pairs` keeps that row's kind; otherwise time-block",
+    )
+
+    def merged_with(self, file_rows: list[PtpPair]) -> tuple[PtpPair, ...]:
+        """File rows replace the inline row of the same pair (keeping its bypass kind); new pairs take the
+        kind of their column-1 prefix."""
+        inline = {(p.column1, p.column2): p for p in self.pairs}
+        merged = dict(inline)
+        for row in file_rows:
+            known = inline.get((row.column1, row.column2))
+            prefix = max((p for p in self.bypass_by_column1 if row.column1.startswith(p)), key=len, default=None)
+            kind = known.bypass if known else self.bypass_by_column1[prefix] if prefix else "time-block"
+            merged[(row.column1, row.column2)] = row.model_copy(update={"bypass": kind})
+        return tuple(merged.values())
 
 
 class MueCap(Strict):

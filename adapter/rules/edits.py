@@ -143,41 +143,48 @@ def _pair_verdict(ctx: EditContext, pair: PtpPair, col1: ServiceLine, col2: Serv
 
 
 def ncci_ptp(lines: list[ServiceLine], ctx: EditContext, pairs: tuple[PtpPair, ...]) -> list[ServiceLine]:
-    kept = list(lines)
+    """Two passes: first the column-2 lines that are not billable leave, then bypass modifiers and
+    holds are decided between the lines that are still billed (a dropped line never counts as column 1)."""
+    verdicts = []
     for col1 in lines:
         for pair in pairs:
             if pair.column1 != col1.cpt or not pair.active_on(col1.service_date):
                 continue
-            col2 = next((x for x in kept if x.cpt == pair.column2 and x.service_date == col1.service_date), None)
-            if col2 is None:
-                continue
-            verdict, detail = _pair_verdict(ctx, pair, col1, col2)
-            what = (
-                f"NCCI pair {pair.column1}/{pair.column2}, modifier indicator {pair.modifier_indicator} ({pair.source})"
+            col2 = next((x for x in lines if x.cpt == pair.column2 and x.service_date == col1.service_date), None)
+            if col2 is not None:
+                verdicts.append((pair, col1, col2, *_pair_verdict(ctx, pair, col1, col2)))
+    dropped = {id(col2) for _, _, col2, verdict, _ in verdicts if verdict == "deny"}
+    modifiers: dict[int, list[str]] = {}
+    for pair, col1, col2, verdict, detail in verdicts:
+        what = f"NCCI pair {pair.column1}/{pair.column2}, modifier indicator {pair.modifier_indicator} ({pair.source})"
+        if verdict == "deny":
+            ctx.add(
+                "ncci-column2-not-billable",
+                f"{_label(col2)} is not billable with {pair.column1}: {detail}; {what}",
+                "ncci-ptp",
             )
-            if verdict == "deny":
-                kept.remove(col2)
-                ctx.add(
-                    "ncci-column2-not-billable",
-                    f"{_label(col2)} is not billable with {pair.column1}: {detail}; {what}",
-                    "ncci-ptp",
-                )
-            elif verdict == "undocumented":
-                ctx.add(
-                    "ncci-undocumented",
-                    f"{_label(col2)} with {pair.column1}: document {detail} to bill it with a bypass modifier; {what}",
-                    "ncci-ptp",
-                    hold=True,
-                )
-            else:
-                kept[kept.index(col2)] = replace(col2, modifiers=(*col2.modifiers, detail))
-                ctx.add(
-                    "ncci-bypass",
-                    f"{_label(col2)} billed with {detail} beside {pair.column1}; {what}",
-                    "ncci-ptp",
-                    severity=Severity.INFORMATION,
-                )
-    return kept
+        elif id(col1) in dropped or id(col2) in dropped:
+            continue
+        elif verdict == "undocumented":
+            ctx.add(
+                "ncci-undocumented",
+                f"{_label(col2)} with {pair.column1}: document {detail} to bill it with a bypass modifier; {what}",
+                "ncci-ptp",
+                hold=True,
+            )
+        else:
+            modifiers.setdefault(id(col2), []).append(detail)
+            ctx.add(
+                "ncci-bypass",
+                f"{_label(col2)} billed with {detail} beside {pair.column1}; {what}",
+                "ncci-ptp",
+                severity=Severity.INFORMATION,
+            )
+    return [
+        replace(line, modifiers=(*line.modifiers, *modifiers[id(line)])) if id(line) in modifiers else line
+        for line in lines
+        if id(line) not in dropped
+    ]
 
 
 # --- MUE -----------------------------------------------------------------------------------------------
@@ -202,7 +209,10 @@ def mue(lines: list[ServiceLine], ctx: EditContext, caps: dict[str, MueCap]) -> 
 
 
 def _discipline(ctx: EditContext, line: ServiceLine) -> Discipline | None:
+    """The plan of care covering the date of service decides; else the performer's role; else the default."""
     for plan in ctx.encounter.plans:
+        if not _covers(plan.start, plan.end, line.service_date):
+            continue
         for discipline in ctx.policy.disciplines:
             if any((c.system, c.code) in discipline.plan_codes for c in plan.categories):
                 return discipline
@@ -228,7 +238,7 @@ def discipline_modifiers(line: ServiceLine, ctx: EditContext) -> tuple[ServiceLi
         if owner.id != discipline.id or owner.assistant_modifier is None:
             ctx.add(
                 "assistant-discipline-mismatch",
-                f"{_label(line)}: a {role} performed it under a "
+                f"{_label(line)}: the performer ({role}) did it under a "
                 f"{discipline.id} plan; {owner.assistant_modifier} goes only with {owner.modifier}",
                 "modifiers",
                 hold=True,
@@ -315,7 +325,7 @@ def providers(lines: list[ServiceLine], ctx: EditContext) -> None:
             elif role not in allowed:
                 ctx.add(
                     "provider-not-qualified",
-                    f"{_label(line)}: a {role} may not bill it under {ctx.pack.name}",
+                    f"{_label(line)}: role {role} may not bill it under {ctx.pack.name}",
                     "providers",
                     hold=True,
                 )

@@ -280,7 +280,8 @@ def _updated_bounds(value: str) -> list[tuple[str, datetime]]:
         )
     prefix = match.group(1) or "eq"
     when = datetime.fromisoformat(match.group(2))
-    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    # in UTC: SQLite stores the UTC wall time and compares without the offset
+    when = when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
     if match.group(3):  # a date-time: compare to the instant
         return [(prefix, when)]
     next_day = when + timedelta(days=1)

@@ -63,9 +63,8 @@ def capability_statement(now_iso: str) -> dict[str, Any]:
             )
         resources.append(entry)
     resources.append(
-        {
+        {  # no interaction on Bundle: FHIR JSON forbids an empty array, so the element is left out
             "type": "Bundle",
-            "interaction": [],
             "operation": [
                 {"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}
             ],

@@ -100,6 +100,15 @@ class TransactionService:
         raw = document.get("entry", [])
         if not isinstance(raw, list):
             raise FhirError(400, "fhir-invalid", "Bundle.entry must be an array", "structure", "Bundle.entry")
+        limit = self.claims.settings.max_entries
+        if len(raw) > limit:  # before any entry is validated or (in a batch) stored
+            raise FhirError(
+                400,
+                "too-many-entries",
+                f"the Bundle has {len(raw)} entries; the limit is {limit}",
+                "too-long",
+                "Bundle.entry",
+            )
         entries = []
         seen: set[str] = set()
         for i, entry in enumerate(raw):

@@ -1,0 +1,108 @@
+"""``python -m bench [--quick] [--skip-http] [--skip-batch] [--json PATH]``
+
+Every figure is printed next to a baseline measured in the same run, and the ratio is what
+counts (the machines are shared and noisy):
+
+1. in-process pipeline per bundle at each validation level vs ``orjson.loads`` and vs
+   fhir.resources ``Bundle.model_validate_json`` of the same bytes;
+2. cost per KB across bundle sizes (1, 3, 8 procedures and the Synthea bundles);
+3. HTTP ``POST /fhir/Claim/$from-encounter`` on loopback (PostgreSQL, 2 workers, 16 clients) vs a
+   trivial FastAPI echo endpoint served the same way;
+4. ``theraclaim batch`` of 100,000 bundles with 1 and 2 workers, and peak RSS.
+
+The figures also go to a JSON file (default bench/results.json) so runs can be compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fhir.resources.R4B.bundle import Bundle
+
+from adapter.pipeline import run
+from adapter.rules.catalog import load_rules
+from bench import bundles
+from bench.http import http_section
+from bench.replay import batch_section
+
+NOW = datetime(2025, 1, 15, 12, tzinfo=UTC)
+
+
+def median_seconds(action: Callable[[], object], budget: float = 0.5, at_least: int = 15) -> float:
+    """Median wall time of ``action``: repeated for ~``budget`` seconds, at least ``at_least`` times."""
+    times = []
+    deadline = time.perf_counter() + budget
+    while len(times) < at_least or time.perf_counter() < deadline:
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def inputs(quick: bool) -> list[tuple[str, bytes]]:
+    cases = [(f"visit-{n}-procedures", orjson.dumps(bundles.visit(n))) for n in (1, 3, 8)]
+    synthea = list(bundles.synthea()) if bundles.SYNTHEA.is_dir() else []
+    synthea.sort(key=lambda item: len(orjson.dumps(item[1])))
+    picks = synthea if not quick else synthea[:: max(1, len(synthea) // 3)]
+    cases += [(f"synthea-{name}", orjson.dumps(bundle)) for name, bundle in picks]
+    return cases
+
+
+def in_process_section(quick: bool) -> dict[str, Any]:
+    rules = load_rules()
+    rows = []
+    print("\n1-2. in-process, per bundle (median)")
+    print(f"{'bundle':<34}{'KB':>7}{'orjson':>10}{'Bundle.mvj':>12}{'fields':>10}{'full':>10}"
+          f"{'fields/mvj':>12}{'fields/orjson':>15}{'full/mvj':>10}{'fields us/KB':>14}")
+    for name, payload in inputs(quick):
+        budget = 0.3 if quick else 1.0
+        loads = median_seconds(lambda p=payload: orjson.loads(p), budget)
+        model = median_seconds(lambda p=payload: Bundle.model_validate_json(p), budget, at_least=5)
+        fields = median_seconds(lambda p=payload: run(p, rules=rules, now=NOW, validation="fields"), budget)
+        full = median_seconds(lambda p=payload: run(p, rules=rules, now=NOW, validation="full"), budget, at_least=5)
+        kb = len(payload) / 1024
+        row = {"bundle": name, "kb": round(kb, 1), "orjson_s": loads, "model_validate_json_s": model,
+               "fields_s": fields, "full_s": full, "fields_over_mvj": fields / model,
+               "fields_over_orjson": fields / loads, "full_over_mvj": full / model,
+               "fields_us_per_kb": fields * 1e6 / kb}
+        rows.append(row)
+        print(f"{name[:33]:<34}{kb:>7.1f}{loads * 1e6:>8.0f}us{model * 1e3:>10.2f}ms{fields * 1e6:>8.0f}us"
+              f"{full * 1e3:>8.2f}ms{row['fields_over_mvj']:>12.3f}{row['fields_over_orjson']:>15.1f}"
+              f"{row['full_over_mvj']:>10.2f}{row['fields_us_per_kb']:>14.1f}")
+    per_kb = [r["fields_us_per_kb"] for r in rows]
+    spread = max(per_kb) / min(per_kb)
+    print(f"cost per KB at the fields level: {min(per_kb):.1f}-{max(per_kb):.1f} us/KB, spread {spread:.2f}x")
+    return {"rows": rows, "per_kb_spread": spread}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer bundles and repetitions (a smoke run)")
+    parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--skip-batch", action="store_true")
+    parser.add_argument("--batch-size", type=int, default=100_000)
+    parser.add_argument("--database-url", default=os.environ.get(
+        "THERACLAIM_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+    parser.add_argument("--json", type=Path, default=Path(__file__).resolve().parent / "results.json")
+    args = parser.parse_args()
+    machine = {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
+               "system": platform.platform()}
+    print(f"theraclaim benchmark on {machine['system']}, {machine['cpus']} CPUs, Python {machine['python']}")
+    figures: dict[str, Any] = {"machine": machine, "when": datetime.now(UTC).isoformat()}
+    figures["in_process"] = in_process_section(args.quick)
+    if not args.skip_http:
+        figures["http"] = http_section(args.database_url, quick=args.quick)
+    if not args.skip_batch:
+        figures["batch"] = batch_section(1_000 if args.quick else args.batch_size)
+    args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"\nfigures written to {args.json}")
