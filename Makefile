@@ -17,7 +17,7 @@ run: install
 	$(BIN)/theraclaim convert examples/medicare-visit.json --now 2025-01-15T12:00:00Z
 
 lint: install
-	$(BIN)/ruff check adapter tests
+	$(BIN)/ruff check adapter tests bench
 	$(BIN)/mypy
 
 test: lint

@@ -23,8 +23,16 @@ def visit(procedures: int, number: int = 0) -> dict[str, Any]:
     items = []
     for i in range(procedures):
         minutes = 10 + (number + i * 7) % 25
-        items.append(bb.procedure(CODES[i % len(CODES)], minutes, start=start.isoformat(), proc_id=f"p{number}-{i}",
-                                  encounter=encounter, body_site=SITES[i % len(SITES)]))
+        items.append(
+            bb.procedure(
+                CODES[i % len(CODES)],
+                minutes,
+                start=start.isoformat(),
+                proc_id=f"p{number}-{i}",
+                encounter=encounter,
+                body_site=SITES[i % len(SITES)],
+            )
+        )
         start += timedelta(minutes=minutes)
     extra = [bb.condition(f"dx-{number}-2", "M62.830", "Muscle spasm of back")]
     return bb.visit(*items, *extra, enc_id=f"e{number}")
@@ -38,13 +46,29 @@ def synthea() -> Iterator[tuple[str, dict[str, Any]]]:
         patient = next(e for e in entries if e["resource"]["resourceType"] == "Patient")
         encounter = [e for e in entries if e["resource"]["resourceType"] == "Encounter"][-1]
         start = datetime.fromisoformat(encounter["resource"]["period"]["start"])
-        entries.append({"fullUrl": "urn:uuid:bench-coverage", "resource": {
-            "resourceType": "Coverage", "status": "active", "beneficiary": {"reference": patient["fullUrl"]},
-            "payor": [{"identifier": {"system": "urn:example:payer-id", "value": "BENCH"}}],
-            "type": {"coding": [{"system": "https://nahdo.org/sopt", "code": "5"}]}}})
-        entries.append({"fullUrl": "urn:uuid:bench-procedure", "resource": {
-            "resourceType": "Procedure", "status": "completed",
-            "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "97124"}]},
-            "subject": {"reference": patient["fullUrl"]}, "encounter": {"reference": encounter["fullUrl"]},
-            "performedPeriod": {"start": start.isoformat(), "end": (start + timedelta(minutes=30)).isoformat()}}})
+        entries.append(
+            {
+                "fullUrl": "urn:uuid:bench-coverage",
+                "resource": {
+                    "resourceType": "Coverage",
+                    "status": "active",
+                    "beneficiary": {"reference": patient["fullUrl"]},
+                    "payor": [{"identifier": {"system": "urn:example:payer-id", "value": "BENCH"}}],
+                    "type": {"coding": [{"system": "https://nahdo.org/sopt", "code": "5"}]},
+                },
+            }
+        )
+        entries.append(
+            {
+                "fullUrl": "urn:uuid:bench-procedure",
+                "resource": {
+                    "resourceType": "Procedure",
+                    "status": "completed",
+                    "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "97124"}]},
+                    "subject": {"reference": patient["fullUrl"]},
+                    "encounter": {"reference": encounter["fullUrl"]},
+                    "performedPeriod": {"start": start.isoformat(), "end": (start + timedelta(minutes=30)).isoformat()},
+                },
+            }
+        )
         yield path.stem.split("_")[0], bundle

@@ -75,8 +75,13 @@ def http_section(database_url: str, quick: bool) -> dict[str, Any]:
     results = {}
     for name, target, factory, path, env in (
         ("echo", "bench.echo:app", False, "/echo", {}),
-        ("from-encounter", "adapter.service.api:main_app", True, "/fhir/Claim/$from-encounter",
-         {"THERACLAIM_DATABASE_URL": database_url}),
+        (
+            "from-encounter",
+            "adapter.service.api:main_app",
+            True,
+            "/fhir/Claim/$from-encounter",
+            {"THERACLAIM_DATABASE_URL": database_url},
+        ),
     ):
         port = free_port()
         server = start_uvicorn(target, port, WORKERS, env, factory)
@@ -88,8 +93,10 @@ def http_section(database_url: str, quick: bool) -> dict[str, Any]:
             server.terminate()
             server.wait(30)
         r = results[name]
-        print(f"{name:<16}{r['rps']:>9.0f} req/s   p50 {r['p50_ms']:6.1f} ms   p99 {r['p99_ms']:6.1f} ms   "
-              f"statuses {r['statuses']}")
+        print(
+            f"{name:<16}{r['rps']:>9.0f} req/s   p50 {r['p50_ms']:6.1f} ms   p99 {r['p99_ms']:6.1f} ms   "
+            f"statuses {r['statuses']}"
+        )
     ratio = results["from-encounter"]["rps"] / results["echo"]["rps"]
     print(f"$from-encounter / echo requests per second: {ratio:.3f}")
     return {**results, "rps_ratio": ratio}

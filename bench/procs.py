@@ -22,8 +22,21 @@ def free_port() -> int:
 
 
 def start_uvicorn(target: str, port: int, workers: int, env: dict[str, str], factory: bool) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", str(port),
-               "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        target,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
     if factory:
         command.append("--factory")
     return subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})

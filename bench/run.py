@@ -62,8 +62,10 @@ def in_process_section(quick: bool) -> dict[str, Any]:
     rules = load_rules()
     rows = []
     print("\n1-2. in-process, per bundle (median)")
-    print(f"{'bundle':<34}{'KB':>7}{'orjson':>10}{'Bundle.mvj':>12}{'fields':>10}{'full':>10}"
-          f"{'fields/mvj':>12}{'fields/orjson':>15}{'full/mvj':>10}{'fields us/KB':>14}")
+    print(
+        f"{'bundle':<34}{'KB':>7}{'orjson':>10}{'Bundle.mvj':>12}{'fields':>10}{'full':>10}"
+        f"{'fields/mvj':>12}{'fields/orjson':>15}{'full/mvj':>10}{'fields us/KB':>14}"
+    )
     for name, payload in inputs(quick):
         budget = 0.3 if quick else 1.0
         loads = median_seconds(lambda p=payload: orjson.loads(p), budget)
@@ -71,14 +73,24 @@ def in_process_section(quick: bool) -> dict[str, Any]:
         fields = median_seconds(lambda p=payload: run(p, rules=rules, now=NOW, validation="fields"), budget)
         full = median_seconds(lambda p=payload: run(p, rules=rules, now=NOW, validation="full"), budget, at_least=5)
         kb = len(payload) / 1024
-        row = {"bundle": name, "kb": round(kb, 1), "orjson_s": loads, "model_validate_json_s": model,
-               "fields_s": fields, "full_s": full, "fields_over_mvj": fields / model,
-               "fields_over_orjson": fields / loads, "full_over_mvj": full / model,
-               "fields_us_per_kb": fields * 1e6 / kb}
+        row = {
+            "bundle": name,
+            "kb": round(kb, 1),
+            "orjson_s": loads,
+            "model_validate_json_s": model,
+            "fields_s": fields,
+            "full_s": full,
+            "fields_over_mvj": fields / model,
+            "fields_over_orjson": fields / loads,
+            "full_over_mvj": full / model,
+            "fields_us_per_kb": fields * 1e6 / kb,
+        }
         rows.append(row)
-        print(f"{name[:33]:<34}{kb:>7.1f}{loads * 1e6:>8.0f}us{model * 1e3:>10.2f}ms{fields * 1e6:>8.0f}us"
-              f"{full * 1e3:>8.2f}ms{row['fields_over_mvj']:>12.3f}{row['fields_over_orjson']:>15.1f}"
-              f"{row['full_over_mvj']:>10.2f}{row['fields_us_per_kb']:>14.1f}")
+        print(
+            f"{name[:33]:<34}{kb:>7.1f}{loads * 1e6:>8.0f}us{model * 1e3:>10.2f}ms{fields * 1e6:>8.0f}us"
+            f"{full * 1e3:>8.2f}ms{row['fields_over_mvj']:>12.3f}{row['fields_over_orjson']:>15.1f}"
+            f"{row['full_over_mvj']:>10.2f}{row['fields_us_per_kb']:>14.1f}"
+        )
     per_kb = [r["fields_us_per_kb"] for r in rows]
     spread = max(per_kb) / min(per_kb)
     print(f"cost per KB at the fields level: {min(per_kb):.1f}-{max(per_kb):.1f} us/KB, spread {spread:.2f}x")
@@ -91,12 +103,18 @@ def main() -> None:
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-batch", action="store_true")
     parser.add_argument("--batch-size", type=int, default=100_000)
-    parser.add_argument("--database-url", default=os.environ.get(
-        "THERACLAIM_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("THERACLAIM_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+    )
     parser.add_argument("--json", type=Path, default=Path(__file__).resolve().parent / "results.json")
     args = parser.parse_args()
-    machine = {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
-               "system": platform.platform()}
+    machine = {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "system": platform.platform(),
+    }
     print(f"theraclaim benchmark on {machine['system']}, {machine['cpus']} CPUs, Python {machine['python']}")
     figures: dict[str, Any] = {"machine": machine, "when": datetime.now(UTC).isoformat()}
     figures["in_process"] = in_process_section(args.quick)
