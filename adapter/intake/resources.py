@@ -136,7 +136,8 @@ def read_medication(index: BundleIndex, entry: Entry, problems: list[Problem]) -
         resource_type=entry.resource_type,
         status=resource["status"],
         codes=tuple(codes),
-        effective_start=first_day(resource, "effective", entry.path, problems),
+        effective_start=first_day(resource, "effective", entry.path, problems)
+        or day_of(when(resource.get("authoredOn"), f"{entry.path}.authoredOn", problems)),
         effective_end=last_day(resource, "effective", entry.path, problems),
     )
 

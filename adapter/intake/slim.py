@@ -182,6 +182,7 @@ class MedicationStatement(_MedicationUse):
 
 class MedicationRequest(_MedicationUse):
     status: StrictStr  # its required binding is checked in validation.py for both levels
+    authoredOn: DateTime | None = None
 
 
 class Ingredient(_Element):

@@ -10,7 +10,8 @@ What counts as present (documented decisions):
   lower otherwise (an unmaintained problem-list entry).  Onset after the date of service or
   abatement before it: no hit.
 * Medication: MedicationStatement / MedicationRequest ``active``, or ``completed`` with an
-  effective period that covers the date of service.
+  effective period that covers the date of service; never one that started (effective start,
+  or a request's ``authoredOn``) after the date of service.
 * Observation: the latest final (or amended / corrected) value on or before the date of service.
 
 Systemic classes concern every screened procedure; regional classes compare the Condition's
@@ -144,6 +145,8 @@ def condition_tier_shift(condition: ConditionFact, day: date, named_diagnoses: s
 
 
 def medication_counts(medication: MedicationFact, day: date) -> bool:
+    if medication.effective_start is not None and medication.effective_start > day:
+        return False  # started (or ordered) after the date of service
     if medication.status == "active":
         return True
     if medication.status != "completed" or medication.effective_start is None:

@@ -18,7 +18,9 @@ from adapter.rules.rulefile import RuleFile, Strict
 Tier = Literal["full", "lesser", "minor", "none"]
 Side = Literal["left", "right", "bilateral", "unspecified"]
 Action = Literal["hold", "block", "warn", "ignore"]
-IcdKey = Annotated[str, Field(pattern=r"^[A-Z][0-9A-Z]{1,6}$", description="ICD-10-CM code or prefix, no dot")]
+IcdKey = Annotated[
+    str, Field(pattern=r"^[A-Z][0-9A-Z]{2,6}$", description="ICD-10-CM code or prefix (a category at least), no dot")
+]
 
 
 # --- body sites ---------------------------------------------------------------------------------

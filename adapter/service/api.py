@@ -274,17 +274,21 @@ def _read(store: Store, resource_type: str, resource_id: str) -> Stored:
 def _updated_bounds(value: str) -> list[tuple[str, datetime]]:
     """``_lastUpdated`` as comparisons; a bare date means the whole day (FHIR date search semantics)."""
     match = DATE_PREFIX.match(value)
+    invalid = FhirError(
+        400, "invalid-search", f"_lastUpdated {value!r} is not a date or date-time", "invalid", "_lastUpdated"
+    )
     if match is None:
-        raise FhirError(
-            400, "invalid-search", f"_lastUpdated {value!r} is not a date or date-time", "invalid", "_lastUpdated"
-        )
+        raise invalid
     prefix = match.group(1) or "eq"
-    when = datetime.fromisoformat(match.group(2))
-    # in UTC: SQLite stores the UTC wall time and compares without the offset
-    when = when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+    try:  # the pattern lets through impossible values (month 13, hour 25) and dates at the calendar's ends
+        when = datetime.fromisoformat(match.group(2))
+        # in UTC: SQLite stores the UTC wall time and compares without the offset
+        when = when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+        next_day = when if match.group(3) else when + timedelta(days=1)
+    except (ValueError, OverflowError) as error:
+        raise invalid from error
     if match.group(3):  # a date-time: compare to the instant
         return [(prefix, when)]
-    next_day = when + timedelta(days=1)
     return {
         "eq": [("ge", when), ("lt", next_day)],
         "ge": [("ge", when)],
