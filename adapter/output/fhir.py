@@ -13,7 +13,7 @@ from typing import Any
 from adapter.errors import FINDING_SYSTEM, InputError, problem_issue
 from adapter.model import ClaimDecision, Contraindication, Finding, ServiceLine, Severity, UnitDerivation
 from adapter.rules.catalog import CPT_SYSTEM
-from adapter.rules.claim import ICD10CM_SYSTEM
+from adapter.rules.diagnoses import ICD10CM_SYSTEM
 
 BASE = "https://theraclaim.org/fhir"
 UNIT_DERIVATION_URL = f"{BASE}/StructureDefinition/unit-derivation"

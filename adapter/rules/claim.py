@@ -1,39 +1,28 @@
-"""EncounterFacts -> ClaimDecision: code mapping, units, lines, diagnoses, pricing, holds.
-
-Overlapping timed procedures: one-on-one time cannot be spent twice, and the documentation
-alone cannot say which code the shared minutes belong to.  theraclaim therefore does not guess:
-units are computed on the minutes as documented, and the Claim is held (``draft``) with an
-``overlapping-timed-services`` finding naming both Procedures, for a biller to correct.
-"""
+"""EncounterFacts -> ClaimDecision: the order of the decisions (code mapping, devices,
+contraindications, lines and units, diagnoses, payer edits) and what holds a Claim."""
 
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
-from dataclasses import dataclass, replace
-from datetime import date
+from dataclasses import dataclass
 
 from adapter.errors import InputError, Problem
 from adapter.model import (
     ClaimDecision,
     Contraindication,
-    Diagnosis,
     EncounterFacts,
     Finding,
     ProcedureFact,
-    ServiceLine,
     Severity,
 )
-from adapter.rules.catalog import PayerPack, Rules
+from adapter.rules.catalog import Rules
 from adapter.rules.coding import map_to_cpt
 from adapter.rules.contraindications import screen
+from adapter.rules.diagnoses import claim_diagnoses
 from adapter.rules.edits import EditContext, apply_edits, device_edit
+from adapter.rules.lines import build_lines, check_times, finish_line, overlaps
 from adapter.rules.payers import select_pack
-from adapter.rules.units import CodeMinutes, allocate
 
-ICD10CM_SYSTEM = "http://hl7.org/fhir/sid/icd-10-cm"
-MAX_DIAGNOSES = 12  # X12 837P HI segment (billing-rules.md F8.3)
-MAX_POINTERS = 4  # diagnosis pointers per line (SV107, F8.4)
 NOT_BILLABLE = frozenset({"cancelled", "entered-in-error"})
 CLAIM_ID_NAMESPACE = uuid.UUID("6f1d7b0e-5d0c-4d7e-9a53-2f1c0c7d9a11")
 
@@ -66,16 +55,18 @@ def decide(encounter: EncounterFacts, rules: Rules, *, payer: str | None, option
                 findings.append(finding)
         if cpt is not None:
             billed.append((cpt, procedure))
-    _check_times(billed, rules)
-    findings += _overlaps([p for cpt, p in billed if rules.procedures.is_timed(cpt)])
-    diagnoses, sequence_of = _diagnoses(encounter, findings)
+    check_times(billed, rules)
+    findings += overlaps([p for cpt, p in billed if rules.procedures.is_timed(cpt)])
+    diagnoses, sequence_of = claim_diagnoses(encounter, findings)
     billable = encounter.status not in NOT_BILLABLE
     screened = [p for cpt, p in billed if cpt in rules.contraindications.screened_cpt] if billable else []
     contraindications = screen(encounter, screened, rules, rules.sites, pack.contraindications)
     blocked = _report_contraindications(contraindications, findings)
     # Blocked procedures leave before units are counted: their minutes must not earn units for others.
-    lines = _lines([(cpt, p) for cpt, p in billed if p.ref not in blocked], pack, rules, findings) if billable else []
-    lines = [_finish_line(line, pack, diagnoses, sequence_of, findings) for line in lines]
+    lines = (
+        build_lines([(cpt, p) for cpt, p in billed if p.ref not in blocked], pack, rules, findings) if billable else []
+    )
+    lines = [finish_line(line, pack, diagnoses, sequence_of, findings) for line in lines]
     scrub = EditContext(encounter, pack, rules, diagnoses)
     lines = apply_edits(lines, scrub)
     findings += scrub.findings
@@ -187,184 +178,6 @@ def _status_findings(encounter: EncounterFacts) -> list[Finding]:
 
 def _because(procedure: ProcedureFact) -> str:
     return f" ({procedure.status_reason})" if procedure.status_reason else ""
-
-
-def _check_times(billed: list[tuple[str, ProcedureFact]], rules: Rules) -> None:
-    """A billed timed code needs documented minutes, any billed code a date of service."""
-    problems = []
-    for cpt, procedure in billed:
-        if rules.procedures.is_timed(cpt) and procedure.minutes is None:
-            problems.append(
-                Problem(
-                    "missing-performed-period",
-                    f"CPT {cpt} is a 15-minute timed code: the Procedure needs a performedPeriod with start and end",
-                    f"{procedure.path}.performedPeriod",
-                    "required",
-                )
-            )
-        elif procedure.service_date is None:
-            problems.append(
-                Problem(
-                    "missing-performed",
-                    f"CPT {cpt}: the Procedure has no date of service",
-                    f"{procedure.path}.performed",
-                    "required",
-                )
-            )
-    if problems:
-        raise InputError(problems)
-
-
-def _overlaps(timed: list[ProcedureFact]) -> list[Finding]:
-    ordered = sorted(timed, key=lambda p: (p.start, p.path))
-    findings = []
-    for i, first in enumerate(ordered):
-        for second in ordered[i + 1 :]:
-            assert first.end is not None and second.start is not None  # guaranteed by _check_times
-            if second.start >= first.end:
-                break
-            findings.append(
-                Finding(
-                    "overlapping-timed-services",
-                    Severity.WARNING,
-                    "two timed procedures overlap in time; one-on-one minutes cannot be counted twice. "
-                    "Units use the documented minutes and the Claim is held for a biller to correct the times",
-                    (f"{first.path}.performedPeriod", f"{second.path}.performedPeriod"),
-                    "units/overlap",
-                    hold=True,
-                )
-            )
-    return findings
-
-
-def _lines(
-    billed: list[tuple[str, ProcedureFact]], pack: PayerPack, rules: Rules, findings: list[Finding]
-) -> list[ServiceLine]:
-    """One line per CPT code per date of service; same-code procedures are merged."""
-    by_day: dict[date, dict[str, list[ProcedureFact]]] = defaultdict(lambda: defaultdict(list))
-    for cpt, procedure in billed:
-        assert procedure.service_date is not None  # guaranteed by _check_times
-        by_day[procedure.service_date][cpt].append(procedure)
-    lines = []
-    for day in sorted(by_day):
-        per_code = by_day[day]
-        timed = [
-            CodeMinutes(cpt, sum(p.minutes or 0 for p in procs), min(p.start for p in procs if p.start))
-            for cpt, procs in per_code.items()
-            if rules.procedures.is_timed(cpt)
-        ]
-        derivations = allocate(pack.units.method, timed, pack.label)
-        for cpt in sorted(per_code):
-            procedures = per_code[cpt]
-            derivation = derivations.get(cpt)
-            if derivation is not None and derivation.units == 0:
-                findings.append(
-                    Finding(
-                        "timed-code-not-billed",
-                        Severity.INFORMATION,
-                        f"CPT {cpt} on {day.isoformat()}: {derivation.text}; documented, not billed",
-                        tuple(f"{p.path}.performedPeriod" for p in procedures),
-                        f"units/{pack.units.method} {pack.label}",
-                    )
-                )
-                continue
-            lines.append(
-                ServiceLine(
-                    cpt=cpt,
-                    service_date=day,
-                    units=derivation.units if derivation else 1,
-                    procedure_refs=tuple(p.ref for p in procedures),
-                    performer_refs=tuple(dict.fromkeys(r for p in procedures for r in p.performer_refs)),
-                    body_sites=tuple(dict.fromkeys(s for p in procedures for s in p.body_sites)),
-                    diagnosis_refs=tuple(dict.fromkeys(r for p in procedures for r in p.reason_refs)),
-                    derivation=derivation,
-                    modifiers=tuple(dict.fromkeys(m for p in procedures for m in p.modifiers)),
-                )
-            )
-    return lines
-
-
-def _diagnoses(encounter: EncounterFacts, findings: list[Finding]) -> tuple[list[Diagnosis], dict[str, int]]:
-    """ICD-10-CM diagnoses in claim order (principal first), deduplicated by code."""
-    conditions = {c.ref: c for c in encounter.conditions}
-    diagnoses: list[Diagnosis] = []
-    sequence_of: dict[str, int] = {}
-    by_code: dict[str, int] = {}
-    for named in encounter.diagnoses:
-        if named.condition_ref in sequence_of:
-            continue
-        condition = conditions.get(named.condition_ref)
-        if condition is None:
-            findings.append(
-                Finding(
-                    "diagnosis-other-patient",
-                    Severity.WARNING,
-                    f"diagnosis {named.condition_ref} is not a Condition of the Encounter's patient",
-                    (encounter.path,),
-                    "claim/diagnosis",
-                )
-            )
-            continue
-        icd = next((c for c in condition.codes if c.system == ICD10CM_SYSTEM), None)
-        if icd is None:
-            findings.append(
-                Finding(
-                    "diagnosis-not-icd10cm",
-                    Severity.WARNING,
-                    "a diagnosis Condition has no ICD-10-CM coding and is left off the Claim",
-                    (f"{condition.path}.code",),
-                    "claim/diagnosis",
-                )
-            )
-            continue
-        key = icd.code.replace(".", "").upper()
-        if key not in by_code:
-            if len(diagnoses) == MAX_DIAGNOSES:
-                findings.append(
-                    Finding(
-                        "too-many-diagnoses",
-                        Severity.WARNING,
-                        f"more than {MAX_DIAGNOSES} diagnoses; {icd.code} is left off the Claim",
-                        (f"{condition.path}.code",),
-                        "claim/diagnosis",
-                    )
-                )
-                continue
-            diagnoses.append(Diagnosis(len(diagnoses) + 1, icd.code, icd.display, condition.ref))
-            by_code[key] = len(diagnoses)
-        sequence_of[named.condition_ref] = by_code[key]
-    return diagnoses, sequence_of
-
-
-def _finish_line(
-    line: ServiceLine,
-    pack: PayerPack,
-    diagnoses: list[Diagnosis],
-    sequence_of: dict[str, int],
-    findings: list[Finding],
-) -> ServiceLine:
-    """Diagnosis pointers (the line's own reasons first), price, and the narrative an unlisted code needs."""
-    own = [sequence_of[r] for r in line.diagnosis_refs if r in sequence_of]
-    pointers = list(dict.fromkeys(own or [d.sequence for d in diagnoses]))[:MAX_POINTERS]
-    devices = pack.edits.devices
-    price = pack.fee_schedule.cents(line.cpt)
-    if price is None:
-        findings.append(
-            Finding(
-                "no-fee-schedule-entry",
-                Severity.WARNING,
-                f"payer pack {pack.label} has no price for CPT {line.cpt}; the Claim is held",
-                (),
-                f"pricing {pack.label}",
-                hold=True,
-            )
-        )
-    return replace(
-        line,
-        diagnosis_pointers=tuple(pointers),
-        unit_price_cents=price,
-        description=devices.description if line.cpt == devices.bill_as else None,
-    )
 
 
 def _billing_provider(
