@@ -326,9 +326,9 @@ def _search(store: Store, settings: Settings, resource_type: str, request: Reque
     kept = [(k, v) for k, v in params if k in SEARCH_COLUMNS or (k in RESULT_PARAMS and k != "_offset")]
     base = f"{request.base_url}fhir/{resource_type}"
     links = [{"relation": "self", "url": f"{base}?{urlencode([*kept, ('_offset', str(offset))])}"}]
-    if offset + count < total:
+    if count and offset + count < total:  # _count=0 asks for the total only: no page to go to
         links.append({"relation": "next", "url": f"{base}?{urlencode([*kept, ('_offset', str(offset + count))])}"})
-    if offset > 0:
+    if count and offset > 0:
         links.append(
             {"relation": "previous", "url": f"{base}?{urlencode([*kept, ('_offset', str(max(0, offset - count)))])}"}
         )

@@ -12,6 +12,7 @@ same resources instead of creating copies; ``urn:uuid:`` references are rewritte
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from adapter.service.claims import ClaimService
 from adapter.service.fhirhttp import FhirError
 from adapter.service.store import Store, Stored
 
+ENTRY_PATH = re.compile(r"^Bundle\.entry\[(\d+)\]")
 ID_NAMESPACE = uuid.UUID("d8e8f1a4-7c51-4a0c-b9f5-5f4b2c4b1e77")
 STATUS_TEXT = {
     200: "200 OK",
@@ -205,7 +207,7 @@ class TransactionService:
         self, kind: str, entries: list[_Entry], good: list[_Entry], stored: list[Stored], result: Result
     ) -> dict[str, Any]:
         by_index = {entry.index: item for entry, item in zip(good, stored, strict=True)}
-        claim_outcome = _claim_outcome(result)
+        claim_outcome = _claim_outcome(result, good)
         response_entries = []
         for entry in entries:
             if entry.problems:
@@ -232,7 +234,20 @@ class TransactionService:
         return {"resourceType": "Bundle", "type": f"{kind}-response", "entry": response_entries}
 
 
-def _claim_outcome(result: Result) -> dict[str, Any]:
-    """What happened to the Claims: the pipeline's OperationOutcome (issues of every Encounter)."""
+def _claim_outcome(result: Result, good: list[_Entry]) -> dict[str, Any]:
+    """What happened to the Claims: the pipeline's OperationOutcome (issues of every Encounter).
+
+    The pipeline saw only the stored entries; its ``Bundle.entry[i]`` paths are turned back into
+    the positions of the request's entries (they differ in a batch with failed entries).
+    """
     outcome: dict[str, Any] = result.bundle["entry"][-1]["resource"]
-    return {k: v for k, v in outcome.items() if k != "id"} | {"resourceType": "OperationOutcome"}
+    positions = {i: entry.index for i, entry in enumerate(good)}
+
+    def request_path(expression: str) -> str:
+        return ENTRY_PATH.sub(lambda m: f"Bundle.entry[{positions.get(int(m[1]), int(m[1]))}]", expression)
+
+    issues = [
+        issue | {"expression": [request_path(e) for e in issue["expression"]]} if "expression" in issue else issue
+        for issue in outcome.get("issue", [])
+    ]
+    return {k: v for k, v in outcome.items() if k != "id"} | {"resourceType": "OperationOutcome", "issue": issues}

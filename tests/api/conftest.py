@@ -1,0 +1,182 @@
+"""Fixtures for the REST API tests: the app on SQLite and on PostgreSQL, and request helpers.
+
+Every API test runs twice, once per database.  PostgreSQL comes from THERACLAIM_TEST_POSTGRES_URL
+(default: the local CI cluster); when it does not answer, the PostgreSQL half is skipped with the
+reason, the SQLite half still runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from adapter.rules.catalog import Rules
+from adapter.service.api import create_app
+from adapter.service.settings import Settings
+from adapter.service.store import Store, sqlalchemy_url
+from tests import bundle_builder as bb
+
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+APP_TABLES = ("resource_current", "resource_history", "submissions", "alembic_version")
+FHIR_JSON = "application/fhir+json"
+OPERATION = "/fhir/Claim/$from-encounter"
+
+
+def postgres_url() -> str:
+    return os.environ.get("THERACLAIM_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+
+
+_postgres_problem: dict[str, str | None] = {}
+
+
+def postgres_unreachable() -> str | None:
+    """Why the test PostgreSQL cannot be used (None when it answers); asked once per session."""
+    url = postgres_url()
+    if url not in _postgres_problem:
+        try:
+            engine = create_engine(sqlalchemy_url(url), connect_args={"connect_timeout": 3})
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            engine.dispose()
+            _postgres_problem[url] = None
+        except Exception as error:  # any failure to connect means "skip the PostgreSQL half"
+            _postgres_problem[url] = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    return _postgres_problem[url]
+
+
+def reset_postgres(url: str) -> None:
+    """Drop the app's tables so the next app starts from an empty, freshly migrated database."""
+    engine = create_engine(sqlalchemy_url(url))
+    with engine.begin() as connection:
+        for table in APP_TABLES:
+            connection.execute(text(f"DROP TABLE IF EXISTS {table} CASCADE"))
+    engine.dispose()
+
+
+def require_postgres() -> str:
+    problem = postgres_unreachable()
+    if problem is not None:
+        pytest.skip(f"PostgreSQL at {postgres_url()} (THERACLAIM_TEST_POSTGRES_URL) is unreachable: {problem}")
+    return postgres_url()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'theraclaim.sqlite3'}"
+    url = require_postgres()
+    reset_postgres(url)
+    return url
+
+
+@dataclass
+class Api:
+    """The app under test, its HTTP client and its store (to check what was, or was not, stored)."""
+
+    client: TestClient
+    store: Store
+    settings: Settings
+
+    def post(self, path: str, document: Any, **kwargs: Any) -> Any:
+        headers = {"Content-Type": FHIR_JSON, **kwargs.pop("headers", {})}
+        return self.client.post(path, content=json.dumps(document), headers=headers, **kwargs)
+
+    def push(self, document: Any, **kwargs: Any) -> Any:
+        return self.post(OPERATION, document, **kwargs)
+
+    def rows(self, table: str) -> list[dict[str, Any]]:
+        with self.store.engine.connect() as connection:
+            return [dict(r._mapping) for r in connection.execute(text(f"SELECT * FROM {table}"))]
+
+    def count(self, table: str) -> int:
+        with self.store.engine.connect() as connection:
+            return int(connection.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one())
+
+    def stored_counts(self) -> tuple[int, int, int]:
+        return self.count("resource_current"), self.count("resource_history"), self.count("submissions")
+
+    def assert_alive(self) -> None:
+        assert self.client.get("/healthz").status_code == 200
+
+
+@contextmanager
+def make_api(database_url: str, rules: Rules | None = None, **settings: Any) -> Iterator[Api]:
+    """The app on a database, with settings overridden; server errors become 500 responses, as in production."""
+    config = Settings(database_url=database_url, **settings)
+    app = create_app(config, rules)
+    try:
+        with TestClient(app, raise_server_exceptions=False) as client:
+            yield Api(client, app.state.store, config)
+    finally:
+        app.state.store.engine.dispose()
+
+
+@pytest.fixture
+def api(database_url: str, rules: Rules) -> Iterator[Api]:
+    with make_api(database_url, rules) as made:
+        yield made
+
+
+def assert_outcome(response: Any, status: int | tuple[int, ...]) -> dict[str, Any]:
+    """The response has the status and an OperationOutcome body (FHIR JSON); returns the body."""
+    expected = (status,) if isinstance(status, int) else status
+    assert response.status_code in expected, (response.status_code, response.text[:2000])
+    assert response.headers["content-type"].startswith(FHIR_JSON), response.headers
+    body = response.json()
+    assert body["resourceType"] == "OperationOutcome", body
+    assert body["issue"], body
+    return dict(body)
+
+
+def entries(bundle: dict[str, Any], resource_type: str | None = None) -> list[dict[str, Any]]:
+    found = [e["resource"] for e in bundle.get("entry", []) if "resource" in e]
+    return [r for r in found if resource_type is None or r["resourceType"] == resource_type]
+
+
+DVT_DISPLAY = "Acute embolism and thrombosis of unspecified deep veins of right lower extremity"
+
+
+def visit_for(
+    enc_id: str = "enc-1",
+    minutes: int = 30,
+    *,
+    patient: str = "pat-1",
+    code: str = "97124",
+    dvt: bool = False,
+    **encounter_args: Any,
+) -> dict[str, Any]:
+    """A one-encounter visit Bundle for Encounter ``enc_id`` (its own id, identifier and Procedure),
+    optionally for another patient, optionally with an acute DVT (I82.401: a DetectedIssue, the
+    Claim held); each distinct ``enc_id`` makes a distinct Claim."""
+    if dvt:
+        encounter_args.setdefault("diagnoses", ("Condition/dx-1", "Condition/dx-dvt"))
+    document = bb.visit(
+        bb.procedure(code, minutes, encounter=f"Encounter/{enc_id}", proc_id=f"proc-{enc_id}"),
+        enc_id=enc_id,
+        **encounter_args,
+    )
+    if dvt:
+        condition = bb.condition("dx-dvt", "I82.401", DVT_DISPLAY)
+        document["entry"].append({"fullUrl": "http://ehr.example.org/fhir/Condition/dx-dvt", "resource": condition})
+    if patient != "pat-1":
+        text = json.dumps(document).replace('"Patient/pat-1"', f'"Patient/{patient}"')
+        document = json.loads(text)
+        find_resource(document, "Patient")["id"] = patient
+        for entry in document["entry"]:
+            if entry["resource"]["resourceType"] == "Patient":
+                entry["fullUrl"] = entry["fullUrl"].replace("/pat-1", f"/{patient}")
+    return document
+
+
+def find_resource(document: dict[str, Any], resource_type: str) -> dict[str, Any]:
+    """The first resource of a type in a Bundle (by type, not position: the builder evolves)."""
+    return next(e["resource"] for e in document["entry"] if e["resource"]["resourceType"] == resource_type)
