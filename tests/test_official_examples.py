@@ -48,7 +48,10 @@ def test_validation_is_not_a_no_op() -> None:
     resource["status"] = "bogus"
     resource["performedDateTime"] = "2016-02-30"
     problems = validate_resource(resource, "Procedure")
-    assert [(p.code, p.expression) for p in problems] == [("fhir-invalid", "Procedure.performedDateTime")]
+    assert [(p.code, p.expression) for p in problems] == [
+        ("fhir-invalid", "Procedure.performedDateTime"),
+        ("invalid-code", "Procedure.status"),
+    ]
     del resource["performedDateTime"]
     problems = validate_resource(resource, "Procedure")
     assert [(p.code, p.expression) for p in problems] == [("invalid-code", "Procedure.status")]

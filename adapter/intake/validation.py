@@ -73,9 +73,10 @@ def validate_resource(resource: dict[str, Any], path: str, level: str = "full") 
         Problem("fhir-invalid", f"{resource_type}: {message}", fhirpath(path, loc), "structure")
         for loc, message in errors
     ]
-    if level == "full" and not problems:
-        problems = _full_problems(resource, resource_type, path)
-    return problems or binding_problems(resource, path)
+    if level == "full":  # every other element too, each path reported once
+        reported = {p.expression for p in problems}
+        problems += [p for p in _full_problems(resource, resource_type, path) if p.expression not in reported]
+    return problems + binding_problems(resource, path)
 
 
 def _full_problems(resource: dict[str, Any], resource_type: str, path: str) -> list[Problem]:
@@ -104,10 +105,11 @@ def binding_problems(resource: dict[str, Any], path: str) -> list[Problem]:
         value = resource[element]
         if element in CODEABLE_SYSTEMS:
             system = CODEABLE_SYSTEMS[element]
-            for i, coding in enumerate(value.get("coding", [])):
-                if coding.get("system") == system and coding.get("code") not in allowed:
+            codings = value.get("coding") if isinstance(value, dict) else None
+            for i, coding in enumerate(codings if isinstance(codings, list) else []):
+                if isinstance(coding, dict) and coding.get("system") == system and coding.get("code") not in allowed:
                     problems.append(_bad_code(f"{path}.{element}.coding[{i}].code", coding.get("code"), allowed))
-        elif value not in allowed:
+        elif isinstance(value, str) and value not in allowed:  # a non-string is already a structure problem
             problems.append(_bad_code(f"{path}.{element}", value, allowed))
     return problems
 

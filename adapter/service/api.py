@@ -102,6 +102,12 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None) -> 
         result = await run_in_threadpool(claims.from_encounter, payload, payer, if_match, validation)
         return _answer(request, result.http_status, result.bundle, result.claims)
 
+    @app.get("/fhir/Claim/$from-encounter", include_in_schema=False)
+    def from_encounter_needs_post() -> Response:
+        raise FhirError(
+            405, "method-not-allowed", "$from-encounter takes a POST", "not-supported", headers={"Allow": "POST"}
+        )
+
     @app.post("/fhir", openapi_extra=FHIR_BODY)
     async def transaction(request: Request) -> Response:
         body = await read_body(request, settings.max_bytes)

@@ -19,6 +19,7 @@ import orjson
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
+from adapter.errors import FINDING_SYSTEM
 from adapter.pipeline import Result, run
 from adapter.rules.catalog import Rules
 from adapter.service.fhirhttp import FhirError
@@ -69,7 +70,20 @@ class ClaimService:
             self._record(digest, 422, result, [])
             reason = "invalid input" if result.invalid else "nothing billable"
             log.info("from-encounter 422 (%s) payload=%s", reason, digest[:12])
-            return Outcome(422, _outcome_only(result.bundle))
+            body = _outcome_only(result.bundle)
+            if not result.invalid:  # the information issues say why; the error says what it means
+                body["issue"].insert(
+                    0,
+                    {
+                        "severity": "error",
+                        "code": "business-rule",
+                        "details": {
+                            "coding": [{"system": FINDING_SYSTEM, "code": "nothing-billable"}],
+                            "text": "no Encounter of the Bundle produced a Claim; see the issues below",
+                        },
+                    },
+                )
+            return Outcome(422, body)
         _, stored = self.store_result(result, digest, if_match=if_match)
         claims_out = [s for s in stored if s.resource["resourceType"] == "Claim"]
         status = 201 if any(c.changed for c in claims_out) else 200
@@ -109,7 +123,10 @@ class ClaimService:
                     _replace_entries(result.bundle, stored)
                 return stored_inputs, stored
             except (WriteConflict, OperationalError) as conflict:
-                # OperationalError covers SQLite's "database is locked" and PostgreSQL serialization failures
+                if isinstance(conflict, OperationalError) and not _is_contention(conflict):
+                    raise FhirError(
+                        503, "database-unavailable", "the database cannot be reached; retry later", "transient"
+                    ) from conflict
                 if attempt == MAX_ATTEMPTS:
                     raise FhirError(
                         409, "write-conflict", "concurrent writes kept conflicting; retry the request", "conflict"
@@ -198,6 +215,13 @@ def _replace_entries(bundle: dict[str, Any], stored: list[Stored]) -> None:
             entry["resource"] = by_key.pop(key)
     for (_, rid), resource in by_key.items():  # cancelled Claims are not in the pipeline's bundle
         bundle["entry"].insert(0, {"fullUrl": f"urn:uuid:{rid}", "resource": resource})
+
+
+def _is_contention(error: OperationalError) -> bool:
+    """A lost race worth retrying (SQLite busy, PostgreSQL serialization failure or deadlock),
+    as opposed to a database that is down."""
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    return sqlstate in ("40001", "40P01") or "locked" in str(error.orig).lower()
 
 
 def _outcome_only(bundle: dict[str, Any]) -> dict[str, Any]:

@@ -357,8 +357,26 @@ def test_nothing_billable_is_422(api: Api) -> None:
     body = assert_outcome(response, 422)
     codes = [c["code"] for issue in body["issue"] for c in issue.get("details", {}).get("coding", [])]
     assert "timed-code-not-billed" in codes
+    assert body["issue"][0]["severity"] == "error" and codes[0] == "nothing-billable"
     assert "location" not in response.headers
     assert api.count("resource_current") == 0
+
+
+def test_get_on_the_operation_is_405(api: Api) -> None:
+    response = api.client.get("/fhir/Claim/$from-encounter")
+    assert_outcome(response, 405)
+    assert response.headers["allow"] == "POST"
+
+
+def test_a_database_that_is_down_is_503_not_a_conflict(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    def down(*_: Any, **__: Any) -> Any:
+        raise OperationalError("connect", {}, ConnectionRefusedError("connection refused"))
+
+    monkeypatch.setattr(api.store, "transaction", down)
+    body = assert_outcome(api.push(bb.visit(massage(30))), 503)
+    assert body["issue"][0]["details"]["coding"][0]["code"] == "database-unavailable"
 
 
 def test_wrong_resource_type_is_refused(api: Api) -> None:
