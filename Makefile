@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test lint
+.PHONY: install run convert test lint
 
 $(BIN)/theraclaim: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,9 @@ $(BIN)/theraclaim: pyproject.toml
 install: $(BIN)/theraclaim
 
 run: install
+	$(BIN)/theraclaim serve
+
+convert: install
 	$(BIN)/theraclaim convert examples/medicare-visit.json --now 2025-01-15T12:00:00Z
 
 lint: install
