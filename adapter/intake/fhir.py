@@ -27,20 +27,56 @@ from adapter.intake.resources import (
 )
 from adapter.intake.validation import validate_resource
 from adapter.intake.wire import Limits
-from adapter.model import DiagnosisFact, EncounterFacts, PlanFact, ProcedureFact
+from adapter.model import (
+    ConditionFact,
+    CoverageFact,
+    DiagnosisFact,
+    EncounterFacts,
+    MedicationFact,
+    ObservationFact,
+    PlanFact,
+    ProcedureFact,
+)
 
 BUNDLE_TYPES = frozenset({"collection", "transaction", "batch", "searchset", "message"})
 MEDICATION_TYPES = ("MedicationStatement", "MedicationRequest")
 
 
 @dataclass(frozen=True, slots=True)
-class _PatientRecords:
-    """Entries about a patient, keyed by the index of the patient's entry."""
+class _PatientFacts:
+    conditions: tuple[ConditionFact, ...]
+    medications: tuple[MedicationFact, ...]
+    observations: tuple[ObservationFact, ...]
+    coverages: tuple[CoverageFact, ...]  # active ones, in Coverage.order
 
-    conditions: dict[int, list[Entry]]
-    coverages: dict[int, list[Entry]]
-    medications: dict[int, list[Entry]]
-    observations: dict[int, list[Entry]]
+
+class _Patients:
+    """What the Bundle says about each patient, read once however many Encounters share it."""
+
+    def __init__(self, index: BundleIndex, problems: list[Problem]) -> None:
+        self.index, self.problems = index, problems
+        self.conditions = _group(index, "Condition", "subject", ("Patient", "Group"), problems)
+        self.coverages = _group(index, "Coverage", "beneficiary", ("Patient",), problems)
+        self.medications = _merge(_group(index, t, "subject", ("Patient", "Group"), problems) for t in MEDICATION_TYPES)
+        self.observations = _group(
+            index, "Observation", "subject", ("Patient", "Group", "Device", "Location"), problems
+        )
+        self._read: dict[int, _PatientFacts] = {}
+
+    def facts(self, patient: Entry) -> _PatientFacts:
+        key = patient.index
+        if key not in self._read:
+            index, problems = self.index, self.problems
+            coverages = [
+                read_coverage(index, c) for c in self.coverages.get(key, []) if c.resource["status"] == "active"
+            ]
+            self._read[key] = _PatientFacts(
+                conditions=tuple(read_condition(c, problems) for c in self.conditions.get(key, [])),
+                medications=tuple(read_medication(index, m, problems) for m in self.medications.get(key, [])),
+                observations=tuple(read_observation(o, problems) for o in self.observations.get(key, [])),
+                coverages=tuple(sorted(coverages, key=lambda c: (c.order is None, c.order or 0, c.path))),
+            )
+        return self._read[key]
 
 
 def read_bundle(document: dict[str, Any], limits: Limits, validation: str = "fields") -> list[EncounterFacts]:
@@ -54,12 +90,7 @@ def read_bundle(document: dict[str, Any], limits: Limits, validation: str = "fie
         raise InputError([Problem("no-encounter", "the Bundle holds no Encounter", "Bundle.entry", "required")])
     problems: list[Problem] = []
     by_encounter = _group(index, "Procedure", "encounter", ("Encounter",), problems)
-    by_patient = _PatientRecords(
-        conditions=_group(index, "Condition", "subject", ("Patient", "Group"), problems),
-        coverages=_group(index, "Coverage", "beneficiary", ("Patient",), problems),
-        medications=_merge(_group(index, t, "subject", ("Patient", "Group"), problems) for t in MEDICATION_TYPES),
-        observations=_group(index, "Observation", "subject", ("Patient", "Group", "Device", "Location"), problems),
-    )
+    by_patient = _Patients(index, problems)
     facts = []
     for encounter in encounters:
         fact = _encounter(index, encounter, by_encounter, by_patient, problems)
@@ -171,7 +202,7 @@ def _encounter(
     index: BundleIndex,
     encounter: Entry,
     procedures_by_encounter: dict[int, list[Entry]],
-    by_patient: _PatientRecords,
+    by_patient: _Patients,
     problems: list[Problem],
 ) -> EncounterFacts | None:
     resource = encounter.resource
@@ -192,10 +223,8 @@ def _encounter(
         read_procedure(index, p, problems)
         for p in sorted(procedures_by_encounter.get(encounter.index, []), key=lambda e: e.index)
     ]
-    coverages = [
-        read_coverage(index, c) for c in by_patient.coverages.get(patient.index, []) if c.resource["status"] == "active"
-    ]
-    if not coverages:
+    known = by_patient.facts(patient)
+    if not known.coverages:
         problems.append(
             Problem(
                 "missing-coverage",
@@ -214,10 +243,10 @@ def _encounter(
         procedures=tuple(p for p in procedures if p.status == "completed"),
         skipped_procedures=tuple(p for p in procedures if p.status != "completed"),
         diagnoses=tuple(_diagnoses(index, encounter, procedures, problems)),
-        conditions=tuple(read_condition(c, problems) for c in by_patient.conditions.get(patient.index, [])),
-        medications=tuple(read_medication(index, m, problems) for m in by_patient.medications.get(patient.index, [])),
-        observations=tuple(read_observation(o, problems) for o in by_patient.observations.get(patient.index, [])),
-        coverages=tuple(sorted(coverages, key=lambda c: (c.order is None, c.order or 0, c.path))),
+        conditions=known.conditions,
+        medications=known.medications,
+        observations=known.observations,
+        coverages=known.coverages,
         plans=tuple(_plans(index, encounter, procedures, problems)),
         practitioners=tuple(
             read_practitioner(index, entry)

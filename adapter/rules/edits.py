@@ -292,6 +292,8 @@ def order_modifiers(line: ServiceLine, ctx: EditContext) -> ServiceLine:
             "modifiers",
         )
     kept.sort(key=lambda m: _RANK.get(m, 4))
+    if tuple(kept) == line.modifiers:
+        return line
     if len(kept) > MAX_MODIFIERS:
         ctx.add(
             "too-many-modifiers",
