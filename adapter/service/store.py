@@ -179,7 +179,7 @@ class Store:
             ).where(resource_current.c.resource_type == rtype, resource_current.c.id == rid)
         ).first()
         if row is not None and row.content_hash == digest:
-            return Stored(orjson.loads(row.content), row.version_id, _aware(row.last_updated), changed=False)
+            return _stored(row)
         version = 1 if row is None else row.version_id + 1
         stamped = _stamp(resource, version, now)
         body = orjson.dumps(stamped).decode()
@@ -243,7 +243,7 @@ class Store:
                 row = own.execute(query).first()
         if row is None:
             return None
-        return Stored(orjson.loads(row.content), row.version_id, _aware(row.last_updated), changed=False)
+        return _stored(row)
 
     def history(self, resource_type: str, resource_id: str) -> list[Stored]:
         with self.engine.connect() as connection:
@@ -252,7 +252,7 @@ class Store:
                 .where(resource_history.c.resource_type == resource_type, resource_history.c.id == resource_id)
                 .order_by(resource_history.c.version_id.desc())
             ).all()
-        return [Stored(orjson.loads(r.content), r.version_id, _aware(r.last_updated), changed=False) for r in rows]
+        return [_stored(r) for r in rows]
 
     def search(
         self, resource_type: str, filters: dict[str, str], updated: list[tuple[str, datetime]], count: int, offset: int
@@ -273,7 +273,7 @@ class Store:
                 .limit(count)
                 .offset(offset)
             ).all()
-        return total, [Stored(orjson.loads(r.content), r.version_id, _aware(r.last_updated), False) for r in rows]
+        return total, [_stored(r) for r in rows]
 
     def record_submission(self, connection: Connection, **values: Any) -> None:
         connection.execute(insert(submissions).values(**values))
@@ -281,6 +281,11 @@ class Store:
     def submission_count(self) -> int:
         with self.engine.connect() as connection:
             return int(connection.execute(select(func.count()).select_from(submissions)).scalar_one())
+
+
+def _stored(row: Any) -> Stored:
+    """A read row (content, version_id, last_updated) as a Stored resource."""
+    return Stored(orjson.loads(row.content), row.version_id, _aware(row.last_updated), changed=False)
 
 
 def _aware(value: datetime) -> datetime:
