@@ -143,7 +143,7 @@ class ClaimService:
     ) -> list[Stored]:
         claims = [r for r in produced if r["resourceType"] == "Claim"]
         if if_match is not None:
-            self._check_version(claims, cancels, if_match)
+            self._check_version(connection, claims, cancels, if_match)
         stored = [self.store.put(connection, resource, now) for resource in produced]
         for claim_id in cancels:
             current = self.store.read("Claim", claim_id, connection=connection)
@@ -152,13 +152,16 @@ class ClaimService:
                 stored.append(self.store.put(connection, withdrawn, now))
         return stored
 
-    def _check_version(self, claims: list[dict[str, Any]], cancels: list[str], expected: int) -> None:
+    def _check_version(
+        self, connection: Connection, claims: list[dict[str, Any]], cancels: list[str], expected: int
+    ) -> None:
+        """If-Match: the one Claim concerned must be at the expected version, read in this transaction."""
         targets = [c["id"] for c in claims] + cancels
         if len(targets) != 1:
             raise FhirError(
                 412, "if-match-ambiguous", "If-Match needs a request that concerns exactly one Claim", "conflict"
             )
-        current = self.store.read("Claim", targets[0])
+        current = self.store.read("Claim", targets[0], connection=connection)
         if current is None or current.version_id != expected:
             found = "none" if current is None else current.version_id
             raise FhirError(
