@@ -49,6 +49,8 @@ def search_filters(params: list[tuple[str, str]]) -> tuple[dict[str, str], list[
     filters: dict[str, str] = {}
     updated: list[tuple[str, datetime]] = []
     for name, value in params:
+        if "\x00" in value:  # no FHIR string holds a NUL, and PostgreSQL refuses one in a query
+            raise FhirError(400, "invalid-search", f"{name} holds a NUL character", "invalid", name)
         if name in SEARCH_COLUMNS:
             filters[SEARCH_COLUMNS[name]] = value
         elif name == "_lastUpdated":

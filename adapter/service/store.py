@@ -121,11 +121,13 @@ def search_columns(resource: dict[str, Any]) -> dict[str, str | None]:
     """The values the search parameters patient, encounter and status look at."""
     status = resource.get("status")
     is_claim = resource["resourceType"] == "Claim"
-    return {
+    values = {
         "patient": _reference(resource, "patient") or _reference(resource, "subject"),
         "encounter": _claim_encounter(resource) if is_claim else _reference(resource, "encounter"),
         "status": status if isinstance(status, str) else None,
     }
+    # PostgreSQL text cannot hold NUL; such a value cannot be searched for either (search refuses it)
+    return {k: None if v is not None and "\x00" in v else v for k, v in values.items()}
 
 
 def _claim_encounter(claim: dict[str, Any]) -> str | None:

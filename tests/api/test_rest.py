@@ -634,3 +634,11 @@ def test_dates_in_headers_are_http_dates(api: Api) -> None:
     when = parsedate_to_datetime(read.headers["last-modified"])
     stored = datetime.fromisoformat(claim["meta"]["lastUpdated"])
     assert abs(when - stored) < timedelta(seconds=1)
+
+
+def test_a_nul_character_in_a_search_parameter_is_400(api: Api) -> None:
+    """Found by the search fuzz: PostgreSQL refuses NUL in a query, so it must never reach the database."""
+    for params in ({"patient": "\x00"}, {"_id": "a\x00b"}, {"status": "active\x00"}):
+        body = assert_outcome(api.client.get("/fhir/Claim", params=params), 400)
+        assert body["issue"][0]["details"]["coding"][0]["code"] == "invalid-search"
+    api.assert_alive()
