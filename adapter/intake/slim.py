@@ -22,7 +22,7 @@ _DATE_TIME = re.compile(
     r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01])(T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d{1,9})?"
     r"(Z|[+-]((0\d|1[0-3]):[0-5]\d|14:00)))?)?)?$"
 )
-_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 
 def _date_time(value: str) -> str:
@@ -40,7 +40,7 @@ def _date_time(value: str) -> str:
 
 
 def _fhir_id(value: str) -> str:
-    if not _ID.match(value):
+    if not FHIR_ID.match(value):
         raise ValueError("not a FHIR id ([A-Za-z0-9-.]{1,64})")
     return value
 

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from adapter.errors import InputError, Problem, problem_issue
 from adapter.intake.fhir import read_bundle
+from adapter.intake.slim import FHIR_ID
 from adapter.intake.validation import VALIDATION_LEVELS, validate_resource
 from adapter.intake.wire import parse_document
 from adapter.rules.catalog import Rules, load_rules
@@ -39,7 +40,6 @@ from adapter.service.store import Store, Stored
 from adapter.service.transaction import TransactionService
 
 READABLE = frozenset(OUTPUT_TYPES + INPUT_TYPES)
-FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 FHIR_BODY = {"requestBody": {"required": True, "content": {"application/fhir+json": {"schema": {"type": "object"}}}}}
 
 

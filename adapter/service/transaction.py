@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from adapter.errors import Problem, problem_issue
+from adapter.intake.slim import FHIR_ID
 from adapter.intake.validation import validate_resource
 from adapter.pipeline import Result
 from adapter.service.capability import INPUT_TYPES
@@ -55,7 +56,7 @@ def _assign_id(entry: dict[str, Any], resource: dict[str, Any], path: str, probl
     rtype = resource.get("resourceType")
     if method == "PUT":
         parts = url.split("?")[0].strip("/").split("/")
-        if len(parts) != 2 or parts[0] != rtype:
+        if len(parts) != 2 or parts[0] != rtype or not FHIR_ID.match(parts[1]):
             problems.append(
                 Problem("invalid-request-url", f"PUT url must be {rtype}/[id], got {url!r}", f"{path}.request.url")
             )

@@ -269,3 +269,16 @@ def test_entry_must_be_a_list(api: Api) -> None:
     assert_outcome(post(api, {"resourceType": "Bundle", "type": "transaction", "entry": ["x"]}), 400)
     assert api.count("resource_current") == 0
     api.assert_alive()
+
+
+def test_a_put_url_with_an_invalid_id_is_refused(api: Api) -> None:
+    """An id taken from request.url must be a FHIR id (a NUL in it once reached PostgreSQL)."""
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"resource": {"resourceType": "Patient"}, "request": {"method": "PUT", "url": "Patient/a\x00b"}}],
+    }
+    response = api.post("/fhir", bundle)
+    assert response.status_code == 400
+    assert response.json()["resourceType"] == "OperationOutcome"
+    assert api.count("resource_current") == 0
