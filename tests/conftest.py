@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from datetime import UTC, datetime
@@ -10,8 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from adapter.rules.catalog import Rules, load_rules
+
+# CI runs the property and fuzz tests derandomized (HYPOTHESIS_PROFILE=ci, set by .ci/run), so a
+# submission's verdict is reproducible; a developer's run explores new examples every time.
+settings.register_profile("ci", derandomize=True, database=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
