@@ -675,6 +675,25 @@ SNOMED_CASES: dict[str, tuple[str, Tier, str]] = {
     "125666000": ("burn", "full", "125643001"),  # burn vs open wound
     "125643001": ("open-wound", "full", "125666000"),  # open wound vs burn
     "64859006": ("osteoporosis", "lesser", "125605004"),  # osteoporosis vs fracture of bone
+    "423125000": ("fracture", "full", "125666000"),  # closed fracture vs burn
+    "397181002": ("fracture", "full", "125643001"),  # open fracture vs open wound
+    "58150001": ("fracture", "full", "64859006"),  # clavicle
+    "65966004": ("fracture", "full", "64859006"),  # forearm
+    "263102004": ("fracture", "full", "64859006"),  # wrist
+    "16114001": ("fracture", "full", "64859006"),  # ankle
+    "33737001": ("fracture", "full", "64859006"),  # rib
+    "359817006": ("fracture", "full", "64859006"),  # closed hip
+    "15724005": ("fracture", "full", "64859006"),  # vertebral column
+    "1734006": ("fracture", "full", "64859006"),  # vertebral column
+    "443165006": ("fracture", "full", "64859006"),  # pathological fracture due to osteoporosis vs osteoporosis
+    "403190006": ("burn", "full", "125643001"),  # first degree burn vs open wound
+    "403191005": ("burn", "full", "125643001"),
+    "403192003": ("burn", "full", "125643001"),
+    "284549007": ("open-wound", "full", "125666000"),  # laceration of hand vs burn
+    "283371005": ("open-wound", "full", "125666000"),
+    "283385000": ("open-wound", "full", "125666000"),
+    "370247008": ("open-wound", "full", "125666000"),
+    "284551006": ("open-wound", "full", "125666000"),
 }
 
 # RxNorm ingredients that are not anticoagulants or antiplatelets: acetaminophen 161, ibuprofen 5640,
