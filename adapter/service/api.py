@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None) -> 
         if condition:
             existing = await run_in_threadpool(conditional_match, store, condition, settings)
             if existing is not None:
+                await run_in_threadpool(claims.record_no_op, payload, existing)
                 return _answer(request, 200, collection_of([existing], str(request.base_url)), [existing])
         if_match = _if_match(request.headers.get("if-match"))
         validation = request.query_params.get("validation")

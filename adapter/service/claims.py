@@ -84,7 +84,12 @@ class ClaimService:
                     },
                 )
             return Outcome(422, body)
-        _, stored = self.store_result(result, digest, if_match=if_match)
+        try:
+            _, stored = self.store_result(result, digest, if_match=if_match)
+        except FhirError as refused:  # a failed precondition or a lost race is still a submission to record
+            if refused.status != 503:  # (with the database down there is nowhere to record it)
+                self._record(digest, refused.status, result, [])
+            raise
         claims_out = [s for s in stored if s.resource["resourceType"] == "Claim"]
         status = 201 if any(c.changed for c in claims_out) else 200
         log.info("from-encounter %s claims=%s payload=%s", status, [c.resource["id"] for c in claims_out], digest[:12])
@@ -168,6 +173,24 @@ class ClaimService:
                 412, "version-mismatch", f"Claim version is {found}, If-Match expected {expected}", "conflict"
             )
 
+    def record_no_op(self, payload: bytes | dict[str, Any], existing: Stored) -> None:
+        """If-None-Exist matched: nothing was processed, but the submission is recorded like any other."""
+        digest = hashlib.sha256(payload if isinstance(payload, bytes) else orjson.dumps(payload)).hexdigest()
+        summary = {"if_none_exist": f"Claim/{existing.resource['id']}/_history/{existing.version_id}"}
+        with self.store.transaction() as connection:
+            self.store.record_submission(connection, **self._submission(digest, 200, summary, "Claim/$from-encounter"))
+
+    def _submission(self, digest: str, status: int, summary: dict[str, Any], operation: str) -> dict[str, Any]:
+        return {
+            "id": str(uuid.uuid4()),
+            "received_at": datetime.now(UTC),
+            "operation": operation,
+            "payload_sha256": digest,
+            "http_status": status,
+            "rule_fingerprint": self.rules.fingerprint,
+            "outcome": orjson.dumps(summary).decode(),
+        }
+
     def _record(
         self,
         digest: str,
@@ -192,15 +215,7 @@ class ClaimService:
             "stored": [f"{s.resource['resourceType']}/{s.resource['id']}/_history/{s.version_id}" for s in stored],
             "invalid": result.invalid,
         }
-        values = {
-            "id": str(uuid.uuid4()),
-            "received_at": datetime.now(UTC),
-            "operation": operation,
-            "payload_sha256": digest,
-            "http_status": status,
-            "rule_fingerprint": self.rules.fingerprint,
-            "outcome": orjson.dumps(summary).decode(),
-        }
+        values = self._submission(digest, status, summary, operation)
         if connection is not None:
             self.store.record_submission(connection, **values)
         else:

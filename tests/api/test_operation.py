@@ -274,6 +274,9 @@ def test_if_none_exist_with_an_existing_claim_is_a_no_op(api: Api) -> None:
     assert response.headers["etag"] == 'W/"1"'
     assert (api.count("resource_current"), api.count("resource_history")) == counts
     assert len(history(api, claim["id"])) == 1
+    # ... but it is a submission all the same, recorded with the Claim it matched
+    (_, matched) = sorted(api.rows("submissions"), key=lambda row: row["received_at"])
+    assert matched["http_status"] == 200 and f"Claim/{claim['id']}/_history/1" in matched["outcome"]
 
 
 def test_if_none_exist_without_a_match_is_processed(api: Api) -> None:
@@ -318,6 +321,11 @@ def test_if_match_with_a_stale_version_is_412_and_stores_nothing(api: Api) -> No
     current = api.client.get(f"/fhir/Claim/{claim_id}").json()
     assert current["meta"]["versionId"] == "2"
     assert units(current) == {"97124": 3}
+    assert [row["http_status"] for row in sorted(api.rows("submissions"), key=lambda r: r["received_at"])] == [
+        201,
+        201,
+        412,
+    ]
 
 
 def test_if_match_when_no_claim_exists_is_412(api: Api) -> None:
