@@ -49,5 +49,9 @@ def problem_issue(problem: Problem, severity: str = "error") -> dict[str, Any]:
     return issue
 
 
-def to_operation_outcome(error: TheraclaimError) -> dict[str, Any]:
-    return {"resourceType": "OperationOutcome", "issue": [problem_issue(p) for p in error.problems]}
+def to_operation_outcome(error: TheraclaimError, resource_id: str | None = None) -> dict[str, Any]:
+    outcome: dict[str, Any] = {"resourceType": "OperationOutcome"}
+    if resource_id:
+        outcome["id"] = resource_id
+    outcome["issue"] = [problem_issue(p) for p in error.problems]
+    return outcome

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from adapter.digest import canonical_digest
 from adapter.errors import InputError, Problem
 from adapter.intake.fhir import read_bundle
 from adapter.intake.wire import Limits, check_document, parse_document
@@ -61,10 +62,9 @@ class Result:
 
 def _digest(document: Any) -> str:
     try:
-        encoded = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+        return canonical_digest(document)
     except orjson.JSONEncodeError as exc:  # a dict payload holding non-JSON keys or values
         raise InputError([Problem("not-json", f"the document is not JSON data: {exc}", None, "structure")]) from exc
-    return hashlib.sha256(encoded).hexdigest()
 
 
 def run(

@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from adapter.errors import FINDING_SYSTEM, InputError, problem_issue
+from adapter.errors import FINDING_SYSTEM, InputError, to_operation_outcome
 from adapter.model import ClaimDecision, Contraindication, Finding, ServiceLine, Severity, UnitDerivation
 from adapter.rules.catalog import CPT_SYSTEM
 from adapter.rules.diagnoses import ICD10CM_SYSTEM
@@ -267,11 +267,7 @@ def collection(bundle_id: str, now: datetime, entries: list[dict[str, Any]]) -> 
 def render_invalid(error: InputError, input_digest: str, now: datetime) -> dict[str, Any]:
     """The Bundle returned for invalid input: only the OperationOutcome listing every problem."""
     outcome_id = output_id("outcome", input_digest, now.isoformat())
-    outcome = {
-        "resourceType": "OperationOutcome",
-        "id": outcome_id,
-        "issue": [problem_issue(p) for p in error.problems],
-    }
+    outcome = to_operation_outcome(error, outcome_id)
     return collection(
         output_id("bundle", input_digest, now.isoformat()),
         now,

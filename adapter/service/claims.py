@@ -64,7 +64,7 @@ class ClaimService:
         validation: str | None = None,
     ) -> Outcome:
         result = self.convert(payload, payer, validation)
-        digest = hashlib.sha256(payload if isinstance(payload, bytes) else orjson.dumps(payload)).hexdigest()
+        digest = _payload_digest(payload)
         billable = any(o.status for o in result.outcomes) or any(o.cancels_claim for o in result.outcomes)
         if result.invalid or not billable:
             self._record(digest, 422, result, [])
@@ -175,7 +175,7 @@ class ClaimService:
 
     def record_no_op(self, payload: bytes | dict[str, Any], existing: Stored) -> None:
         """If-None-Exist matched: nothing was processed, but the submission is recorded like any other."""
-        digest = hashlib.sha256(payload if isinstance(payload, bytes) else orjson.dumps(payload)).hexdigest()
+        digest = _payload_digest(payload)
         summary = {"if_none_exist": f"Claim/{existing.resource['id']}/_history/{existing.version_id}"}
         with self.store.transaction() as connection:
             self.store.record_submission(connection, **self._submission(digest, 200, summary, "Claim/$from-encounter"))
@@ -233,6 +233,11 @@ def _replace_entries(bundle: dict[str, Any], stored: list[Stored]) -> None:
             entry["resource"] = by_key.pop(key)
     for (_, rid), resource in by_key.items():  # cancelled Claims are not in the pipeline's bundle
         bundle["entry"].insert(0, {"fullUrl": f"urn:uuid:{rid}", "resource": resource})
+
+
+def _payload_digest(payload: bytes | dict[str, Any]) -> str:
+    """The submission's hash: of the bytes received, or of a parsed body as received."""
+    return hashlib.sha256(payload if isinstance(payload, bytes) else orjson.dumps(payload)).hexdigest()
 
 
 def _is_contention(error: OperationalError) -> bool:

@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from adapter.errors import FINDING_SYSTEM
+from adapter.errors import Problem, problem_issue
 
 FHIR_JSON = "application/fhir+json"
 JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir", "text/json")
@@ -48,14 +48,10 @@ class FhirError(Exception):
 def outcome(
     code: str, message: str, issue_type: str = "processing", severity: str = "error", expression: str | None = None
 ) -> dict[str, Any]:
-    issue: dict[str, Any] = {
-        "severity": severity,
-        "code": issue_type,
-        "details": {"coding": [{"system": FINDING_SYSTEM, "code": code}], "text": message},
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [problem_issue(Problem(code, message, expression, issue_type), severity)],
     }
-    if expression:
-        issue["expression"] = [expression]
-    return {"resourceType": "OperationOutcome", "issue": [issue]}
 
 
 def fhir_response(body: dict[str, Any] | None, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -9,7 +9,6 @@ the caller retries the whole transaction, so concurrent identical pushes converg
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +36,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError
+
+from adapter.digest import canonical_digest
 
 metadata = MetaData()
 
@@ -105,8 +106,7 @@ def sqlalchemy_url(url: str) -> str:
 
 
 def content_hash(resource: dict[str, Any]) -> str:
-    comparable = {k: v for k, v in resource.items() if k not in VOLATILE}
-    return hashlib.sha256(orjson.dumps(comparable, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return canonical_digest({k: v for k, v in resource.items() if k not in VOLATILE})
 
 
 def _reference(resource: dict[str, Any], element: str) -> str | None:

@@ -11,14 +11,12 @@ same resources instead of creating copies; ``urn:uuid:`` references are rewritte
 
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
+from adapter.digest import canonical_digest
 from adapter.errors import Problem, problem_issue
 from adapter.intake.slim import FHIR_ID
 from adapter.intake.validation import validate_resource
@@ -69,7 +67,7 @@ def _assign_id(entry: dict[str, Any], resource: dict[str, Any], path: str, probl
             )
         resource["id"] = parts[1]
     elif method == "POST":
-        seed = entry.get("fullUrl") or hashlib.sha256(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        seed = entry.get("fullUrl") or canonical_digest(resource)
         resource["id"] = str(uuid.uuid5(ID_NAMESPACE, f"{rtype}|{seed}"))
     else:
         problems.append(
@@ -199,7 +197,7 @@ class TransactionService:
                 "invalid",
                 (first.get("expression") or [None])[0],
             )
-        digest = hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        digest = canonical_digest(document)
         inputs = tuple(e.resource for e in good if e.resource is not None)
         stored_inputs, _ = self.claims.store_result(result, digest, inputs=inputs, operation=f"{kind}")
         return self._response(kind, entries, good, stored_inputs, result)
