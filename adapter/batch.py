@@ -150,6 +150,11 @@ def _chunks(records: Iterator[tuple[int, bytes]]) -> Iterator[list[tuple[int, by
         yield chunk
 
 
+def _size(chunk: list[tuple[int, bytes]]) -> int:
+    """Bytes of input a chunk stands for (its records plus their newlines), for the ETA."""
+    return sum(len(payload) + 1 for _, payload in chunk)
+
+
 class Progress:
     """Rate and ETA on a terminal (by bytes of input read); silent when stderr is not a TTY."""
 
@@ -196,12 +201,12 @@ def run_batch(source: Path, out: IO[bytes], job: Job, workers: int, errors: IO[s
     if workers <= 1:
         _init_worker(job)
         for chunk in _chunks(read_records(source)):
-            emit(convert_records(chunk), sum(len(p) + 1 for _, p in chunk))
+            emit(convert_records(chunk), _size(chunk))
     else:
         with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(job,)) as pool:
             pending: deque[tuple[Future[list[tuple[int, bytes, tuple[Any, ...]]]], int]] = deque()
             for chunk in _chunks(read_records(source)):
-                pending.append((pool.submit(convert_records, chunk), sum(len(p) + 1 for _, p in chunk)))
+                pending.append((pool.submit(convert_records, chunk), _size(chunk)))
                 if len(pending) >= workers * WINDOW_PER_WORKER:
                     future, size = pending.popleft()
                     emit(future.result(), size)

@@ -96,6 +96,7 @@ def run(
             seed = "unprintable"
         digest = hashlib.sha256(seed.encode() if isinstance(seed, str) else seed).hexdigest()
         return Result(render_invalid(error, digest, now), (), invalid=True)
-    displays = {code: entry.display for code, entry in rules.procedures.codes.items()}
-    bundle = render_bundle(decisions, now=now, input_digest=digest, version=__version__, cpt_displays=displays)
+    bundle = render_bundle(
+        decisions, now=now, input_digest=digest, version=__version__, cpt_displays=rules.procedures.displays
+    )
     return Result(bundle, tuple(EncounterOutcome.of(d) for d in decisions))

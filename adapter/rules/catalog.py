@@ -133,6 +133,11 @@ class ProcedureCatalog:
     def is_timed(self, cpt: str) -> bool:
         return self.codes[cpt].timed
 
+    @cached_property
+    def displays(self) -> dict[str, str]:
+        """CPT code -> display, for the output (computed once per loaded catalog)."""
+        return {code: entry.display for code, entry in self.codes.items()}
+
 
 @dataclass(frozen=True)
 class EditTables:
