@@ -44,15 +44,16 @@ def day_of(value: datetime | date | None) -> date | None:
 
 def first_day(resource: dict[str, Any], element: str, path: str, problems: list[Problem]) -> date | None:
     """The date of a ``<element>DateTime`` or the start of a ``<element>Period``."""
-    if f"{element}DateTime" in resource:
-        return day_of(when(resource[f"{element}DateTime"], f"{path}.{element}DateTime", problems))
-    period = resource.get(f"{element}Period") or {}
-    return day_of(when(period.get("start"), f"{path}.{element}Period.start", problems))
+    return _bound_day(resource, element, "start", path, problems)
 
 
 def last_day(resource: dict[str, Any], element: str, path: str, problems: list[Problem]) -> date | None:
     """The date of a ``<element>DateTime`` or the end of a ``<element>Period``."""
+    return _bound_day(resource, element, "end", path, problems)
+
+
+def _bound_day(resource: dict[str, Any], element: str, bound: str, path: str, problems: list[Problem]) -> date | None:
     if f"{element}DateTime" in resource:
         return day_of(when(resource[f"{element}DateTime"], f"{path}.{element}DateTime", problems))
     period = resource.get(f"{element}Period") or {}
-    return day_of(when(period.get("end"), f"{path}.{element}Period.end", problems))
+    return day_of(when(period.get(bound), f"{path}.{element}Period.{bound}", problems))
