@@ -1,14 +1,16 @@
 """Fixtures for the REST API tests: the app on SQLite and on PostgreSQL, and request helpers.
 
-Every API test runs twice, once per database.  PostgreSQL comes from THERACLAIM_TEST_POSTGRES_URL
-(default: the local CI cluster); when it does not answer, the PostgreSQL half is skipped with the
-reason, the SQLite half still runs.
+Every API test runs twice, once per database.  THERACLAIM_TEST_POSTGRES_URL (default: the local CI
+cluster) names the PostgreSQL server to use: each test run creates its own database there (a unique
+name, dropped when the run ends), so two runs at once never drop each other's tables.  When the
+server does not answer, the PostgreSQL half is skipped with the reason, the SQLite half still runs.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
 from adapter.rules.catalog import Rules
 from adapter.service.api import create_app
@@ -31,16 +33,18 @@ FHIR_JSON = "application/fhir+json"
 OPERATION = "/fhir/Claim/$from-encounter"
 
 
-def postgres_url() -> str:
+def server_url() -> str:
+    """The PostgreSQL server (and the database to connect to while creating this run's own)."""
     return os.environ.get("THERACLAIM_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
 
 
 _postgres_problem: dict[str, str | None] = {}
+_run_database: dict[str, str] = {}
 
 
 def postgres_unreachable() -> str | None:
     """Why the test PostgreSQL cannot be used (None when it answers); asked once per session."""
-    url = postgres_url()
+    url = server_url()
     if url not in _postgres_problem:
         try:
             engine = create_engine(sqlalchemy_url(url), connect_args={"connect_timeout": 3})
@@ -51,6 +55,37 @@ def postgres_unreachable() -> str | None:
         except Exception as error:  # any failure to connect means "skip the PostgreSQL half"
             _postgres_problem[url] = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
     return _postgres_problem[url]
+
+
+def postgres_url() -> str:
+    """This run's own database on the test server, created on first use (dropped by ``drop_run_database``)."""
+    server = server_url()
+    if server not in _run_database:
+        name = f"theraclaim_test_{os.getpid()}_{uuid.uuid4().hex[:12]}"
+        admin = create_engine(sqlalchemy_url(server), isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        _run_database[server] = make_url(server).set(database=name).render_as_string(hide_password=False)
+    return _run_database[server]
+
+
+def drop_run_database() -> None:
+    """Drop the database this run created (connections still open to it are closed by the server)."""
+    for server, url in list(_run_database.items()):
+        name = make_url(url).database
+        admin = create_engine(sqlalchemy_url(server), isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+        del _run_database[server]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_postgres_database() -> Iterator[None]:
+    """Drop this run's PostgreSQL database, if one was created, when the session ends."""
+    yield
+    drop_run_database()
 
 
 def reset_postgres(url: str) -> None:
@@ -65,7 +100,7 @@ def reset_postgres(url: str) -> None:
 def require_postgres() -> str:
     problem = postgres_unreachable()
     if problem is not None:
-        pytest.skip(f"PostgreSQL at {postgres_url()} (THERACLAIM_TEST_POSTGRES_URL) is unreachable: {problem}")
+        pytest.skip(f"PostgreSQL at {server_url()} (THERACLAIM_TEST_POSTGRES_URL) is unreachable: {problem}")
     return postgres_url()
 
 
