@@ -53,6 +53,9 @@ resource_current = Table(
     Column("encounter", String(256), index=True),
     Column("status", String(32), index=True),
     Column("content", Text, nullable=False),
+    # The NPI of the billing Organization the resource belongs to (None: written by an operator
+    # for no particular organization); tenant clients see only their own (adapter/service/auth).
+    Column("tenant", String(16), index=True),
 )
 
 resource_history = Table(
@@ -75,6 +78,36 @@ submissions = Table(
     Column("http_status", Integer, nullable=False),
     Column("rule_fingerprint", String(64), nullable=False),
     Column("outcome", Text, nullable=False),  # JSON: claim ids, statuses, finding codes; never PHI
+)
+
+# Client-assertion ids already used, kept until they expire: a replay is refused on every worker.
+auth_jti = Table(
+    "auth_jti",
+    metadata,
+    Column("client_id", String(255), primary_key=True),
+    Column("jti", String(255), primary_key=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+# The key that signs access tokens, shared by every worker and replica through the database.
+auth_signing_key = Table(
+    "auth_signing_key",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("secret", String(128), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# FHIR AuditEvents, with the columns their search parameters read.
+audit_event = Table(
+    "audit_event",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("recorded", DateTime(timezone=True), nullable=False, index=True),
+    Column("agent", String(255), index=True),  # client_id, or None for an anonymous caller
+    Column("outcome", String(2), nullable=False),
+    Column("entity", Text, nullable=False),  # space-separated references, with spaces on both ends
+    Column("content", Text, nullable=False),
 )
 
 # Elements that change on every push without changing what the resource says.
