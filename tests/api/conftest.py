@@ -28,7 +28,15 @@ from adapter.service.store import Store, sqlalchemy_url
 from tests import bundle_builder as bb
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-APP_TABLES = ("resource_current", "resource_history", "submissions", "auth_jti", "auth_signing_key", "audit_event", "alembic_version")
+APP_TABLES = (
+    "resource_current",
+    "resource_history",
+    "submissions",
+    "auth_jti",
+    "auth_signing_key",
+    "audit_event",
+    "alembic_version",
+)
 FHIR_JSON = "application/fhir+json"
 OPERATION = "/fhir/Claim/$from-encounter"
 
