@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
@@ -93,10 +94,24 @@ def _read(path: str) -> bytes:
         ) from exc
 
 
+SHOWN_PROBLEMS = 5
+
+
+def problems_text(issues: list[dict[str, Any]]) -> str:
+    """The first few problems (code, path, message) and how many there are: stdout is often redirected."""
+    lines = [f"invalid input: {len(issues)} problem(s)"]
+    for issue in issues[:SHOWN_PROBLEMS]:
+        code = issue["details"]["coding"][0]["code"]
+        where = ", ".join(issue.get("expression", [])) or "(the document)"
+        lines.append(f"  {code} at {where}: {issue['details']['text'][:200]}")
+    if len(issues) > SHOWN_PROBLEMS:
+        lines.append(f"  ... and {len(issues) - SHOWN_PROBLEMS} more in the OperationOutcome on stdout")
+    return "\n".join(lines)
+
+
 def _summary(result: Result) -> str:
     if result.invalid:
-        issues = result.bundle["entry"][0]["resource"]["issue"]
-        return f"invalid input: {len(issues)} problem(s); see the OperationOutcome"
+        return problems_text(result.bundle["entry"][0]["resource"]["issue"])
     lines = []
     for outcome in result.outcomes:
         if outcome.status:

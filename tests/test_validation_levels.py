@@ -68,7 +68,7 @@ PATH = "Bundle.entry[0].resource"
         ),
         (lambda r: r.pop("subject"), [("fhir-invalid", f"{PATH}.subject")]),
         (lambda r: r.update(status="bogus"), [("invalid-code", f"{PATH}.status")]),
-        (lambda r: r.update(bodySite={"coding": []}), [("fhir-invalid", f"{PATH}.bodySite")]),
+        (lambda r: r.update(bodySite={"text": "lower back"}), [("fhir-invalid", f"{PATH}.bodySite")]),
         (lambda r: r.update(id="not an id"), [("fhir-invalid", f"{PATH}.id")]),
         (lambda r: r.update(resourceType="Procedur"), [("unknown-resource-type", PATH)]),
     ],

@@ -132,11 +132,17 @@ def _index(document: dict[str, Any], limits: Limits, validation: str) -> BundleI
         )
     shell = {key: value for key, value in document.items() if key != "entry"}
     problems = validate_resource(shell, "Bundle", validation)
-    if document.get("type") not in BUNDLE_TYPES:
+    bundle_type = document.get("type")
+    if bundle_type is not None and not isinstance(bundle_type, str):
+        if all(p.expression != "Bundle.type" for p in problems):
+            problems.append(
+                Problem("fhir-invalid", "Bundle.type must be a code (a string)", "Bundle.type", "structure")
+            )
+    elif bundle_type not in BUNDLE_TYPES:
         problems.append(
             Problem(
                 "unsupported-bundle-type",
-                f"Bundle.type {document.get('type')!r} is not one of {', '.join(sorted(BUNDLE_TYPES))}",
+                f"Bundle.type {bundle_type!r} is not one of {', '.join(sorted(BUNDLE_TYPES))}",
                 "Bundle.type",
                 "not-supported",
             )
@@ -171,8 +177,10 @@ def _index(document: dict[str, Any], limits: Limits, validation: str) -> BundleI
                 Problem("fhir-invalid", "entry.resource must be an object", f"{path}.resource", "structure")
             )
             continue
-        problems.extend(validate_resource(resource, f"{path}.resource", validation))
-        entries.append(Entry(i, full_url, resource))
+        found = validate_resource(resource, f"{path}.resource", validation)
+        problems.extend(found)
+        if not found:
+            entries.append(Entry(i, full_url, resource))
     if problems:
         raise InputError(problems)
     return BundleIndex(entries)

@@ -48,6 +48,8 @@ def _fhir_id(value: str) -> str:
 DateTime = Annotated[StrictStr, AfterValidator(_date_time)]
 Id = Annotated[StrictStr, AfterValidator(_fhir_id)]
 Decimal = Annotated[float, Field(strict=False, allow_inf_nan=False)]
+# An amount in cents must stay an exact, finite number: no therapy amount is anywhere near 10^12 USD.
+Amount = Annotated[float, Field(strict=False, allow_inf_nan=False, ge=-1e12, le=1e12)]
 
 
 class _Element(BaseModel):
@@ -89,7 +91,7 @@ class Quantity(_Element):
 
 
 class Money(_Element):
-    value: Decimal | None = None
+    value: Amount | None = None
     currency: StrictStr | None = None
 
 

@@ -14,6 +14,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 from adapter.errors import Problem
+from adapter.intake.shape import shape_problems
 from adapter.intake.slim import slim_errors
 
 # Required bindings of the elements the adapter reads (FHIR R4 value sets).
@@ -69,9 +70,12 @@ def validate_resource(resource: dict[str, Any], path: str, level: str = "full") 
     errors = slim_errors(resource)
     if errors is None:
         return [Problem("unknown-resource-type", f"{resource_type!r} is not a FHIR R4 resource type", path)]
-    problems = [
-        Problem("fhir-invalid", f"{resource_type}: {message}", fhirpath(path, loc), "structure")
+    problems = shape_problems(resource, path)
+    reported = {p.expression for p in problems}
+    problems += [
+        Problem("fhir-invalid", f"{resource_type}: {message}", expression, "structure")
         for loc, message in errors
+        if (expression := fhirpath(path, loc)) not in reported
     ]
     if level == "full":  # every other element too, each path reported once
         reported = {p.expression for p in problems}
@@ -107,8 +111,11 @@ def binding_problems(resource: dict[str, Any], path: str) -> list[Problem]:
             system = CODEABLE_SYSTEMS[element]
             codings = value.get("coding") if isinstance(value, dict) else None
             for i, coding in enumerate(codings if isinstance(codings, list) else []):
-                if isinstance(coding, dict) and coding.get("system") == system and coding.get("code") not in allowed:
-                    problems.append(_bad_code(f"{path}.{element}.coding[{i}].code", coding.get("code"), allowed))
+                if not isinstance(coding, dict) or coding.get("system") != system:
+                    continue
+                code = coding.get("code")
+                if isinstance(code, str) and code not in allowed:  # a non-string is a structure problem
+                    problems.append(_bad_code(f"{path}.{element}.coding[{i}].code", code, allowed))
         elif isinstance(value, str) and value not in allowed:  # a non-string is already a structure problem
             problems.append(_bad_code(f"{path}.{element}", value, allowed))
     return problems

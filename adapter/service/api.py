@@ -34,6 +34,7 @@ from adapter.service.fhirhttp import (
     version_headers,
 )
 from adapter.service.migrate import upgrade
+from adapter.service.numbers import wire_int
 from adapter.service.search import collection_of, conditional_match, search_bundle
 from adapter.service.settings import Settings
 from adapter.service.store import Store, Stored
@@ -140,13 +141,12 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None) -> 
     @app.get("/fhir/{resource_type}/{resource_id}/_history/{version_id}")
     def vread(resource_type: str, resource_id: str, version_id: str) -> Response:
         _read(store, resource_type, resource_id)
-        if not version_id.isdigit():
-            raise FhirError(
-                404, "not-found", f"{resource_type}/{resource_id} has no version {version_id!r}", "not-found"
-            )
-        stored = store.read(resource_type, resource_id, int(version_id))
+        number = wire_int(version_id)
+        stored = None if number is None else store.read(resource_type, resource_id, number)
         if stored is None:
-            raise FhirError(404, "not-found", f"{resource_type}/{resource_id} has no version {version_id}", "not-found")
+            raise FhirError(
+                404, "not-found", f"{resource_type}/{resource_id} has no version {version_id[:24]!r}", "not-found"
+            )
         return fhir_response(stored.resource, 200, version_headers(stored.version_id, stored.last_updated))
 
     app.state.store = store
@@ -202,10 +202,11 @@ def _parameters(document: dict[str, Any]) -> list[dict[str, Any]]:
 def _if_match(header: str | None) -> int | None:
     if header is None:
         return None
-    match = re.fullmatch(r'(?:W/)?"(\d+)"', header.strip())
-    if match is None:
-        raise FhirError(400, "invalid-if-match", 'If-Match must be an ETag such as W/"3"', "invalid")
-    return int(match.group(1))
+    match = re.fullmatch(r'(?:W/)?"([^"]*)"', header.strip())
+    version = wire_int(match.group(1)) if match else None
+    if version is None:
+        raise FhirError(400, "invalid-if-match", 'If-Match must be an ETag such as W/"3" (ASCII digits)', "invalid")
+    return version
 
 
 def _answer(request: Request, status: int, bundle: dict[str, Any], claims: list[Stored]) -> Response:

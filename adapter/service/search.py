@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, urlencode
 from fastapi import Request
 
 from adapter.service.fhirhttp import FhirError, outcome
+from adapter.service.numbers import wire_int
 from adapter.service.settings import Settings
 from adapter.service.store import Store, Stored
 
@@ -61,9 +62,12 @@ def search_filters(params: list[tuple[str, str]]) -> tuple[dict[str, str], list[
 def _page_number(value: str | None, name: str, default: int, ceiling: int) -> int:
     if value is None:
         return default
-    if not value.isdigit():
-        raise FhirError(400, "invalid-search", f"{name} must be a non-negative integer", "invalid", name)
-    return min(int(value), ceiling)
+    number = wire_int(value)
+    if number is None:
+        raise FhirError(
+            400, "invalid-search", f"{name} must be a non-negative integer of ASCII digits", "invalid", name
+        )
+    return min(number, ceiling)
 
 
 def search_bundle(store: Store, settings: Settings, resource_type: str, request: Request) -> dict[str, Any]:
