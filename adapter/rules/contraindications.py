@@ -25,9 +25,12 @@ into a warning only when every Procedure the finding concerns documents one for 
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any, TypeVar
 
 from adapter.model import (
     ConditionFact,
@@ -129,6 +132,40 @@ def _condition_matches(classes: list[ContraindicationClass], condition: Conditio
     return list(matches.values())
 
 
+_Fact = TypeVar("_Fact")
+
+
+class _PerPatient(threading.local):
+    """The matches of the last patient's facts seen by this thread (intake hands every Encounter of
+    a patient the same tuples), so N Encounters of one patient match its N Conditions once, not N
+    times; one patient per kind is kept, so memory stays bounded."""
+
+    def __init__(self) -> None:
+        self.last: dict[str, tuple[object, object, list[Any]]] = {}
+
+
+_PER_PATIENT = _PerPatient()
+
+
+def _matching(
+    kind: str,
+    classes: list[ContraindicationClass],
+    facts: Sequence[_Fact],
+    matches_of: Callable[[list[ContraindicationClass], _Fact], list[Match]],
+) -> list[tuple[_Fact, list[Match]]]:
+    """The facts that belong to at least one class, with their matches (computed once per patient)."""
+    held = _PER_PATIENT.last.get(kind)
+    if held is not None and held[0] is classes and held[1] is facts:
+        return held[2]
+    found = [(fact, matches) for fact in facts if (matches := matches_of(classes, fact))]
+    _PER_PATIENT.last[kind] = (classes, facts, found)
+    return found
+
+
+def _medication_matches(classes: list[ContraindicationClass], medication: MedicationFact) -> list[Match]:
+    return list({m.klass.id: m for c in medication.codes for m in match_codes(classes, c.system, c.code)}.values())
+
+
 def condition_tier_shift(condition: ConditionFact, day: date, named_diagnoses: set[str]) -> int | None:
     """None when the Condition does not count on ``day``; else how many tiers it is lowered."""
     if condition.verification_status in NEVER:
@@ -209,11 +246,11 @@ class _Screen:
     def conditions(self) -> list[Contraindication]:
         named = {d.condition_ref for d in self.encounter.diagnoses}
         found = []
-        for condition in self.encounter.conditions:
+        for condition, matches in _matching("condition", self.classes, self.encounter.conditions, _condition_matches):
             shift = condition_tier_shift(condition, self.day, named)
             if shift is None:
                 continue
-            for match in _condition_matches(self.classes, condition):
+            for match in matches:
                 tier = lower(match.tier, shift)
                 if tier == "none":
                     continue
@@ -244,13 +281,14 @@ class _Screen:
 
     def medications(self) -> list[Contraindication]:
         found = []
-        for medication in self.encounter.medications:
+        for medication, matches in _matching(
+            "medication", self.classes, self.encounter.medications, _medication_matches
+        ):
             if not medication_counts(medication, self.day):
                 continue
-            matches = {m.klass.id: m for c in medication.codes for m in match_codes(self.classes, c.system, c.code)}
             found += [
                 self._finding(m, m.tier, "DRG", medication.ref, medication.path, self.procedures)
-                for m in matches.values()
+                for m in matches
                 if m.tier != "none"
             ]
         return found
