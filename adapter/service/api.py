@@ -24,6 +24,7 @@ from adapter.service.capability import (
     operation_definition,
 )
 from adapter.service.claims import ClaimService
+from adapter.service.faults import install_database_faults, unavailable
 from adapter.service.fhirhttp import (
     FhirError,
     check_accept,
@@ -33,7 +34,6 @@ from adapter.service.fhirhttp import (
     read_body,
     version_headers,
 )
-from adapter.service.migrate import upgrade
 from adapter.service.numbers import wire_int
 from adapter.service.search import collection_of, conditional_match, search_bundle
 from adapter.service.settings import Settings
@@ -48,11 +48,11 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None) -> 
     settings = settings or Settings()
     rules = rules or load_rules(settings.mappings_dir)
     store = Store(settings.database_url)
-    upgrade(store)
     claims = ClaimService(store, rules, settings)
     transactions = TransactionService(store, claims)
     app = FastAPI(title="theraclaim", version=rules.fingerprint[:12], docs_url=None, redoc_url=None)
     install_error_handlers(app)
+    app.state.schema = install_database_faults(app, store)
 
     @app.middleware("http")
     async def _negotiate(request: Request, call_next: Any) -> Response:
@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None) -> 
         try:
             store.ping()
         except Exception:  # any database failure means "not ready"; the reason is in the database's log
-            return fhir_response(outcome("database-unreachable", "the database does not answer", "transient"), 503)
+            return unavailable()
         return JSONResponse({"status": "ready", "rules": rules.fingerprint[:12], "database": store.dialect})
 
     @app.get("/fhir/metadata")

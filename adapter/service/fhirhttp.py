@@ -21,6 +21,7 @@ from adapter.errors import Problem, problem_issue
 FHIR_JSON = "application/fhir+json"
 JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir", "text/json")
 FORMAT_ALIASES = {"json": FHIR_JSON, "application/fhir+json": FHIR_JSON, "application/json": FHIR_JSON}
+RETRY_AFTER_SECONDS = 5  # what a 503 (database down, time budget spent) tells the client to wait
 log = logging.getLogger("theraclaim.http")
 
 
@@ -111,7 +112,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FhirError)
     async def _fhir_error(_request: Request, error: FhirError) -> Response:
         body = outcome(error.code, error.message, error.issue_type, expression=error.expression)
-        return fhir_response(body, error.status, error.headers)
+        headers = error.headers
+        if error.status == 503:  # every "try again later" says when
+            headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} | headers
+        return fhir_response(body, error.status, headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, error: StarletteHTTPException) -> Response:

@@ -179,10 +179,18 @@ def _stamp(resource: dict[str, Any], version_id: int, when: datetime) -> dict[st
     }
 
 
+CONNECT_TIMEOUT_SECONDS = 5
+POOL_TIMEOUT_SECONDS = 10
+
+
 class Store:
     def __init__(self, url: str) -> None:
         self.url = sqlalchemy_url(url)
-        self.engine: Engine = create_engine(self.url, pool_pre_ping=True, future=True)
+        # a database host that does not answer fails a connection in seconds (then 503), never hangs it
+        connect_args = {"connect_timeout": CONNECT_TIMEOUT_SECONDS} if self.url.startswith("postgresql") else {}
+        self.engine: Engine = create_engine(
+            self.url, pool_pre_ping=True, future=True, connect_args=connect_args, pool_timeout=POOL_TIMEOUT_SECONDS
+        )
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
 

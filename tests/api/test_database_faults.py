@@ -1,0 +1,102 @@
+"""Database faults (issue 10), against a real PostgreSQL behind a TCP proxy the test cuts:
+every route answers 503 + Retry-After + OperationOutcome while the database is unreachable, the
+service recovers by itself, and it starts while the database is down (not ready until it is up).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import make_url
+
+from adapter.rules.catalog import Rules
+from tests import bundle_builder as bb
+from tests.api.conftest import (
+    OPERATION,
+    Api,
+    assert_outcome,
+    entries,
+    make_api,
+    require_postgres,
+    reset_postgres,
+    visit_for,
+)
+from tests.api.tcp_proxy import TcpProxy
+
+RECOVERY_SECONDS = 60  # the schema retry backs off up to 30 s between attempts
+
+
+@pytest.fixture
+def proxy() -> Iterator[TcpProxy]:
+    reset_postgres(require_postgres())  # the app migrates an empty database, through the proxy
+    url = make_url(require_postgres())
+    with TcpProxy(url.host or "127.0.0.1", url.port or 5432) as started:
+        yield started
+
+
+def through(proxy: TcpProxy) -> str:
+    return make_url(require_postgres()).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+
+
+def assert_unavailable(response: Any) -> None:
+    body = assert_outcome(response, 503)
+    assert body["issue"][0]["details"]["coding"][0]["code"] == "database-unavailable"
+    assert int(response.headers["retry-after"]) > 0
+
+
+def wait_ready(api: Api) -> None:
+    deadline = time.monotonic() + RECOVERY_SECONDS
+    while api.client.get("/readyz").status_code != 200:
+        assert time.monotonic() < deadline, "the service did not recover when the database came back"
+        time.sleep(0.2)
+
+
+def transaction_of(document: dict[str, Any]) -> dict[str, Any]:
+    resources = [e["resource"] for e in document["entry"]]
+    return bb.bundle(*resources, bundle_type="transaction")
+
+
+def requests_of_every_kind(api: Api, claim_id: str) -> dict[str, Any]:
+    visit = visit_for("enc-9")
+    return {
+        "read": lambda: api.client.get(f"/fhir/Claim/{claim_id}"),
+        "vread": lambda: api.client.get(f"/fhir/Claim/{claim_id}/_history/1"),
+        "history": lambda: api.client.get(f"/fhir/Claim/{claim_id}/_history"),
+        "search": lambda: api.client.get("/fhir/Claim", params={"patient": "Patient/pat-1"}),
+        "push": lambda: api.push(visit),
+        "if-none-exist": lambda: api.push(visit, headers={"If-None-Exist": "encounter=Encounter/enc-9"}),
+        "invalid input": lambda: api.push({"resourceType": "Bundle", "type": "collection", "entry": [{}]}),
+        "transaction": lambda: api.post("/fhir", transaction_of(visit_for("enc-8"))),
+        "readyz": lambda: api.client.get("/readyz"),
+    }
+
+
+def test_every_route_answers_503_while_the_database_is_down_and_recovers(proxy: TcpProxy, rules: Rules) -> None:
+    with make_api(through(proxy), rules) as api:
+        claim = entries(api.push(visit_for("enc-1")).json(), "Claim")[0]
+        proxy.cut()
+        for name, request in requests_of_every_kind(api, claim["id"]).items():
+            response = request()
+            assert response.status_code == 503, (name, response.status_code, response.text[:300])
+            assert_unavailable(response)
+        assert api.client.get("/healthz").status_code == 200, "liveness does not depend on the database"
+        proxy.restore()
+        wait_ready(api)
+        assert api.client.get(f"/fhir/Claim/{claim['id']}").status_code == 200
+        assert api.push(visit_for("enc-2")).status_code == 201
+
+
+def test_the_service_starts_while_the_database_is_down(proxy: TcpProxy, rules: Rules) -> None:
+    proxy.cut()
+    with make_api(through(proxy), rules) as api:
+        assert api.client.get("/healthz").status_code == 200
+        assert_unavailable(api.client.get("/readyz"))
+        assert_unavailable(api.push(visit_for("enc-1")))
+        assert_unavailable(api.client.get("/fhir/Claim"))
+        proxy.restore()
+        wait_ready(api)
+        response = api.post(OPERATION, visit_for("enc-1"))
+        assert response.status_code == 201, response.text[:300]
