@@ -7,7 +7,6 @@ procedures in one Bundle (~12 MB), and N Encounters of one patient with N Condit
 
 from __future__ import annotations
 
-
 import subprocess
 import sys
 import time

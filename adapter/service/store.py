@@ -189,7 +189,10 @@ class Store:
         # a database host that does not answer fails a connection in seconds (then 503), never hangs it
         remote: dict[str, Any] = {}
         if self.url.startswith("postgresql"):
-            remote = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_SECONDS}, "pool_timeout": POOL_TIMEOUT_SECONDS}
+            remote = {
+                "connect_args": {"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+                "pool_timeout": POOL_TIMEOUT_SECONDS,
+            }
         self.engine: Engine = create_engine(self.url, pool_pre_ping=True, future=True, **remote)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
