@@ -19,6 +19,7 @@ import orjson
 from pydantic import ValidationError
 
 from adapter.batch import Job, default_workers, run_batch
+from adapter.cli_x12 import add_convert_options, add_export_command, convert_x12, export_837
 from adapter.errors import InputError, Problem, RuleDataError, to_operation_outcome
 from adapter.intake.validation import VALIDATION_LEVELS
 from adapter.output.fhir import render_invalid
@@ -58,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
         choices=VALIDATION_LEVELS,
         help="fields (the elements read) or full (fhir.resources); default THERACLAIM_VALIDATION",
     )
+    add_convert_options(convert)
+    add_export_command(commands)
     batch = commands.add_parser(
         "batch",
         help="convert many Bundles (NDJSON or a folder) in parallel, streaming",
@@ -147,6 +150,10 @@ def convert(args: argparse.Namespace, settings: Settings) -> int:
             limits=settings.limits,
             validation=args.validation or settings.validation,
         )
+        if args.format == "x12":
+            return convert_x12(args, result, rules, now, settings.mappings_dir)
+    if args.format == "x12" and result.invalid:
+        return convert_x12(args, result, load_rules(settings.mappings_dir), now, settings.mappings_dir)
     _emit(result.bundle)
     print(_summary(result), file=sys.stderr)
     return result.exit_code
@@ -192,7 +199,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = Settings()
-        commands = {"convert": convert, "batch": batch, "serve": serve}
+        commands = {
+            "convert": convert,
+            "batch": batch,
+            "serve": serve,
+            "export-837": export_837,
+        }
         return commands[args.command](args, settings)
     except RuleDataError as error:
         _emit(to_operation_outcome(error))

@@ -173,6 +173,7 @@ class EncounterFacts:
     observations: tuple[ObservationFact, ...] = ()
     plans: tuple[PlanFact, ...] = ()  # from Encounter.basedOn and Procedure.basedOn
     practitioners: tuple[PractitionerFact, ...] = ()  # the Procedures' performers
+    parties: Parties | None = None  # names, identifiers and addresses, for the 837P
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,3 +286,53 @@ class ClaimDecision:
         if not self.billable:
             return None
         return "draft" if self.held else "active"
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    lines: tuple[str, ...]
+    city: str | None
+    state: str | None
+    postal_code: str | None
+    country: str | None
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class PartyFact:
+    """A person or organization as a claim form names them (read leniently: the 837P output
+    checks what it needs and names what is missing by these paths)."""
+
+    ref: str
+    path: str
+    resource_type: str
+    family: str | None  # an organization's name
+    given: tuple[str, ...] = ()
+    npi: str | None = None
+    tax_id: str | None = None
+    taxonomy: str | None = None  # NUCC provider taxonomy
+    birth_date: date | None = None
+    gender: str | None = None
+    address: Address | None = None
+    identifiers: tuple[Coding, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionFact:
+    """What a Coverage says about who is insured and by whom (837P loops 2000B / 2010BA / 2010BB)."""
+
+    coverage_ref: str
+    path: str
+    member_id: str | None
+    relationship: str | None  # subscriber-relationship code: self, spouse, child, ...
+    group: str | None
+    subscriber: PartyFact | None  # None: the patient is the subscriber (or the Coverage does not say)
+    payer: PartyFact | None
+
+
+@dataclass(frozen=True, slots=True)
+class Parties:
+    patient: PartyFact
+    billing_provider: PartyFact | None
+    performers: tuple[PartyFact, ...]  # keyed by the reference the Procedures use
+    subscriptions: tuple[SubscriptionFact, ...]

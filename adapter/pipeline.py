@@ -51,6 +51,7 @@ class Result:
     bundle: dict[str, Any]
     outcomes: tuple[EncounterOutcome, ...]
     invalid: bool = False
+    decisions: tuple[ClaimDecision, ...] = ()  # what the Bundle was rendered from (other outputs start here)
 
     @property
     def exit_code(self) -> int:
@@ -99,4 +100,4 @@ def run(
     bundle = render_bundle(
         decisions, now=now, input_digest=digest, version=__version__, cpt_displays=rules.procedures.displays
     )
-    return Result(bundle, tuple(EncounterOutcome.of(d) for d in decisions))
+    return Result(bundle, tuple(EncounterOutcome.of(d) for d in decisions), decisions=tuple(decisions))

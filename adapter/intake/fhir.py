@@ -16,6 +16,7 @@ from typing import Any
 
 from adapter.errors import InputError, Problem
 from adapter.intake.billing import plan_refs, read_plan, read_practitioner
+from adapter.intake.parties import read_parties
 from adapter.intake.references import BundleIndex, Entry
 from adapter.intake.resources import (
     condition_refs,
@@ -260,6 +261,13 @@ def _encounter(
             read_practitioner(index, entry)
             for ref in dict.fromkeys(r for p in procedures for r in p.performer_refs)
             if (entry := index.lookup(ref)) is not None
+        ),
+        parties=read_parties(
+            index,
+            patient,
+            provider,
+            [r for p in procedures for r in p.performer_refs],
+            [c for c in by_patient.coverages.get(patient.index, []) if c.resource["status"] == "active"],
         ),
     )
 

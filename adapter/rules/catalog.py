@@ -103,6 +103,13 @@ class FeeSchedule(Strict):
         return None if price is None else int(price * 100)
 
 
+# 837P SBR09 claim filing indicator codes (005010X222A1, loop 2000B)
+ClaimFilingIndicator = Literal[
+    "11", "12", "13", "14", "15", "16", "17", "AM", "BL", "CH", "CI", "DS", "FI", "HM", "LM", "MA", "MB", "MC",
+    "OF", "TV", "VA", "WC", "ZZ",
+]  # fmt: skip
+
+
 class PayerPack(RuleFile):
     kind: Literal["payer-pack"]
     name: str
@@ -111,6 +118,9 @@ class PayerPack(RuleFile):
     fee_schedule: FeeSchedule
     edits: EditPolicy = EditPolicy()
     contraindications: ContraindicationPolicy = ContraindicationPolicy()
+    claim_filing_indicator: ClaimFilingIndicator | None = Field(
+        default=None, description="837P SBR09 (MB Medicare Part B, CI commercial); without it no 837P is written"
+    )
 
 
 RULE_FILE_MODELS: dict[str, type[RuleFile]] = {
@@ -188,10 +198,14 @@ def _read(path: Path) -> RuleFile:
         raise RuleDataError(problems) from exc
 
 
+# folders under mappings/ that are not claim rule data (output settings with their own loaders)
+NOT_RULE_DATA = frozenset({"schema", "clearinghouses"})
+
+
 def load_rules(mappings_dir: Path | None = None) -> Rules:
     """Read every rule file under ``mappings_dir`` (default: the packaged data) and check it."""
     root = mappings_dir or default_mappings_dir()
-    files = sorted(p for p in root.rglob("*.yaml") if "schema" not in p.parts)
+    files = sorted(p for p in root.rglob("*.yaml") if not NOT_RULE_DATA.intersection(p.relative_to(root).parts))
     loaded = [(path, _read(path)) for path in files]
     procedure_maps = [f for _, f in loaded if isinstance(f, ProcedureMap)]
     packs = [f for _, f in loaded if isinstance(f, PayerPack)]

@@ -25,6 +25,7 @@ from adapter.rules.catalog import Rules
 from adapter.service.fhirhttp import FhirError
 from adapter.service.settings import Settings
 from adapter.service.store import Store, Stored, WriteConflict
+from adapter.service.x12store import X12Store
 
 STORED_TYPES = ("Claim", "DetectedIssue", "Provenance")
 MAX_ATTEMPTS = 8
@@ -43,6 +44,7 @@ class ClaimService:
         self.store = store
         self.rules = rules
         self.settings = settings
+        self.x12 = X12Store(store, rules)
 
     def convert(self, payload: bytes | dict[str, Any], payer: str | None, validation: str | None = None) -> Result:
         now = datetime.now(UTC).replace(microsecond=0)
@@ -121,6 +123,7 @@ class ClaimService:
                     now = datetime.now(UTC)
                     stored_inputs = [self.store.put(connection, resource, now) for resource in inputs]
                     stored = self._write(connection, produced, cancels, if_match, now)
+                    self.x12.record_sources(connection, result, stored, now)
                     written = stored_inputs + stored
                     status = 201 if any(s.changed for s in written) else 200
                     self._record(digest, status, result, written, connection, operation)

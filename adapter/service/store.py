@@ -110,6 +110,49 @@ audit_event = Table(
     Column("content", Text, nullable=False),
 )
 
+
+# --- 837P export (adapter/service/x12store.py) -----------------------------------------------
+x12_counters = Table(  # ISA13 / GS06 / ST02 sequences: a row per kind, bumped in the exporting transaction
+    "x12_counters",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", Integer, nullable=False),
+)
+
+x12_sources = Table(  # what each Claim version's 837P says (X12Claim JSON), or why it has none
+    "x12_sources",
+    metadata,
+    Column("claim_id", String(64), primary_key=True),
+    Column("version_id", Integer, primary_key=True),
+    Column("status", String(32), nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("content", Text),
+    Column("problems", Text),
+)
+
+x12_interchanges = Table(  # every interchange written, byte for byte (export-837 --again)
+    "x12_interchanges",
+    metadata,
+    Column("control_number", Integer, primary_key=True, autoincrement=False),
+    Column("profile_id", String(64), nullable=False),
+    Column("purpose", String(16), nullable=False),  # export | download
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("content", Text, nullable=False),
+)
+
+x12_exports = Table(  # which Claim version went into which interchange, and what the payer said
+    "x12_exports",
+    metadata,
+    Column("claim_id", String(64), primary_key=True),
+    Column("version_id", Integer, primary_key=True),
+    Column("interchange", Integer, nullable=False, index=True),
+    Column("transaction_control", Integer, nullable=False),
+    Column("frequency", String(1), nullable=False),
+    Column("exported_at", DateTime(timezone=True), nullable=False),
+    Column("acknowledgment", String(1)),  # from a 999: A accepted, E accepted with errors, R rejected
+    Column("payer_claim_number", String(50)),
+)
+
 # Elements that change on every push without changing what the resource says.
 VOLATILE = ("meta", "created", "identifiedDateTime", "recorded")
 
