@@ -297,6 +297,12 @@ def _payer(subscription: SubscriptionFact, decision: ClaimDecision, reader: _Rea
     )
 
 
+def _narrative(text: str, reader: _Reader, path: str) -> str:
+    """SV101-7 from the pack's description (rule data, not PHI): a delimiter becomes a dash, 80 characters."""
+    folded = re.sub(r"\s*[*:^~]\s*", " - ", text)
+    return reader.text(" ".join(folded.split())[:80].strip(), "the line's description", path, 80)
+
+
 def _line(
     sequence: int,
     line: ServiceLine,
@@ -320,7 +326,7 @@ def _line(
     performer = line.performer_refs[0] if line.performer_refs else None
     if performer and decision.care_team and performer != decision.care_team[0] and performer in performers:
         rendering = reader.provider(performers[performer], "rendering provider")
-    description = reader.text(line.description, "the line's description", path, 80, required=False)
+    description = _narrative(line.description, reader, path) if line.description else ""
     return Line(
         sequence=sequence,
         control=f"{control}-{sequence}",
