@@ -35,6 +35,8 @@ from adapter.service.fhirhttp import (
     version_headers,
 )
 from adapter.service.numbers import wire_int
+from adapter.service.routes_x12 import PATH_SUFFIX as X12_PATH_SUFFIX
+from adapter.service.routes_x12 import x12_router
 from adapter.service.search import collection_of, conditional_match, search_bundle
 from adapter.service.settings import Settings
 from adapter.service.store import Store, Stored
@@ -53,10 +55,11 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None) -> 
     app = FastAPI(title="theraclaim", version=rules.fingerprint[:12], docs_url=None, redoc_url=None)
     install_error_handlers(app)
     app.state.schema = install_database_faults(app, store)
+    app.include_router(x12_router(store, claims.x12, settings))
 
     @app.middleware("http")
     async def _negotiate(request: Request, call_next: Any) -> Response:
-        if request.url.path.startswith("/fhir"):
+        if request.url.path.startswith("/fhir") and not request.url.path.endswith(X12_PATH_SUFFIX):
             try:
                 check_accept(request)
             except FhirError as error:

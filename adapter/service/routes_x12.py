@@ -1,0 +1,56 @@
+"""``GET /fhir/Claim/{id}/$export-x12``: the 837P of one Claim (Content-Type application/EDI-X12).
+
+The answer is what ``export-837`` would send for the Claim's current version (or sent last): an
+original, a replacement or a void, in a fresh interchange whose bytes are kept (``export-837
+--again`` reproduces it).  It does not mark the Claim exported.  A held (draft) Claim answers 409,
+one the visit lacks 837P data for 422, both with an OperationOutcome saying why.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from adapter.errors import RuleDataError
+from adapter.output.x12 import NotExportable, load_profile
+from adapter.service.fhirhttp import FhirError
+from adapter.service.settings import Settings
+from adapter.service.store import Store
+from adapter.service.x12store import NotAvailable, X12Store
+
+EDI_X12 = "application/EDI-X12"
+PATH_SUFFIX = "/$export-x12"
+ACCEPTED = ("application/edi-x12", "*/*", "application/*", "application/fhir+json", "application/json")
+
+
+def x12_router(store: Store, exports: X12Store, settings: Settings) -> APIRouter:
+    router = APIRouter()
+
+    @router.get(f"/fhir/Claim/{{claim_id}}{PATH_SUFFIX}", response_class=Response)
+    def export_x12(claim_id: str, request: Request, profile: str | None = None) -> Response:
+        _check_accept(request)
+        if store.read("Claim", claim_id) is None:
+            raise FhirError(404, "not-found", f"Claim/{claim_id} is not known", "not-found")
+        try:
+            chosen = load_profile(profile, settings.mappings_dir)
+        except RuleDataError as error:
+            raise FhirError(400, "unknown-profile", str(error), "invalid") from error
+        try:
+            content = exports.claim_interchange(claim_id, chosen, datetime.now(UTC).replace(microsecond=0))
+        except NotAvailable as why:
+            raise FhirError(why.status, why.code, why.message, "business-rule") from why
+        except NotExportable as error:
+            first = error.problems[0]
+            raise FhirError(422, first.code, str(error), first.issue_type, first.expression) from error
+        return Response(content=content, media_type=EDI_X12)
+
+    return router
+
+
+def _check_accept(request: Request) -> None:
+    accept = request.headers.get("accept", "")
+    types = [part.split(";")[0].strip().lower() for part in accept.split(",") if part.strip()]
+    if types and not any(t in ACCEPTED for t in types):
+        raise FhirError(406, "unsupported-format", f"$export-x12 answers {EDI_X12}", "not-supported")

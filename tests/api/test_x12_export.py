@@ -1,0 +1,171 @@
+"""837P from the store: export-837 (originals, replacements, voids, nothing twice, --again),
+GET /fhir/Claim/{id}/$export-x12, and control numbers across two worker processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from adapter.output.x12 import load_profile
+from adapter.rules.catalog import Rules
+from adapter.service.x12store import X12Store
+from tests.api.conftest import Api, assert_outcome, entries, visit_for
+from tests.conftest import NOW, ROOT
+from tests.x12_support import segments, validate_x12, with_demographics
+
+PROFILE = load_profile()
+
+
+def _visit(minutes: int = 30, **encounter_args: Any) -> dict[str, Any]:
+    return with_demographics(visit_for("enc-1", minutes, **encounter_args))
+
+
+def _claim_id(api: Api, document: dict[str, Any]) -> str:
+    response = api.push(document)
+    assert response.status_code in (200, 201), response.text
+    return str(entries(response.json(), "Claim")[0]["id"])
+
+
+def _clm(content: bytes) -> list[list[str]]:
+    return [s for s in segments(content) if s[0] in ("CLM", "REF") and s[1] != "6R" and s[1] != "EI"]
+
+
+def test_export_lifecycle_original_replacement_void(api: Api, rules: Rules, tmp_path: Path) -> None:
+    exports = X12Store(api.store, rules)
+    claim_id = _claim_id(api, _visit(30))
+    first = exports.export(PROFILE, NOW)
+    assert first.control_number is not None and first.content is not None
+    assert [(p.claim_id, p.version_id, p.frequency) for p in first.sent] == [(claim_id, 1, "1")]
+    assert _clm(first.content)[0][5] == "11:B:1"
+    assert exports.export(PROFILE, NOW).content is None  # nothing new: a second run exports nothing
+    assert exports.set_payer_claim_number(claim_id, 1, "PAYER-123")
+
+    _claim_id(api, _visit(45))  # the visit was corrected: Claim version 2
+    second = exports.export(PROFILE, NOW)
+    assert second.content is not None and second.control_number == first.control_number + 1
+    assert [(p.version_id, p.frequency) for p in second.sent] == [(2, "7")]
+    assert _clm(second.content) == [
+        ["CLM", _clm(first.content)[0][1], "120", "", "", "11:B:7", "Y", "A", "Y", "Y"],
+        ["REF", "F8", "PAYER-123"],
+    ]
+
+    response = api.push(_visit(45, status="cancelled"))  # withdrawn: the Claim is cancelled
+    assert response.status_code in (200, 201), response.text
+    third = exports.export(PROFILE, NOW)
+    assert third.content is not None and [(p.version_id, p.frequency) for p in third.sent] == [(3, "8")]
+    assert [s[5] for s in _clm(third.content) if s[0] == "CLM"] == ["11:B:8"]
+    assert ["REF", "F8", "PAYER-123"] in _clm(third.content)
+    assert exports.export(PROFILE, NOW).content is None  # a void is sent once
+
+    files = []
+    for i, export in enumerate((first, second, third)):
+        assert export.control_number is not None and export.content is not None
+        assert exports.again(export.control_number) == export.content  # byte for byte
+        files.append(tmp_path / f"{i}.x12")
+        files[-1].write_bytes(export.content)
+    validate_x12(files)
+
+
+def test_held_claims_are_never_exported_and_are_listed(api: Api, rules: Rules) -> None:
+    exports = X12Store(api.store, rules)
+    claim_id = _claim_id(api, _visit(30, status="in-progress"))  # not finished: held (draft)
+    export = exports.export(PROFILE, NOW)
+    assert export.content is None and export.control_number is None
+    assert [(s.claim_id, s.reason) for s in export.skipped] == [(claim_id, "held")]
+    cancelled = api.push(_visit(30, status="cancelled"))
+    assert cancelled.status_code in (200, 201)
+    assert exports.export(PROFILE, NOW).content is None  # cancelled before export: nothing to void
+
+
+def test_a_claim_the_visit_lacks_837p_data_for_is_reported_not_exported(api: Api, rules: Rules) -> None:
+    exports = X12Store(api.store, rules)
+    claim_id = _claim_id(api, visit_for("enc-1", 30))  # no tax id, addresses or member id
+    export = exports.export(PROFILE, NOW)
+    assert export.content is None
+    assert [(s.claim_id, s.reason) for s in export.skipped] == [(claim_id, "not-exportable")]
+    assert "x12-tax-id" in {p.code for p in export.skipped[0].problems}
+
+
+def _cli(database_url: str, *args: str) -> subprocess.CompletedProcess[bytes]:
+    env = os.environ | {"THERACLAIM_DATABASE_URL": database_url}
+    return subprocess.run(
+        [sys.executable, "-m", "adapter.cli", *args], capture_output=True, cwd=ROOT, env=env, timeout=120, check=False
+    )
+
+
+def test_export_837_command_writes_once_and_again_reproduces(api: Api, tmp_path: Path) -> None:
+    _claim_id(api, _visit(30))
+    _claim_id(api, _visit(30, status="in-progress"))  # same Encounter: now held
+    other = with_demographics(visit_for("enc-2", 23))
+    _claim_id(api, other)
+    url = api.settings.database_url
+    out = tmp_path / "batch.x12"
+    done = _cli(url, "export-837", "--out", str(out), "--now", "2025-01-15T12:00:00Z")
+    assert done.returncode == 0, done.stderr
+    assert b"held for review" in done.stderr and b"original" in done.stderr
+    content = out.read_bytes()
+    assert segments(content)[0][15] == "T"  # ISA15 from the profile
+    assert len([s for s in segments(content) if s[0] == "CLM"]) == 1  # enc-1 is held now; enc-2 goes
+    again_out = tmp_path / "nothing.x12"
+    done = _cli(url, "export-837", "--out", str(again_out))
+    assert done.returncode == 0 and b"nothing new" in done.stderr and not again_out.exists()
+    isa13 = next(s for s in segments(content) if s[0] == "IEA")[2]
+    copy = tmp_path / "copy.x12"
+    done = _cli(url, "export-837", "--out", str(copy), "--again", str(int(isa13)))
+    assert done.returncode == 0 and copy.read_bytes() == content
+    assert _cli(url, "export-837", "--out", str(copy), "--again", "999999").returncode == 2
+    validate_x12([out])
+
+
+def test_export_x12_operation(api: Api) -> None:
+    claim_id = _claim_id(api, _visit(30))
+    response = api.client.get(f"/fhir/Claim/{claim_id}/$export-x12", headers={"Accept": "application/EDI-X12"})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/EDI-X12")
+    assert [s[5] for s in segments(response.content) if s[0] == "CLM"] == ["11:B:1"]
+    again = api.client.get(f"/fhir/Claim/{claim_id}/$export-x12")
+    assert segments(again.content)[0][13] != segments(response.content)[0][13]  # a fresh ISA13 each time
+    held = _claim_id(api, with_demographics(visit_for("enc-2", 30, status="in-progress")))
+    body = assert_outcome(api.client.get(f"/fhir/Claim/{held}/$export-x12"), 409)
+    assert body["issue"][0]["details"]["coding"][0]["code"] == "held"
+    assert_outcome(api.client.get("/fhir/Claim/unknown/$export-x12"), 404)
+    assert_outcome(api.client.get(f"/fhir/Claim/{claim_id}/$export-x12?profile=nope"), 400)
+    assert_outcome(api.client.get(f"/fhir/Claim/{claim_id}/$export-x12", headers={"Accept": "text/html"}), 406)
+
+
+WORKER = """
+import sys
+from adapter.rules.catalog import load_rules
+from adapter.service.store import Store
+from adapter.service.x12store import X12Store
+exports = X12Store(Store(sys.argv[1]), load_rules())
+for _ in range(int(sys.argv[2])):
+    with exports.store.transaction() as connection:
+        envelope = exports.allocate(connection, 2)
+    print(envelope.interchange, envelope.group, *envelope.transactions, flush=True)
+"""
+
+
+def test_control_numbers_are_unique_and_increasing_across_two_worker_processes(api: Api) -> None:
+    rounds = 25
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, api.settings.database_url, str(rounds)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    outputs = [w.communicate(timeout=300) for w in workers]
+    assert all(w.returncode == 0 for w in workers), [o[1][-2000:] for o in outputs]
+    per_worker = [[list(map(int, line.split())) for line in o[0].decode().splitlines()] for o in outputs]
+    interchanges = [row[0] for rows in per_worker for row in rows]
+    transactions = [n for rows in per_worker for row in rows for n in row[2:]]
+    assert sorted(interchanges) == list(range(1, 2 * rounds + 1))  # unique, no gaps
+    assert sorted(transactions) == list(range(1, 4 * rounds + 1))
+    for rows in per_worker:  # each worker sees them increase
+        assert [r[0] for r in rows] == sorted(r[0] for r in rows)
