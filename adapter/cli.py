@@ -19,7 +19,14 @@ import orjson
 from pydantic import ValidationError
 
 from adapter.batch import Job, default_workers, run_batch
-from adapter.cli_x12 import add_convert_options, add_export_command, convert_x12, export_837
+from adapter.cli_x12 import (
+    add_ack_command,
+    add_convert_options,
+    add_export_command,
+    convert_x12,
+    export_837,
+    read_999_command,
+)
 from adapter.errors import InputError, Problem, RuleDataError, to_operation_outcome
 from adapter.intake.validation import VALIDATION_LEVELS
 from adapter.output.fhir import render_invalid
@@ -61,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_convert_options(convert)
     add_export_command(commands)
+    add_ack_command(commands)
     batch = commands.add_parser(
         "batch",
         help="convert many Bundles (NDJSON or a folder) in parallel, streaming",
@@ -204,6 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "batch": batch,
             "serve": serve,
             "export-837": export_837,
+            "read-999": read_999_command,
         }
         return commands[args.command](args, settings)
     except RuleDataError as error:

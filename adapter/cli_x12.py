@@ -12,7 +12,7 @@ import tempfile
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from adapter.errors import Problem
+from adapter.errors import InputError, Problem
 from adapter.output.x12 import NotExportable, fixed_envelope, interchange_of, load_profile
 from adapter.pipeline import Result
 from adapter.rules.catalog import Rules, load_rules
@@ -42,6 +42,41 @@ def add_export_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
     export.add_argument(
         "--again", type=int, metavar="ISA13", help="write the interchange with this control number again"
     )
+
+
+def add_ack_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ack = commands.add_parser(
+        "read-999",
+        help="record a 999 acknowledgment (accepted / rejected per Claim) on the export records",
+        description="Exit 0 (recorded), 1 (a transaction set was rejected or is not one of ours), 2 (not a 999).",
+    )
+    ack.add_argument("file", help="the 999 file")
+
+
+def read_999_command(args: argparse.Namespace, settings: Settings) -> int:
+    from adapter.output.x12.ack import read_999
+    from adapter.service.migrate import upgrade
+    from adapter.service.store import Store
+    from adapter.service.x12store import X12Store
+
+    try:
+        with open(args.file, "rb") as handle:
+            acks = read_999(handle.read())
+    except OSError as exc:
+        print(f"theraclaim read-999: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except InputError as error:
+        print(f"theraclaim read-999: {error}", file=sys.stderr)
+        return 2
+    store = Store(settings.database_url)
+    upgrade(store)
+    words = {"A": "accepted", "E": "accepted with errors", "R": "rejected"}
+    clean = True
+    for ack, claim in X12Store(store, load_rules(settings.mappings_dir)).record_acknowledgments(acks):
+        where = f"Claim/{claim}" if claim else "no export has this transaction set"
+        print(f"ST02 {ack.transaction:04d}: {words[ack.code]} ({where})", file=sys.stderr)
+        clean = clean and claim is not None and ack.code != "R"
+    return 0 if clean else 1
 
 
 def _problems(problems: list[Problem]) -> str:

@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 
 from adapter.errors import Problem
 from adapter.output.x12 import ClearinghouseProfile, Envelope, NotExportable, X12Claim, claim_of, render_interchange
+from adapter.output.x12.ack import TransactionAck
 from adapter.output.x12.text import clean
 from adapter.pipeline import Result
 from adapter.rules.catalog import Rules
@@ -306,3 +307,21 @@ class X12Store:
                 .values(payer_claim_number=number)
             )
             return bool(result.rowcount)
+
+    def record_acknowledgments(self, acks: list[TransactionAck]) -> list[tuple[TransactionAck, str | None]]:
+        """Record a 999 on the export records (ST02 numbers are unique across interchanges); returns
+        each acknowledgment with the Claim it concerned (None: no export has that ST02)."""
+        answered: list[tuple[TransactionAck, str | None]] = []
+        with self.store.transaction() as connection:
+            for ack in acks:
+                claim = connection.execute(
+                    select(x12_exports.c.claim_id).where(x12_exports.c.transaction_control == ack.transaction)
+                ).scalar_one_or_none()
+                if claim is not None:
+                    connection.execute(
+                        update(x12_exports)
+                        .where(x12_exports.c.transaction_control == ack.transaction)
+                        .values(acknowledgment=ack.code)
+                    )
+                answered.append((ack, None if claim is None else str(claim)))
+        return answered

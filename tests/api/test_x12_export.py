@@ -9,12 +9,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from adapter.errors import InputError
 from adapter.output.x12 import load_profile
+from adapter.output.x12.ack import read_999
 from adapter.rules.catalog import Rules
 from adapter.service.x12store import X12Store
 from tests.api.conftest import Api, assert_outcome, entries, visit_for
-from tests.conftest import NOW, ROOT
-from tests.x12_support import segments, validate_x12, with_demographics
+from tests.conftest import NOW, ROOT, shared_path
+from tests.x12_support import pyx12_accepts, segments, validate_x12, with_demographics
 
 PROFILE = load_profile()
 
@@ -169,3 +173,30 @@ def test_control_numbers_are_unique_and_increasing_across_two_worker_processes(a
     assert sorted(transactions) == list(range(1, 4 * rounds + 1))
     for rows in per_worker:  # each worker sees them increase
         assert [r[0] for r in rows] == sorted(r[0] for r in rows)
+
+
+def export_numbers(export: Any) -> list[int]:
+    return [int(s[2]) for s in segments(export.content) if s[0] == "ST"]
+
+
+def test_a_999_is_recorded_per_transaction_set(api: Api, rules: Rules, tmp_path: Path) -> None:
+    exports = X12Store(api.store, rules)
+    first_claim = _claim_id(api, _visit(30))
+    second_claim = _claim_id(api, with_demographics(visit_for("enc-2", 23)))
+    export = exports.export(PROFILE, NOW)
+    assert export.content is not None and len(export.sent) == 2
+    sent = tmp_path / "sent.x12"
+    sent.write_bytes(export.content)
+    ok, ack = pyx12_accepts(sent)  # pyx12 writes the 999 a clearinghouse would answer
+    assert ok and ack.count("IK5*A") == 2
+    assert [a.transaction for a in read_999(ack.encode())] == [p for p in export_numbers(export)]
+    head, tail = ack.rsplit("IK5*A", 1)  # the payer rejects the second Claim
+    rejected = f"{head}IK5*R{tail}"
+    answered = exports.record_acknowledgments(read_999(rejected.encode()))
+    assert [(a.code, claim) for a, claim in answered] == [("A", first_claim), ("R", second_claim)]
+    rows = {r["claim_id"]: r["acknowledgment"] for r in api.rows("x12_exports")}
+    assert rows == {first_claim: "A", second_claim: "R"}
+    foreign = shared_path("external", "x12-837p-imsweb", "x12_999_rejected.txt").read_bytes()
+    assert [claim for _, claim in exports.record_acknowledgments(read_999(foreign))] == [None]
+    with pytest.raises(InputError):
+        read_999(export.content)  # an 837 is not a 999
