@@ -200,3 +200,35 @@ def test_a_999_is_recorded_per_transaction_set(api: Api, rules: Rules, tmp_path:
     assert [claim for _, claim in exports.record_acknowledgments(read_999(foreign))] == [None]
     with pytest.raises(InputError):
         read_999(export.content)  # an 837 is not a 999
+
+
+EXPORTER = """
+import sys
+from datetime import UTC, datetime
+from adapter.output.x12 import load_profile
+from adapter.rules.catalog import load_rules
+from adapter.service.store import Store
+from adapter.service.x12store import X12Store
+export = X12Store(Store(sys.argv[1]), load_rules()).export(load_profile(), datetime.now(UTC))
+print(export.control_number, *(f"{p.claim_id}/{p.version_id}" for p in export.sent), flush=True)
+"""
+
+
+def test_two_exporters_at_once_send_every_claim_version_once(api: Api) -> None:
+    claims = {_claim_id(api, with_demographics(visit_for(f"enc-{i}", 20 + i))) for i in range(6)}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", EXPORTER, api.settings.database_url],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    outputs = [w.communicate(timeout=300) for w in workers]
+    assert all(w.returncode == 0 for w in workers), [o[1][-2000:] for o in outputs]
+    lines = [o[0].decode().split() for o in outputs]
+    sent = [item for line in lines for item in line[1:]]
+    assert sorted(sent) == sorted(f"{c}/1" for c in claims)  # each exactly once
+    numbers = [line[0] for line in lines if line[0] != "None"]
+    assert len(numbers) == len(set(numbers)) >= 1
