@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 import orjson
@@ -211,7 +211,7 @@ class X12Store:
             and_(x12_sources.c.claim_id == latest.c.claim_id, x12_sources.c.version_id == latest.c.version_id),
         )
         if since is not None:
-            query = query.where(x12_sources.c.recorded_at >= datetime.combine(since, datetime.min.time()))
+            query = query.where(x12_sources.c.recorded_at >= datetime.combine(since, time.min, tzinfo=UTC))
         yield from connection.execute(query.order_by(x12_sources.c.recorded_at, x12_sources.c.claim_id))
 
     def _last_exports(self, connection: Connection, claim_id: str) -> list[Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -232,3 +233,12 @@ def test_two_exporters_at_once_send_every_claim_version_once(api: Api) -> None:
     assert sorted(sent) == sorted(f"{c}/1" for c in claims)  # each exactly once
     numbers = [line[0] for line in lines if line[0] != "None"]
     assert len(numbers) == len(set(numbers)) >= 1
+
+
+def test_since_limits_the_export_to_claim_versions_recorded_from_that_date(api: Api, rules: Rules) -> None:
+    exports = X12Store(api.store, rules)
+    claim_id = _claim_id(api, _visit(30))
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    assert exports.export(PROFILE, NOW, since=tomorrow).content is None
+    export = exports.export(PROFILE, NOW, since=tomorrow - timedelta(days=1))
+    assert [p.claim_id for p in export.sent] == [claim_id]
