@@ -8,7 +8,8 @@ counts (the machines are shared and noisy):
 2. cost per KB across bundle sizes (1, 3, 8 procedures and the Synthea bundles);
 3. HTTP ``POST /fhir/Claim/$from-encounter`` on loopback (PostgreSQL, 2 workers, 16 clients) vs a
    trivial FastAPI echo endpoint served the same way;
-4. ``theraclaim batch`` of 100,000 bundles with 1 and 2 workers, and peak RSS.
+4. ``theraclaim batch`` of 100,000 bundles with 1 and 2 workers, and peak RSS;
+5. the 837P of a visit's decisions vs the pipeline run that made them.
 
 The figures also go to a JSON file (default bench/results.json) so runs can be compared.
 """
@@ -34,6 +35,7 @@ from adapter.rules.catalog import load_rules
 from bench import bundles
 from bench.http import http_section
 from bench.replay import batch_section
+from bench.x12 import x12_section
 
 NOW = datetime(2025, 1, 15, 12, tzinfo=UTC)
 
@@ -118,6 +120,7 @@ def main() -> None:
     print(f"theraclaim benchmark on {machine['system']}, {machine['cpus']} CPUs, Python {machine['python']}")
     figures: dict[str, Any] = {"machine": machine, "when": datetime.now(UTC).isoformat()}
     figures["in_process"] = in_process_section(args.quick)
+    figures["x12"] = x12_section(median_seconds, args.quick)
     if not args.skip_http:
         figures["http"] = http_section(args.database_url, quick=args.quick)
     if not args.skip_batch:

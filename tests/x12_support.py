@@ -15,8 +15,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import shared_path
-
 EIN = "urn:oid:2.16.840.1.113883.4.4"
 NUCC = "http://nucc.org/provider-taxonomy"
 
@@ -46,6 +44,8 @@ def with_demographics(bundle: dict[str, Any]) -> dict[str, Any]:
 
 def validate_x12(paths: list[Path]) -> None:
     """Run ../shared/tools/validate-x12 (pyx12 + implementation-guide checks) on files; fail with its report."""
+    from tests.conftest import shared_path  # pytest's; the benchmark imports this module without it
+
     tool = shared_path("tools", "validate-x12")
     completed = subprocess.run(
         [str(tool), "--quiet", *map(str, paths)],
