@@ -23,8 +23,10 @@ from adapter.cli_x12 import (
     add_ack_command,
     add_convert_options,
     add_export_command,
+    add_payer_number_command,
     convert_x12,
     export_837,
+    payer_number_command,
     read_999_command,
 )
 from adapter.errors import InputError, Problem, RuleDataError, to_operation_outcome
@@ -69,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     add_convert_options(convert)
     add_export_command(commands)
     add_ack_command(commands)
+    add_payer_number_command(commands)
     batch = commands.add_parser(
         "batch",
         help="convert many Bundles (NDJSON or a folder) in parallel, streaming",
@@ -213,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "serve": serve,
             "export-837": export_837,
             "read-999": read_999_command,
+            "payer-claim-number": payer_number_command,
         }
         return commands[args.command](args, settings)
     except RuleDataError as error:

@@ -53,6 +53,37 @@ def add_ack_command(commands: argparse._SubParsersAction[argparse.ArgumentParser
     ack.add_argument("file", help="the 999 file")
 
 
+def add_payer_number_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    number = commands.add_parser(
+        "payer-claim-number",
+        help="record the payer's claim number of an exported Claim (REF*F8 of its replacements and voids)",
+        description="Exit 0 (recorded), 2 (no export of that Claim version, or a number an 837P cannot carry).",
+    )
+    number.add_argument("claim", help="the Claim id")
+    number.add_argument("number", help="the payer's claim control number (from its 277CA or 835)")
+    number.add_argument("--version", type=int, help="the exported Claim version (default: the last one exported)")
+
+
+def payer_number_command(args: argparse.Namespace, settings: Settings) -> int:
+    from adapter.service.migrate import upgrade
+    from adapter.service.store import Store
+    from adapter.service.x12store import X12Store
+
+    store = Store(settings.database_url)
+    upgrade(store)
+    try:
+        recorded = X12Store(store, load_rules(settings.mappings_dir)).set_payer_claim_number(
+            args.claim, args.version, args.number
+        )
+    except NotExportable as error:
+        print(f"theraclaim payer-claim-number: {error}", file=sys.stderr)
+        return 2
+    if not recorded:
+        print(f"theraclaim payer-claim-number: Claim/{args.claim} has no such export", file=sys.stderr)
+        return 2
+    return 0
+
+
 def read_999_command(args: argparse.Namespace, settings: Settings) -> int:
     from adapter.output.x12.ack import read_999
     from adapter.service.migrate import upgrade

@@ -312,3 +312,11 @@ def test_convert_format_x12_exit_codes_for_bad_input_and_missing_demographics(tm
     assert done.returncode == 2 and done.stdout == b""
     assert b"x12-tax-id" in done.stderr and b"Bundle.entry[" in done.stderr
     assert b"Pat" not in done.stderr  # no names on stderr
+
+
+def test_no_rendering_provider_loop_when_it_is_the_billing_provider(rules: Rules) -> None:
+    bundle = _example()
+    find(bundle, "Practitioner", "pt-1")["identifier"][0]["value"] = "1234567893"  # the clinic's NPI
+    content = interchange_of(_decisions(bundle, rules), rules, load_profile(), fixed_envelope(1), NOW)
+    assert not [s for s in segments(content) if s[:2] == ["NM1", "82"]]
+    assert b"PRV*PE" not in content

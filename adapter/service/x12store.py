@@ -294,13 +294,19 @@ class X12Store:
                                                                               payer_claim_number=number)
         )  # fmt: skip
 
-    def set_payer_claim_number(self, claim_id: str, version_id: int, number: str) -> bool:
-        """Record the payer's claim number of an exported version (REF*F8 of its replacements and voids)."""
+    def set_payer_claim_number(self, claim_id: str, version_id: int | None, number: str) -> bool:
+        """Record the payer's claim number of an exported version (default: the last one exported),
+        for the REF*F8 of its replacements and voids; False when no such export exists."""
         problems: list[Problem] = []
         number = clean(number, "the payer claim number", "payer_claim_number", problems, 50)
         if problems:
             raise NotExportable(problems)
         with self.store.transaction() as connection:
+            if version_id is None:
+                exports = self._last_exports(connection, claim_id)
+                if not exports:
+                    return False
+                version_id = int(exports[0].version_id)
             result = connection.execute(
                 update(x12_exports)
                 .where(x12_exports.c.claim_id == claim_id, x12_exports.c.version_id == version_id)

@@ -46,7 +46,11 @@ def test_export_lifecycle_original_replacement_void(api: Api, rules: Rules, tmp_
     assert [(p.claim_id, p.version_id, p.frequency) for p in first.sent] == [(claim_id, 1, "1")]
     assert _clm(first.content)[0][5] == "11:B:1"
     assert exports.export(PROFILE, NOW).content is None  # nothing new: a second run exports nothing
-    assert exports.set_payer_claim_number(claim_id, 1, "PAYER-123")
+    url = api.settings.database_url
+    assert _cli(url, "payer-claim-number", claim_id, "PAYER*1").returncode == 2  # a delimiter: refused
+    assert _cli(url, "payer-claim-number", "no-such-claim", "PAYER-123").returncode == 2
+    done = _cli(url, "payer-claim-number", claim_id, "PAYER-123")  # on the last exported version
+    assert done.returncode == 0, done.stderr
 
     _claim_id(api, _visit(45))  # the visit was corrected: Claim version 2
     second = exports.export(PROFILE, NOW)

@@ -220,6 +220,8 @@ def claim_of(decision: ClaimDecision, rules: Rules) -> X12Claim:
     rendering = None
     if decision.care_team and decision.care_team[0] in performers:
         rendering = reader.provider(performers[decision.care_team[0]], "rendering provider")
+        if rendering.id and rendering.id == billing.id:  # 2310B only when it differs from the billing provider
+            rendering = None
     reader.need(
         len(decision.diagnoses) <= MAX_DIAGNOSES, "x12-too-many-diagnoses",
         f"an 837P carries at most {MAX_DIAGNOSES} diagnoses", decision.encounter.path,
