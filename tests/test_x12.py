@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from adapter.model import ClaimDecision
 from adapter.output.x12 import NotExportable, fixed_envelope, interchange_of, load_profile
@@ -320,3 +322,28 @@ def test_no_rendering_provider_loop_when_it_is_the_billing_provider(rules: Rules
     content = interchange_of(_decisions(bundle, rules), rules, load_profile(), fixed_envelope(1), NOW)
     assert not [s for s in segments(content) if s[:2] == ["NM1", "82"]]
     assert b"PRV*PE" not in content
+
+
+@given(family=st.text(min_size=1, max_size=70), city=st.text(min_size=1, max_size=40))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_any_name_or_city_is_refused_or_carried_without_breaking_the_segments(
+    family: str, city: str, rules: Rules
+) -> None:
+    bundle = _example()
+    find(bundle, "Patient", "pat-1")["name"][0]["family"] = family
+    find(bundle, "Patient", "pat-1")["address"][0]["city"] = city
+    decisions = _decisions(bundle, rules)
+    try:
+        content = interchange_of(decisions, rules, load_profile(), fixed_envelope(1), NOW)
+    except NotExportable as error:
+        assert {p.code for p in error.problems} <= {"x12-delimiter", "x12-character", "x12-missing", "x12-too-long"}
+        assert all(p.expression and p.expression.startswith("Bundle.entry[0].resource") for p in error.problems)
+        return
+    found = segments(content)
+    subscriber = next(s for s in found if s[:2] == ["NM1", "IL"])
+    assert len(subscriber) == 10 and subscriber[3] and subscriber[3] == subscriber[3].upper()
+    n4 = [s for s in found if s[0] == "N4"]
+    assert all(len(s) == 4 for s in n4)
+    se = next(s for s in found if s[0] == "SE")
+    st_index = next(i for i, s in enumerate(found) if s[0] == "ST")
+    assert int(se[1]) == found.index(se) - st_index + 1
