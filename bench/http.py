@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 
 from adapter.service.store import sqlalchemy_url
 from bench import bundles
@@ -62,8 +62,8 @@ def _load(url: str, payloads: list[bytes], seconds: float) -> dict[str, Any]:
 def _reset(database_url: str) -> None:
     engine = create_engine(sqlalchemy_url(database_url))
     with engine.begin() as connection:
-        for table in ("resource_current", "resource_history", "submissions", "alembic_version"):
-            connection.execute(text(f"DROP TABLE IF EXISTS {table}"))
+        for table in inspect(connection).get_table_names():
+            connection.execute(text(f'DROP TABLE IF EXISTS "{table}" CASCADE'))
     engine.dispose()
 
 

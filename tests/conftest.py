@@ -21,7 +21,7 @@ settings.register_profile("ci", derandomize=True, database=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+SHARED = Path(os.environ.get("THERACLAIM_SHARED_DIR", ROOT.parent / "shared"))  # worktrees: set it
 VALIDATE_FHIR = SHARED / "tools" / "validate-fhir"
 NOW = datetime(2025, 1, 15, 12, 0, tzinfo=UTC)
 

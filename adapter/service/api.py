@@ -12,13 +12,10 @@ from starlette.concurrency import run_in_threadpool
 
 from adapter.errors import InputError, Problem, problem_issue
 from adapter.intake.fhir import read_bundle
-from adapter.intake.slim import FHIR_ID
 from adapter.intake.validation import VALIDATION_LEVELS, validate_resource
 from adapter.intake.wire import parse_document
 from adapter.rules.catalog import Rules, load_rules
 from adapter.service.capability import (
-    INPUT_TYPES,
-    OUTPUT_TYPES,
     VALIDATE_TYPES,
     capability_statement,
     operation_definition,
@@ -34,15 +31,16 @@ from adapter.service.fhirhttp import (
     read_body,
     version_headers,
 )
+from adapter.service.links import fhir_base
 from adapter.service.numbers import wire_int
+from adapter.service.rest_routes import create_rest_router
 from adapter.service.routes_x12 import PATH_SUFFIX as X12_PATH_SUFFIX
 from adapter.service.routes_x12 import x12_router
-from adapter.service.search import collection_of, conditional_match, search_bundle
+from adapter.service.search import collection_of, conditional_match
 from adapter.service.settings import Settings
 from adapter.service.store import Store, Stored
 from adapter.service.transaction import TransactionService
 
-READABLE = frozenset(OUTPUT_TYPES + INPUT_TYPES)
 FHIR_BODY = {"requestBody": {"required": True, "content": {"application/fhir+json": {"schema": {"type": "object"}}}}}
 
 
@@ -52,13 +50,18 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None) -> 
     store = Store(settings.database_url)
     claims = ClaimService(store, rules, settings)
     transactions = TransactionService(store, claims)
-    app = FastAPI(title="theraclaim", version=rules.fingerprint[:12], docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="theraclaim", version=rules.fingerprint[:12], docs_url=None, redoc_url=None, redirect_slashes=False
+    )
     install_error_handlers(app)
     app.state.schema = install_database_faults(app, store)
     app.include_router(x12_router(store, claims.x12, settings))
 
     @app.middleware("http")
     async def _negotiate(request: Request, call_next: Any) -> Response:
+        path = request.scope["path"]
+        if path.startswith("/fhir/") and path.endswith("/"):  # the same resource, never a redirect
+            request.scope["path"] = path.rstrip("/") or "/"
         if request.url.path.startswith("/fhir") and not request.url.path.endswith(X12_PATH_SUFFIX):
             try:
                 check_accept(request)
@@ -93,16 +96,17 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None) -> 
         payload, payer = _operation_input(body, settings, request.query_params.get("payer"))
         condition = request.headers.get("if-none-exist")
         if condition:
-            existing = await run_in_threadpool(conditional_match, store, condition, settings)
+            existing = await run_in_threadpool(conditional_match, store, condition)
             if existing is not None:
                 await run_in_threadpool(claims.record_no_op, payload, existing)
-                return _answer(request, 200, collection_of([existing], str(request.base_url)), [existing])
+                found = collection_of([existing], fhir_base(request, settings))
+                return _answer(request, 200, found, [existing], fhir_base(request, settings))
         if_match = _if_match(request.headers.get("if-match"))
         validation = request.query_params.get("validation")
         if validation is not None and validation not in VALIDATION_LEVELS:
             raise FhirError(400, "invalid-parameter", f"validation must be one of {VALIDATION_LEVELS}", "invalid")
         result = await run_in_threadpool(claims.from_encounter, payload, payer, if_match, validation)
-        return _answer(request, result.http_status, result.bundle, result.claims)
+        return _answer(request, result.http_status, result.bundle, result.claims, fhir_base(request, settings))
 
     @app.get("/fhir/Claim/$from-encounter", include_in_schema=False)
     def from_encounter_needs_post() -> Response:
@@ -124,33 +128,7 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None) -> 
         body = await read_body(request, settings.max_bytes)
         return fhir_response(await run_in_threadpool(_validate, resource_type, body, settings), 200)
 
-    @app.get("/fhir/{resource_type}")
-    def search(resource_type: str, request: Request) -> Response:
-        _known_type(resource_type)
-        return fhir_response(search_bundle(store, settings, resource_type, request))
-
-    @app.get("/fhir/{resource_type}/{resource_id}")
-    def read(resource_type: str, resource_id: str) -> Response:
-        stored = _read(store, resource_type, resource_id)
-        return fhir_response(stored.resource, 200, version_headers(stored.version_id, stored.last_updated))
-
-    @app.get("/fhir/{resource_type}/{resource_id}/_history")
-    def history(resource_type: str, resource_id: str, request: Request) -> Response:
-        _read(store, resource_type, resource_id)
-        versions = store.history(resource_type, resource_id)
-        bundle = collection_of(versions, str(request.base_url), bundle_type="history")
-        return fhir_response(bundle)
-
-    @app.get("/fhir/{resource_type}/{resource_id}/_history/{version_id}")
-    def vread(resource_type: str, resource_id: str, version_id: str) -> Response:
-        _read(store, resource_type, resource_id)
-        number = wire_int(version_id)
-        stored = None if number is None else store.read(resource_type, resource_id, number)
-        if stored is None:
-            raise FhirError(
-                404, "not-found", f"{resource_type}/{resource_id} has no version {version_id[:24]!r}", "not-found"
-            )
-        return fhir_response(stored.resource, 200, version_headers(stored.version_id, stored.last_updated))
+    app.include_router(create_rest_router(store, settings))
 
     app.state.store = store
     app.state.rules = rules
@@ -212,12 +190,12 @@ def _if_match(header: str | None) -> int | None:
     return version
 
 
-def _answer(request: Request, status: int, bundle: dict[str, Any], claims: list[Stored]) -> Response:
+def _answer(request: Request, status: int, bundle: dict[str, Any], claims: list[Stored], base: str) -> Response:
     """Honour ``Prefer: return=``; Location and ETag name the (first) Claim."""
     headers: dict[str, str] = {}
     if claims:
         first = claims[0]
-        headers["Location"] = f"{request.base_url}fhir/Claim/{first.resource['id']}/_history/{first.version_id}"
+        headers["Location"] = f"{base}/Claim/{first.resource['id']}/_history/{first.version_id}"
         headers.update(version_headers(first.version_id, first.last_updated))
     if status == 422:
         return fhir_response(bundle, 422)
@@ -264,19 +242,6 @@ def _validate(resource_type: str, body: bytes, settings: Settings) -> dict[str, 
             "valid", f"the {resource_type} has no problems theraclaim checks for", "informational", "information"
         )
     return {"resourceType": "OperationOutcome", "issue": [problem_issue(p) for p in problems]}
-
-
-def _known_type(resource_type: str) -> None:
-    if resource_type not in READABLE:
-        raise FhirError(404, "unknown-type", f"this server does not store {resource_type} resources", "not-supported")
-
-
-def _read(store: Store, resource_type: str, resource_id: str) -> Stored:
-    _known_type(resource_type)
-    stored = store.read(resource_type, resource_id) if FHIR_ID.match(resource_id) else None
-    if stored is None:
-        raise FhirError(404, "not-found", f"{resource_type}/{resource_id} is not known", "not-found")
-    return stored
 
 
 def main_app() -> FastAPI:

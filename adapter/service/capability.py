@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from adapter.service.search_params import REFERENCE, SEARCH_PARAMS, params_of
 from adapter.version import __version__
 
 BASE = "https://theraclaim.org/fhir"
@@ -29,20 +30,33 @@ INPUT_TYPES = (
     "BodyStructure",
 )
 VALIDATE_TYPES = ("Bundle", "Claim", "Encounter", "Procedure", "Condition")
-SEARCH_PARAMS: dict[str, tuple[tuple[str, str, str], ...]] = {
-    "Claim": (
-        ("encounter", "reference", "Encounters the Claim's items refer to"),
-        ("patient", "reference", "Claim.patient"),
-        ("status", "token", "Claim.status"),
-    ),
-    "DetectedIssue": (("patient", "reference", "DetectedIssue.patient"), ("status", "token", "DetectedIssue.status")),
-}
-COMMON_PARAMS = (("_id", "token", "logical id"), ("_lastUpdated", "date", "meta.lastUpdated (gt, ge, lt, le, eq)"))
+RESULT_PARAMS_DOC = (
+    "Result parameters: _count (at most 1000), _sort (_id, _lastUpdated or a date parameter; - descends), "
+    "_include, _revinclude, _summary (true, false, count, data), _elements, _total (none, estimate, accurate). "
+    "Reference parameters take id, Type/id or an absolute URL on this base and the :[type] and :missing "
+    "modifiers; tokens take code, system|code, |code, system| and :not, :missing; dates every precision and "
+    "the prefixes eq ne gt lt ge le sa eb ap. Comma is OR, a repeated parameter AND. Anything else is 400 "
+    "unless Prefer: handling=lenient. POST [type]/_search takes the same parameters as a form body."
+)
 
 
 def _search_params(resource_type: str) -> list[dict[str, str]]:
-    params = SEARCH_PARAMS.get(resource_type, ()) + COMMON_PARAMS
-    return [{"name": name, "type": kind, "documentation": doc} for name, kind, doc in params]
+    return [
+        {"name": p.name, "type": p.type, "documentation": p.documentation} for p in params_of(resource_type).values()
+    ]
+
+
+def _includes(resource_type: str) -> list[str]:
+    return [f"{resource_type}:{p.name}" for p in SEARCH_PARAMS.get(resource_type, ()) if p.type == REFERENCE]
+
+
+def _revincludes(resource_type: str) -> list[str]:
+    return [
+        f"{source}:{p.name}"
+        for source, params in SEARCH_PARAMS.items()
+        for p in params
+        if p.type == REFERENCE and resource_type in p.targets
+    ]
 
 
 def capability_statement(now_iso: str) -> dict[str, Any]:
@@ -52,9 +66,22 @@ def capability_statement(now_iso: str) -> dict[str, Any]:
             "type": resource_type,
             "versioning": "versioned",
             "readHistory": True,
-            "interaction": [{"code": "read"}, {"code": "vread"}, {"code": "history-instance"}, {"code": "search-type"}],
+            "interaction": [
+                {"code": "read"},
+                {"code": "vread"},
+                {"code": "history-instance"},
+                {"code": "history-type"},
+                {"code": "search-type"},
+            ],
+            "conditionalRead": "full-support",
             "searchParam": _search_params(resource_type),
         }
+        for key, values in (
+            ("searchInclude", _includes(resource_type)),
+            ("searchRevInclude", _revincludes(resource_type)),
+        ):
+            if values:
+                entry[key] = values
         if resource_type == "Claim":
             entry["operation"] = [{"name": "from-encounter", "definition": OPERATION_URL}]
         if resource_type in VALIDATE_TYPES:
@@ -87,10 +114,10 @@ def capability_statement(now_iso: str) -> dict[str, Any]:
             {
                 "mode": "server",
                 "documentation": "Push finished therapy encounters to Claim/$from-encounter, or as a transaction or "
-                "batch Bundle to the base URL; read and search the Claims and DetectedIssues made.",
+                "batch Bundle to the base URL; read and search the Claims and DetectedIssues made. "
+                + RESULT_PARAMS_DOC,
                 "resource": resources,
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
-                "operation": [{"name": "from-encounter", "definition": OPERATION_URL}],
             }
         ],
     }

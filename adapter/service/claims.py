@@ -152,7 +152,11 @@ class ClaimService:
         claims = [r for r in produced if r["resourceType"] == "Claim"]
         if if_match is not None:
             self._check_version(connection, claims, cancels, if_match)
-        stored = [self.store.put(connection, resource, now) for resource in produced]
+        stored = [self.store.put(connection, claim, now) for claim in claims]
+        # the pipeline's Provenance points at urn:uuid:<claim id>; stored, it names the version it explains
+        versions = {f"urn:uuid:{s.resource['id']}": f"Claim/{s.resource['id']}/_history/{s.version_id}" for s in stored}
+        others = [rewrite_references(r, versions) for r in produced if r["resourceType"] != "Claim"]
+        stored += [self.store.put(connection, resource, now) for resource in others]
         for claim_id in cancels:
             current = self.store.read("Claim", claim_id, connection=connection)
             if current is not None and current.resource.get("status") != "cancelled":
@@ -236,6 +240,18 @@ def _replace_entries(bundle: dict[str, Any], stored: list[Stored]) -> None:
             entry["resource"] = by_key.pop(key)
     for (_, rid), resource in by_key.items():  # cancelled Claims are not in the pipeline's bundle
         bundle["entry"].insert(0, {"fullUrl": f"urn:uuid:{rid}", "resource": resource})
+
+
+def rewrite_references(value: Any, targets: dict[str, str]) -> Any:
+    """Every ``reference`` found in ``targets`` replaced by its new value."""
+    if isinstance(value, dict):
+        return {
+            k: (targets.get(v, v) if k == "reference" and isinstance(v, str) else rewrite_references(v, targets))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [rewrite_references(v, targets) for v in value]
+    return value
 
 
 def _payload_digest(payload: bytes | dict[str, Any]) -> str:

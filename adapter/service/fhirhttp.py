@@ -20,7 +20,7 @@ from adapter.errors import Problem, problem_issue
 
 FHIR_JSON = "application/fhir+json"
 JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhir", "text/json")
-FORMAT_ALIASES = {"json": FHIR_JSON, "application/fhir+json": FHIR_JSON, "application/json": FHIR_JSON}
+FORMAT_ALIASES = {"json": FHIR_JSON, **{alias: FHIR_JSON for alias in JSON_TYPES}}
 RETRY_AFTER_SECONDS = 5  # what a 503 (database down, time budget spent) tells the client to wait
 log = logging.getLogger("theraclaim.http")
 
@@ -70,7 +70,7 @@ def check_accept(request: Request) -> None:
     """406 unless the client accepts FHIR JSON (``_format`` wins over ``Accept``)."""
     wanted = request.query_params.get("_format")
     if wanted is not None:
-        if wanted.split(";")[0].strip() not in FORMAT_ALIASES:
+        if wanted.split(";")[0].strip().lower() not in FORMAT_ALIASES:
             raise FhirError(
                 406, "unsupported-format", f"_format {wanted!r} is not supported; use json", "not-supported"
             )

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     port: int = Field(8080, gt=0, lt=65536, description="port `theraclaim serve` listens on")
     workers: int = Field(1, gt=0, description="uvicorn worker processes for `theraclaim serve`")
     page_size: int = Field(50, gt=0, le=1000, description="default _count of a search page")
+    public_base_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s?#]+$",
+        description="the FHIR base URL clients reach (links, fullUrls, Location); default: the request's own",
+    )
 
     @property
     def claim_options(self) -> ClaimOptions:

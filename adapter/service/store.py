@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Engine,
+    Index,
     Integer,
     MetaData,
     String,
@@ -38,6 +39,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError
 
 from adapter.digest import canonical_digest
+from adapter.service.search_params import index_rows
 
 metadata = MetaData()
 
@@ -49,9 +51,6 @@ resource_current = Table(
     Column("version_id", Integer, nullable=False),
     Column("last_updated", DateTime(timezone=True), nullable=False, index=True),
     Column("content_hash", String(64), nullable=False),
-    Column("patient", String(256), index=True),
-    Column("encounter", String(256), index=True),
-    Column("status", String(32), index=True),
     Column("content", Text, nullable=False),
     # The NPI of the billing Organization the resource belongs to (None: written by an operator
     # for no particular organization); tenant clients see only their own (adapter/service/auth).
@@ -66,6 +65,24 @@ resource_history = Table(
     Column("version_id", Integer, primary_key=True),
     Column("last_updated", DateTime(timezone=True), nullable=False),
     Column("content", Text, nullable=False),
+)
+
+# One row per search parameter value of every stored version (see search_params.index_rows):
+# searches run on the versions current at their snapshot time, so paging never sees a change.
+search_index = Table(
+    "search_index",
+    metadata,
+    Column("resource_type", String(64), nullable=False),
+    Column("id", String(64), nullable=False),
+    Column("version_id", Integer, nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("system", Text),
+    Column("code", Text),
+    Column("low", DateTime(timezone=False)),
+    Column("high", DateTime(timezone=False)),
+    Index("ix_search_index_version", "resource_type", "id", "version_id"),
+    Index("ix_search_index_code", "resource_type", "name", "code"),
+    Index("ix_search_index_low", "resource_type", "name", "low"),
 )
 
 submissions = Table(
@@ -185,34 +202,6 @@ def content_hash(resource: dict[str, Any]) -> str:
     return canonical_digest({k: v for k, v in resource.items() if k not in VOLATILE})
 
 
-def _reference(resource: dict[str, Any], element: str) -> str | None:
-    value = resource.get(element)
-    if isinstance(value, list):
-        value = value[0] if value else None
-    reference = value.get("reference") if isinstance(value, dict) else None
-    return reference if isinstance(reference, str) else None
-
-
-def search_columns(resource: dict[str, Any]) -> dict[str, str | None]:
-    """The values the search parameters patient, encounter and status look at."""
-    status = resource.get("status")
-    is_claim = resource["resourceType"] == "Claim"
-    values = {
-        "patient": _reference(resource, "patient") or _reference(resource, "subject"),
-        "encounter": _claim_encounter(resource) if is_claim else _reference(resource, "encounter"),
-        "status": status if isinstance(status, str) else None,
-    }
-    # PostgreSQL text cannot hold NUL; such a value cannot be searched for either (search refuses it)
-    return {k: None if v is not None and "\x00" in v else v for k, v in values.items()}
-
-
-def _claim_encounter(claim: dict[str, Any]) -> str | None:
-    for item in claim.get("item", []):
-        for reference in item.get("encounter", []):
-            return str(reference.get("reference"))
-    return None
-
-
 def _stamp(resource: dict[str, Any], version_id: int, when: datetime) -> dict[str, Any]:
     meta = dict(resource.get("meta", {}))
     meta["versionId"] = str(version_id)
@@ -268,7 +257,7 @@ class Store:
             ).where(resource_current.c.resource_type == rtype, resource_current.c.id == rid)
         ).first()
         if row is not None and row.content_hash == digest:
-            return _stored(row)
+            return stored_from_row(row)
         version = 1 if row is None else row.version_id + 1
         stamped = _stamp(resource, version, now)
         body = orjson.dumps(stamped).decode()
@@ -277,7 +266,6 @@ class Store:
             "last_updated": now,
             "content_hash": digest,
             "content": body,
-            **search_columns(resource),
         }
         try:
             if row is None:
@@ -301,6 +289,12 @@ class Store:
                     resource_type=rtype, id=rid, version_id=version, last_updated=now, content=body
                 )
             )
+            rows = index_rows(stamped)
+            if rows:
+                connection.execute(
+                    insert(search_index),
+                    [{"resource_type": rtype, "id": rid, "version_id": version, **asdict(r)} for r in rows],
+                )
         except IntegrityError as exc:
             raise WriteConflict(f"{rtype}/{rid}") from exc
         return Stored(stamped, version, now, changed=True)
@@ -332,37 +326,31 @@ class Store:
                 row = own.execute(query).first()
         if row is None:
             return None
-        return _stored(row)
+        return stored_from_row(row)
 
-    def history(self, resource_type: str, resource_id: str) -> list[Stored]:
+    def history(
+        self,
+        resource_type: str,
+        resource_id: str | None = None,
+        since: datetime | None = None,
+        count: int | None = None,
+    ) -> list[Stored]:
+        """Versions, newest first, of one resource (or of every resource of the type)."""
+        h = resource_history.c
+        conditions = [h.resource_type == resource_type]
+        if resource_id is not None:
+            conditions.append(h.id == resource_id)
+        if since is not None:
+            conditions.append(h.last_updated >= since)
+        query = (
+            select(h.content, h.version_id, h.last_updated)
+            .where(*conditions)
+            .order_by(h.last_updated.desc(), h.id, h.version_id.desc())
+            .limit(count)
+        )
         with self.engine.connect() as connection:
-            rows = connection.execute(
-                select(resource_history.c.content, resource_history.c.version_id, resource_history.c.last_updated)
-                .where(resource_history.c.resource_type == resource_type, resource_history.c.id == resource_id)
-                .order_by(resource_history.c.version_id.desc())
-            ).all()
-        return [_stored(r) for r in rows]
-
-    def search(
-        self, resource_type: str, filters: dict[str, str], updated: list[tuple[str, datetime]], count: int, offset: int
-    ) -> tuple[int, list[Stored]]:
-        """Current resources of a type matching exact column filters and _lastUpdated bounds."""
-        conditions = [resource_current.c.resource_type == resource_type]
-        conditions += [resource_current.c[column] == value for column, value in filters.items()]
-        operators = {"gt": "__gt__", "ge": "__ge__", "lt": "__lt__", "le": "__le__", "eq": "__eq__"}
-        for prefix, when in updated:
-            conditions.append(getattr(resource_current.c.last_updated, operators[prefix])(when))
-        where = and_(*conditions)
-        with self.engine.connect() as connection:
-            total = connection.execute(select(func.count()).select_from(resource_current).where(where)).scalar_one()
-            rows = connection.execute(
-                select(resource_current.c.content, resource_current.c.version_id, resource_current.c.last_updated)
-                .where(where)
-                .order_by(resource_current.c.last_updated, resource_current.c.id)
-                .limit(count)
-                .offset(offset)
-            ).all()
-        return total, [_stored(r) for r in rows]
+            rows = connection.execute(query).all()
+        return [stored_from_row(r) for r in rows]
 
     def record_submission(self, connection: Connection, **values: Any) -> None:
         connection.execute(insert(submissions).values(**values))
@@ -372,7 +360,7 @@ class Store:
             return int(connection.execute(select(func.count()).select_from(submissions)).scalar_one())
 
 
-def _stored(row: Any) -> Stored:
+def stored_from_row(row: Any) -> Stored:
     """A read row (content, version_id, last_updated) as a Stored resource."""
     return Stored(orjson.loads(row.content), row.version_id, _aware(row.last_updated), changed=False)
 

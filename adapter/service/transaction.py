@@ -22,7 +22,7 @@ from adapter.intake.slim import FHIR_ID
 from adapter.intake.validation import validate_resource
 from adapter.pipeline import Result
 from adapter.service.capability import INPUT_TYPES
-from adapter.service.claims import ClaimService
+from adapter.service.claims import ClaimService, rewrite_references
 from adapter.service.fhirhttp import FhirError
 from adapter.service.store import Store, Stored
 
@@ -78,18 +78,6 @@ def _assign_id(entry: dict[str, Any], resource: dict[str, Any], path: str, probl
                 "not-supported",
             )
         )
-
-
-def _rewrite(value: Any, targets: dict[str, str]) -> Any:
-    """Every ``reference`` that names an entry's fullUrl now names its stored ``Type/id``."""
-    if isinstance(value, dict):
-        return {
-            k: (targets.get(v, v) if k == "reference" and isinstance(v, str) else _rewrite(v, targets))
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_rewrite(v, targets) for v in value]
-    return value
 
 
 class TransactionService:
@@ -173,7 +161,7 @@ class TransactionService:
             if entry.full_url:
                 targets[entry.full_url] = reference
         for entry in good:
-            entry.resource = _rewrite(entry.resource, targets)
+            entry.resource = rewrite_references(entry.resource, targets)
         visit = {
             "resourceType": "Bundle",
             "type": "collection",

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, inspect, make_url, text
 
 from adapter.rules.catalog import Rules
 from adapter.service.api import create_app
@@ -28,7 +28,6 @@ from adapter.service.store import Store, metadata, sqlalchemy_url
 from tests import bundle_builder as bb
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
-APP_TABLES = (*metadata.tables, "alembic_version")
 FHIR_JSON = "application/fhir+json"
 OPERATION = "/fhir/Claim/$from-encounter"
 
@@ -92,8 +91,8 @@ def reset_postgres(url: str) -> None:
     """Drop the app's tables so the next app starts from an empty, freshly migrated database."""
     engine = create_engine(sqlalchemy_url(url))
     with engine.begin() as connection:
-        for table in APP_TABLES:
-            connection.execute(text(f"DROP TABLE IF EXISTS {table} CASCADE"))
+        for table in inspect(connection).get_table_names():  # every helper's tables, whoever added them
+            connection.execute(text(f'DROP TABLE IF EXISTS "{table}" CASCADE'))
     engine.dispose()
 
 
