@@ -138,11 +138,11 @@ def create_rest_router(store: Store, settings: Settings) -> APIRouter:
     @router.get("/fhir/{resource_type}/{resource_id}/_history/{version_id}", openapi_extra=interaction("vread", "r"))
     def vread(resource_type: str, resource_id: str, version_id: str, request: Request) -> Response:
         current(resource_type, resource_id)
-        stored = store.read(resource_type, resource_id, int(version_id)) if version_id.isdigit() else None
+        number = wire_int(version_id)
+        stored = None if number is None else store.read(resource_type, resource_id, number)
         if stored is None:
-            raise FhirError(
-                404, "not-found", f"{resource_type}/{resource_id} has no version {version_id!r}", "not-found"
-            )
+            missing = f"{resource_type}/{resource_id} has no version {version_id[:24]!r}"
+            raise FhirError(404, "not-found", missing, "not-found")
         return conditional(request, stored) or fhir_response(
             stored.resource, 200, version_headers(stored.version_id, stored.last_updated)
         )
