@@ -14,6 +14,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
 from adapter.errors import Problem
+from adapter.intake.bindings import code_binding_problems
 from adapter.intake.shape import shape_problems
 from adapter.intake.slim import slim_errors
 
@@ -80,7 +81,11 @@ def validate_resource(resource: dict[str, Any], path: str, level: str = "full") 
     if level == "full":  # every other element too, each path reported once
         reported = {p.expression for p in problems}
         problems += [p for p in _full_problems(resource, resource_type, path) if p.expression not in reported]
-    return problems + binding_problems(resource, path)
+    problems += binding_problems(resource, path)
+    if level == "full":  # the required binding of every code element, at any depth
+        reported = {p.expression for p in problems}
+        problems += [p for p in code_binding_problems(resource, path) if p.expression not in reported]
+    return problems
 
 
 def _full_problems(resource: dict[str, Any], resource_type: str, path: str) -> list[Problem]:

@@ -28,6 +28,7 @@ INPUT_TYPES = (
     "ServiceRequest",
     "CarePlan",
     "BodyStructure",
+    "Device",
 )
 VALIDATE_TYPES = ("Bundle", "Claim", "Encounter", "Procedure", "Condition")
 RESULT_PARAMS_DOC = (

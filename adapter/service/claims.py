@@ -19,10 +19,11 @@ import orjson
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
-from adapter.errors import FINDING_SYSTEM
+from adapter.errors import FINDING_SYSTEM, problem_issue
 from adapter.pipeline import Result, run
 from adapter.rules.catalog import Rules
 from adapter.service.fhirhttp import FhirError
+from adapter.service.inputs import rewrite_references, storable_visit
 from adapter.service.settings import Settings
 from adapter.service.store import Store, Stored, WriteConflict
 from adapter.service.x12store import X12Store
@@ -65,7 +66,9 @@ class ClaimService:
         if_match: int | None = None,
         validation: str | None = None,
     ) -> Outcome:
-        result = self.convert(payload, payer, validation)
+        """Convert the visit and store its Claims with the visit's resources, in one transaction."""
+        visit, inputs, binding_problems = storable_visit(payload) if isinstance(payload, dict) else (payload, (), [])
+        result = self.convert(visit, payer, validation)
         digest = _payload_digest(payload)
         billable = any(o.status for o in result.outcomes) or any(o.cancels_claim for o in result.outcomes)
         if result.invalid or not billable:
@@ -86,8 +89,12 @@ class ClaimService:
                     },
                 )
             return Outcome(422, body)
+        if binding_problems:  # the visit converts, but an input to store breaks a required binding
+            self._record(digest, 422, result, [])
+            issues = [problem_issue(p) for p in binding_problems]
+            return Outcome(422, {"resourceType": "OperationOutcome", "issue": issues})
         try:
-            _, stored = self.store_result(result, digest, if_match=if_match)
+            _, stored = self.store_result(result, digest, inputs=inputs, if_match=if_match)
         except FhirError as refused:  # a failed precondition or a lost race is still a submission to record
             if refused.status != 503:  # (with the database down there is nowhere to record it)
                 self._record(digest, refused.status, result, [])
@@ -240,18 +247,6 @@ def _replace_entries(bundle: dict[str, Any], stored: list[Stored]) -> None:
             entry["resource"] = by_key.pop(key)
     for (_, rid), resource in by_key.items():  # cancelled Claims are not in the pipeline's bundle
         bundle["entry"].insert(0, {"fullUrl": f"urn:uuid:{rid}", "resource": resource})
-
-
-def rewrite_references(value: Any, targets: dict[str, str]) -> Any:
-    """Every ``reference`` found in ``targets`` replaced by its new value."""
-    if isinstance(value, dict):
-        return {
-            k: (targets.get(v, v) if k == "reference" and isinstance(v, str) else rewrite_references(v, targets))
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [rewrite_references(v, targets) for v in value]
-    return value
 
 
 def _payload_digest(payload: bytes | dict[str, Any]) -> str:

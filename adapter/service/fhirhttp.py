@@ -36,8 +36,10 @@ class FhirError(Exception):
         issue_type: str = "processing",
         expression: str | None = None,
         headers: dict[str, str] | None = None,
+        problems: list[Problem] | None = None,
     ) -> None:
         super().__init__(message)
+        self.problems = problems or []  # when given, the OperationOutcome lists each of them
         self.status = status
         self.code = code
         self.message = message
@@ -112,6 +114,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FhirError)
     async def _fhir_error(_request: Request, error: FhirError) -> Response:
         body = outcome(error.code, error.message, error.issue_type, expression=error.expression)
+        body["issue"] += [problem_issue(p) for p in error.problems]
         headers = error.headers
         if error.status == 503:  # every "try again later" says when
             headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} | headers

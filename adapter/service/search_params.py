@@ -81,6 +81,7 @@ WITH_IDENTIFIER = (
     "ServiceRequest",
     "CarePlan",
     "BodyStructure",
+    "Device",
 )
 WITH_ENCOUNTER = ("Procedure", "Condition", "Observation", "ServiceRequest", "CarePlan", "MedicationRequest")
 
@@ -128,7 +129,7 @@ for _type in WITH_IDENTIFIER:
         _own.append(_patient(_type))
     elif _type == "Coverage":
         _own.append(_patient(_type, "beneficiary"))
-    elif _type == "BodyStructure":
+    elif _type in ("BodyStructure", "Device"):
         _own.append(_patient(_type, "patient"))
     if _type in WITH_ENCOUNTER:
         _own.append(_encounter(_type))

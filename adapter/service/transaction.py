@@ -12,7 +12,6 @@ same resources instead of creating copies; ``urn:uuid:`` references are rewritte
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,12 +21,12 @@ from adapter.intake.slim import FHIR_ID
 from adapter.intake.validation import validate_resource
 from adapter.pipeline import Result
 from adapter.service.capability import INPUT_TYPES
-from adapter.service.claims import ClaimService, rewrite_references
+from adapter.service.claims import ClaimService
 from adapter.service.fhirhttp import FhirError
+from adapter.service.inputs import derived_id, rewrite_references
 from adapter.service.store import Store, Stored
 
 ENTRY_PATH = re.compile(r"^Bundle\.entry\[(\d+)\]")
-ID_NAMESPACE = uuid.UUID("d8e8f1a4-7c51-4a0c-b9f5-5f4b2c4b1e77")
 STATUS_TEXT = {
     200: "200 OK",
     201: "201 Created",
@@ -68,7 +67,7 @@ def _assign_id(entry: dict[str, Any], resource: dict[str, Any], path: str, probl
         resource["id"] = parts[1]
     elif method == "POST":
         seed = entry.get("fullUrl") or canonical_digest(resource)
-        resource["id"] = str(uuid.uuid5(ID_NAMESPACE, f"{rtype}|{seed}"))
+        resource["id"] = derived_id(str(rtype), seed)
     else:
         problems.append(
             Problem(

@@ -24,7 +24,7 @@ from sqlalchemy import create_engine, inspect, make_url, text
 from adapter.rules.catalog import Rules
 from adapter.service.api import create_app
 from adapter.service.settings import Settings
-from adapter.service.store import Store, metadata, sqlalchemy_url
+from adapter.service.store import Store, sqlalchemy_url
 from tests import bundle_builder as bb
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"

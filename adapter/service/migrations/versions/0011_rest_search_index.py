@@ -4,7 +4,7 @@ Replaces the three search columns of resource_current (patient, encounter, statu
 hold one value each and only on the current version; existing versions are indexed here.
 
 Revision ID: 0011_rest_search_index
-Revises: 0002
+Revises: 0015_x12
 """
 
 import orjson
@@ -14,7 +14,7 @@ from alembic import op
 from adapter.service.search_params import index_rows
 
 revision = "0011_rest_search_index"
-down_revision = "0002"
+down_revision = "0015_x12"
 branch_labels = None
 depends_on = None
 
