@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -195,6 +196,8 @@ def batch(args: argparse.Namespace, settings: Settings) -> int:
 def serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn  # the service's dependencies load only when serving
 
+    if args.host:  # the app (and its workers) read the settings again: the MLLP listener defaults to this host
+        os.environ["THERACLAIM_HOST"] = args.host
     uvicorn.run(
         "adapter.service.api:main_app",
         factory=True,

@@ -9,11 +9,9 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import create_engine, inspect, text
 
-from adapter.service.store import sqlalchemy_url
 from bench import bundles
-from bench.procs import free_port, start_uvicorn, wait_ready
+from bench.procs import free_port, reset_database, start_uvicorn, wait_ready
 
 CLIENTS = 16
 WORKERS = 2
@@ -59,19 +57,11 @@ def _load(url: str, payloads: list[bytes], seconds: float) -> dict[str, Any]:
     }
 
 
-def _reset(database_url: str) -> None:
-    engine = create_engine(sqlalchemy_url(database_url))
-    with engine.begin() as connection:
-        for table in inspect(connection).get_table_names():
-            connection.execute(text(f'DROP TABLE IF EXISTS "{table}" CASCADE'))
-    engine.dispose()
-
-
 def http_section(database_url: str, quick: bool) -> dict[str, Any]:
     count, seconds = (400, 10.0) if quick else (3000, 30.0)
     payloads = [orjson.dumps(bundles.visit(3, number)) for number in range(count)]
     print(f"\n3. HTTP on loopback: {WORKERS} uvicorn workers, {CLIENTS} clients, {count} requests or {seconds:.0f} s")
-    _reset(database_url)
+    reset_database(database_url)
     results = {}
     for name, target, factory, path, env in (
         ("echo", "bench.echo:app", False, "/echo", {}),

@@ -98,3 +98,16 @@ class RssSampler:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def reset_database(database_url: str) -> None:
+    """Drop every table of the database so the server under test migrates afresh."""
+    from sqlalchemy import create_engine, inspect, text
+
+    from adapter.service.store import sqlalchemy_url
+
+    engine = create_engine(sqlalchemy_url(database_url))
+    with engine.begin() as connection:
+        for table in inspect(connection).get_table_names():
+            connection.execute(text(f'DROP TABLE IF EXISTS "{table}" CASCADE'))
+    engine.dispose()

@@ -9,7 +9,9 @@ counts (the machines are shared and noisy):
 3. HTTP ``POST /fhir/Claim/$from-encounter`` on loopback (PostgreSQL, 2 workers, 16 clients) vs a
    trivial FastAPI echo endpoint served the same way;
 4. ``theraclaim batch`` of 100,000 bundles with 1 and 2 workers, and peak RSS;
-5. the 837P of a visit's decisions vs the pipeline run that made them.
+5. the 837P of a visit's decisions vs the pipeline run that made them;
+6. the HL7 v2 door: a DFT^P03 message vs the same visit as a FHIR Bundle in process, and MLLP
+   messages per second on one worker (one core) with ACK latency p50 / p99 vs an MLLP echo.
 
 The figures also go to a JSON file (default bench/results.json) so runs can be compared.
 """
@@ -33,6 +35,7 @@ from fhir.resources.R4B.bundle import Bundle
 from adapter.pipeline import run
 from adapter.rules.catalog import load_rules
 from bench import bundles
+from bench.hl7v2 import hl7v2_section
 from bench.http import http_section
 from bench.replay import batch_section
 from bench.x12 import x12_section
@@ -104,6 +107,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer bundles and repetitions (a smoke run)")
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-batch", action="store_true")
+    parser.add_argument("--skip-hl7v2", action="store_true")
     parser.add_argument("--batch-size", type=int, default=100_000)
     parser.add_argument(
         "--database-url",
@@ -125,5 +129,7 @@ def main() -> None:
         figures["http"] = http_section(args.database_url, quick=args.quick)
     if not args.skip_batch:
         figures["batch"] = batch_section(1_000 if args.quick else args.batch_size)
+    if not args.skip_hl7v2:
+        figures["hl7v2"] = hl7v2_section(args.database_url, args.quick, median_seconds)
     args.json.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"\nfigures written to {args.json}")

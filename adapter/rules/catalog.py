@@ -199,7 +199,7 @@ def _read(path: Path) -> RuleFile:
 
 
 # folders under mappings/ that are not claim rule data (output settings with their own loaders)
-NOT_RULE_DATA = frozenset({"schema", "clearinghouses"})
+NOT_RULE_DATA = frozenset({"schema", "clearinghouses", "hl7v2"})  # hl7v2: intake field mappings (intake/hl7v2/mapping.py)
 
 
 def load_rules(mappings_dir: Path | None = None) -> Rules:

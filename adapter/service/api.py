@@ -32,6 +32,8 @@ from adapter.service.fhirhttp import (
     version_headers,
 )
 from adapter.service.links import fhir_base
+from adapter.service.hl7v2.door import Hl7v2Door
+from adapter.service.hl7v2.routes import hl7v2_router, install_mllp
 from adapter.service.numbers import wire_int
 from adapter.service.rest_routes import create_rest_router
 from adapter.service.routes_x12 import PATH_SUFFIX as X12_PATH_SUFFIX
@@ -50,12 +52,16 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None) -> 
     store = Store(settings.database_url)
     claims = ClaimService(store, rules, settings)
     transactions = TransactionService(store, claims)
+    hl7v2 = Hl7v2Door(claims)
     app = FastAPI(
         title="theraclaim", version=rules.fingerprint[:12], docs_url=None, redoc_url=None, redirect_slashes=False
     )
     install_error_handlers(app)
     app.state.schema = install_database_faults(app, store)
     app.include_router(x12_router(store, claims.x12, settings))
+    hl7v2.ready = app.state.schema.ready.is_set
+    app.include_router(hl7v2_router(hl7v2, settings))
+    install_mllp(app, hl7v2, settings)
 
     @app.middleware("http")
     async def _negotiate(request: Request, call_next: Any) -> Response:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -112,9 +113,11 @@ class ClaimService:
         inputs: tuple[dict[str, Any], ...] = (),
         if_match: int | None = None,
         operation: str = "Claim/$from-encounter",
+        also: Callable[[Connection], None] | None = None,
     ) -> tuple[list[Stored], list[Stored]]:
         """Store the inputs (if any) and the pipeline's output in one transaction, retried on conflicts.
 
+        ``also`` writes more in the same transaction (the HL7 v2 door: the message's idempotency row).
         Returns what was stored for the inputs and for the outputs; the result's Bundle is updated
         to show the stored versions.
         """
@@ -134,6 +137,8 @@ class ClaimService:
                     written = stored_inputs + stored
                     status = 201 if any(s.changed for s in written) else 200
                     self._record(digest, status, result, written, connection, operation)
+                    if also is not None:
+                        also(connection)
                 if not result.invalid:
                     _replace_entries(result.bundle, stored)
                 return stored_inputs, stored

@@ -6,6 +6,7 @@ Every error answers with an OperationOutcome, whatever raised it (see ``install_
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
@@ -87,14 +88,16 @@ def check_accept(request: Request) -> None:
         )
 
 
-async def read_body(request: Request, max_bytes: int) -> bytes:
+async def read_body(request: Request, max_bytes: int, media_types: Iterable[str] | None = None) -> bytes:
     """The request body, refusing wrong media types (415) and bodies over the limit (413) early."""
+    accepted = tuple(media_types) if media_types is not None else tuple(JSON_TYPES)
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in JSON_TYPES:
+    if media_type not in accepted:
+        send = FHIR_JSON if media_types is None else accepted[0]
         raise FhirError(
             415,
             "unsupported-media-type",
-            f"Content-Type {media_type or '(none)'!r} is not supported; send {FHIR_JSON}",
+            f"Content-Type {media_type or '(none)'!r} is not supported; send {send}",
             "not-supported",
         )
     declared = request.headers.get("content-length")

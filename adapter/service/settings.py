@@ -37,6 +37,19 @@ class Settings(BaseSettings):
         pattern=r"^https?://[^\s?#]+$",
         description="the FHIR base URL clients reach (links, fullUrls, Location); default: the request's own",
     )
+    # HL7 v2 door (MLLP listener and POST /hl7v2), issue 13
+    mllp_port: int | None = Field(None, ge=0, lt=65536, description="MLLP listener port; unset: no listener")
+    mllp_host: str | None = Field(None, description="MLLP listen address (default: the HTTP host)")
+    mllp_allow: str = Field(
+        "127.0.0.0/8,::1/128", description="comma-separated source networks allowed to connect to the MLLP listener"
+    )
+    mllp_max_bytes: int = Field(1024 * 1024, gt=0, description="largest accepted HL7 v2 message, in bytes")
+    mllp_idle_seconds: float = Field(300.0, gt=0, description="an MLLP connection silent this long is closed")
+    mllp_max_connections: int = Field(1000, gt=0, description="most MLLP connections open at once")
+    mllp_tls_cert: Path | None = Field(None, description="PEM certificate chain: MLLP over TLS when set")
+    mllp_tls_key: Path | None = Field(None, description="PEM private key of mllp_tls_cert")
+    mllp_tls_client_ca: Path | None = Field(None, description="PEM CAs: MLLP peers must present a client certificate")
+    hl7v2_timezone: str = Field("UTC", description="IANA time zone of HL7 v2 times sent without an offset")
 
     @property
     def claim_options(self) -> ClaimOptions:

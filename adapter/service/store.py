@@ -170,6 +170,18 @@ x12_exports = Table(  # which Claim version went into which interchange, and wha
     Column("payer_claim_number", String(50)),
 )
 
+# HL7 v2 messages acknowledged with AA, keyed by sender (MSH-3|MSH-4) and MSH-10: a resend with the
+# same content gets the stored ACK again, different content under the same key is refused (ERR 205).
+hl7v2_messages = Table(
+    "hl7v2_messages",
+    metadata,
+    Column("sender", String(512), primary_key=True),
+    Column("control_id", String(199), primary_key=True),
+    Column("content_sha256", String(64), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("ack", Text, nullable=False),  # the ACK as sent: codes, ids and locations, never message content
+)
+
 # Elements that change on every push without changing what the resource says.
 VOLATILE = ("meta", "created", "identifiedDateTime", "recorded")
 

@@ -1,0 +1,164 @@
+"""HL7 v2 data types read into FHIR values: DTM / DR times, CX identifiers, XPN names, XCN providers."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, tzinfo
+from typing import Any
+
+from adapter.errors import Problem
+from adapter.intake.hl7v2.er7 import Location, Seg, problem
+from adapter.intake.hl7v2.mapping import Hl7v2Mapping
+
+DTM = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(?:(\d{2})(\d{2})?(\d{2})?(?:\.(\d{1,4}))?)?([+-]\d{4})?$")
+NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
+NPI_OID = "2.16.840.1.113883.4.6"
+ID_NAMESPACE = uuid.UUID("5f0c9f7e-1d7b-4f55-9f0e-2b3f4a6c8d21")
+
+
+def resource_id(*parts: str) -> str:
+    """A stable FHIR id for a resource made from a message, derived from what identifies it."""
+    return str(uuid.uuid5(ID_NAMESPACE, "|".join(parts)))
+
+
+@dataclass(frozen=True, slots=True)
+class Instant:
+    """An HL7 DTM as FHIR: ``text`` is a date or an aware date-time; ``moment`` is set when a time was given."""
+
+    text: str
+    day: date
+    moment: datetime | None
+
+
+def read_time(value: str, location: Location, tz: tzinfo, problems: list[Problem]) -> Instant | None:
+    """DTM ``YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ]``: a time without an offset is in ``tz``."""
+    if not value:
+        return None
+    match = DTM.match(value)
+    try:
+        if match is None or match.group(3) is None:
+            raise ValueError(value)
+        year, month, day, hour, minute, second, fraction, offset = match.groups()
+        when_day = date(int(year), int(month), int(day))
+        if hour is None:
+            return Instant(when_day.isoformat(), when_day, None)
+        zone = tz if offset is None else datetime.strptime(offset, "%z").tzinfo
+        moment = datetime(
+            when_day.year,
+            when_day.month,
+            when_day.day,
+            int(hour),
+            int(minute or 0),
+            int(second or 0),
+            int((fraction or "0").ljust(6, "0")[:6]),
+            tzinfo=zone,
+        )
+    except ValueError:
+        problems.append(
+            problem(
+                "hl7v2-invalid-time",
+                f"{value!r} is not an HL7 date/time (YYYYMMDD[HHMM[SS]][+ZZZZ])",
+                location,
+                "value",
+            )
+        )
+        return None
+    return Instant(moment.isoformat(), moment.date(), moment)
+
+
+def plus_minutes(start: Instant, minutes: int) -> Instant:
+    assert start.moment is not None
+    end = start.moment + timedelta(minutes=minutes)
+    return Instant(end.isoformat(), end.date(), end)
+
+
+def authority_system(namespace: str, universal: str, universal_type: str, mapping: Hl7v2Mapping) -> str | None:
+    """An HD (assigning authority) as an identifier system: an ISO OID, else a namespace under the base."""
+    if universal and universal_type.upper() == "ISO":
+        return NPI_SYSTEM if universal == NPI_OID else f"urn:oid:{universal}"
+    if namespace:
+        return NPI_SYSTEM if namespace.upper() == "NPI" else f"{mapping.identifier_system_base}/{namespace}"
+    return None
+
+
+def identifier(seg: Seg, field: int, repetition: int, mapping: Hl7v2Mapping, default_system: str) -> dict[str, Any]:
+    """A CX: value CX.1, system from the assigning authority CX.4, type CX.5 (v2-0203)."""
+    system = authority_system(
+        seg.value(field, 4, repetition, 1),
+        seg.value(field, 4, repetition, 2),
+        seg.value(field, 4, repetition, 3),
+        mapping,
+    )
+    found: dict[str, Any] = {"system": system or default_system, "value": seg.value(field, 1, repetition)}
+    kind = seg.value(field, 5, repetition)
+    if kind:
+        found["type"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": kind}]}
+    return found
+
+
+def human_name(seg: Seg, field: int, first: int = 1) -> dict[str, Any] | None:
+    """An XPN (``first`` = 1) or the name part of an XCN (``first`` = 2): family, given, middle."""
+    family = seg.value(field, first)
+    given = [g for g in (seg.value(field, first + 1), seg.value(field, first + 2)) if g]
+    if not family and not given:
+        return None
+    name: dict[str, Any] = {}
+    if family:
+        name["family"] = family
+    if given:
+        name["given"] = given
+    return name
+
+
+def practitioner(seg: Seg, field: int, repetition: int, mapping: Hl7v2Mapping) -> dict[str, Any] | None:
+    """An XCN as a Practitioner: XCN.1 id (an NPI when XCN.13 = NPI or XCN.9 is the NPI OID), XCN.2-4 name."""
+    ident = seg.value(field, 1, repetition)
+    name = human_name(seg, field, 2) if repetition == 1 else None
+    if not ident and name is None:
+        return None
+    resource: dict[str, Any] = {"resourceType": "Practitioner"}
+    if ident:
+        system = (
+            NPI_SYSTEM
+            if seg.value(field, 13, repetition).upper() == "NPI"
+            else authority_system(
+                seg.value(field, 9, repetition, 1),
+                seg.value(field, 9, repetition, 2),
+                seg.value(field, 9, repetition, 3),
+                mapping,
+            )
+        )
+        resource["identifier"] = [{"system": system or f"{mapping.identifier_system_base}/provider", "value": ident}]
+        resource["id"] = resource_id("Practitioner", system or "", ident)
+    else:
+        resource["id"] = resource_id("Practitioner", str(seg.location), str(field))
+    if name is not None:
+        resource["name"] = [name]
+    return resource
+
+
+def coding_system(code_system: str, mapping: Hl7v2Mapping) -> str | None:
+    return mapping.coding_systems.get(code_system.upper().replace(" ", ""))
+
+
+def concept(
+    seg: Seg, field: int, repetition: int, mapping: Hl7v2Mapping, *, legacy: str = "", default: str | None = None
+) -> dict[str, Any] | None:
+    """A CE / CWE (code ^ text ^ coding system) as a CodeableConcept; ``legacy`` is PR1-2 / DG1-2.
+
+    A coding system the mapping does not know stays visible as ``urn:theraclaim:hl7v2:coding-system:<name>``
+    (the rules then report an unknown code; nothing is guessed).
+    """
+    code = seg.value(field, 1, repetition)
+    if not code:
+        return None
+    named = seg.value(field, 3, repetition) or legacy
+    system = coding_system(named, mapping) if named else default
+    fallback = f"urn:theraclaim:hl7v2:coding-system:{named or 'unspecified'}"
+    coding: dict[str, Any] = {"system": system or fallback, "code": code}
+    display = seg.value(field, 2, repetition)
+    if display:
+        coding["display"] = display
+    return {"coding": [coding]}

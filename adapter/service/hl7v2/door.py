@@ -1,0 +1,180 @@
+"""The HL7 v2 door shared by the MLLP listener and ``POST /hl7v2``: convert, commit, then acknowledge.
+
+Commit before ACK: ``handle`` returns the ACK only after the message's FHIR inputs, its Claims and
+its idempotency row are committed in one transaction; a crash before that returns nothing, the
+sender resends, and the Claim ids (from the Encounter's PV1-19 identifier) make the resend land
+on the same Claim.  A resend of an acknowledged message (same sender, MSH-10 and content) gets the
+stored ACK again without a write; the same MSH-10 with other content is refused (AE, ERR 205).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import orjson
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from adapter.intake.hl7v2 import V2Outcome, content_digest, convert_message, load_mapping
+from adapter.intake.hl7v2.ack import AckIssue, build_ack
+from adapter.intake.hl7v2.er7 import V2Error, read_header
+from adapter.service.claims import ClaimService
+from adapter.service.faults import DATABASE_DOWN
+from adapter.service.fhirhttp import FhirError
+from adapter.service.store import WriteConflict, hl7v2_messages
+
+log = logging.getLogger("theraclaim.hl7v2")
+HEAD_BYTES = 8192  # enough of an oversized message to read its MSH for the ACK
+STATUS = {"AA": 200, "AE": 422, "AR": 400}
+
+
+class _Acknowledged(Exception):
+    """The message key is already in the ledger (found inside the write transaction)."""
+
+    def __init__(self, content_sha256: str, ack: str) -> None:
+        super().__init__("already acknowledged")
+        self.content_sha256 = content_sha256
+        self.ack = ack
+
+
+class Hl7v2Door:
+    def __init__(self, claims: ClaimService) -> None:
+        self.claims = claims
+        self.store = claims.store
+        self.settings = claims.settings
+        self.mapping = load_mapping(self.settings.mappings_dir)
+        self.tz = ZoneInfo(self.settings.hl7v2_timezone)
+        self.ready: Callable[[], bool] = lambda: True  # the schema is up (the app sets this)
+
+    def handle(self, raw: bytes) -> str | None:
+        """The ACK to send for one message (None when enhanced mode asks for no accept ACK)."""
+        now = datetime.now(UTC).replace(microsecond=0)
+        settings = self.settings
+        outcome = convert_message(
+            raw,
+            rules=self.claims.rules,
+            mapping=self.mapping,
+            now=now,
+            tz=self.tz,
+            options=settings.claim_options,
+            limits=settings.limits,
+            validation=settings.validation,
+        )
+        key = outcome.key
+        if outcome.code != "AA" or key is None:
+            return self._refuse(outcome, now)
+        if not self.ready():
+            return self._unavailable(outcome, now, "the database is not ready")
+        try:
+            found = self._ledger(key)
+            if found is not None:
+                raise _Acknowledged(*found)
+            ack = outcome.ack(now) or ""
+            assert outcome.result is not None
+            self.claims.store_result(
+                outcome.result,
+                outcome.content_sha256,
+                inputs=outcome.inputs,
+                operation="hl7v2",
+                also=lambda connection: self._claim_key(connection, key, outcome.content_sha256, ack, now),
+            )
+        except _Acknowledged as seen:
+            return self._again(outcome, seen, now)
+        except FhirError as failed:  # the database is down or writes kept conflicting: nothing was stored
+            return self._unavailable(outcome, now, failed.message, "207" if failed.status == 503 else "206")
+        except DATABASE_DOWN as down:
+            log.warning("hl7v2 database unreachable (%s)", type(down).__name__)
+            return self._unavailable(outcome, now, "the database cannot be reached")
+        log.info("hl7v2 AA stored payload=%s", outcome.content_sha256[:12])
+        return ack or None
+
+    def _unavailable(self, outcome: V2Outcome, now: datetime, reason: str, code: str = "207") -> str | None:
+        """AR (not the sender's fault, HL7 2.9.2): nothing was stored; the sender should resend later."""
+        issue = AckIssue("E", code, "database-unavailable", f"{reason}; nothing was stored, resend later", None)
+        return self._refuse(replace(outcome, code="AR", text=f"rejected: {reason}", issues=[issue]), now)
+
+    def reject_frame(self, head: bytes, message: str, hl7_code: str = "207") -> str | None:
+        """AR for a frame that cannot be taken (oversized, no start block); MSA-2 when its MSH is readable."""
+        now = datetime.now(UTC).replace(microsecond=0)
+        try:
+            header = read_header(head.split(b"\r")[0].split(b"\n")[0], self.mapping).header
+        except V2Error:
+            header = None
+        issue = AckIssue("E", hl7_code, "hl7v2-frame", message, None)
+        outcome = V2Outcome(header, "AR", f"rejected: {message}", [issue], content_digest(head))
+        return self._refuse(outcome, now)
+
+    def _ledger(self, key: tuple[str, str], connection: Connection | None = None) -> tuple[str, str] | None:
+        query = select(hl7v2_messages.c.content_sha256, hl7v2_messages.c.ack).where(
+            hl7v2_messages.c.sender == key[0], hl7v2_messages.c.control_id == key[1]
+        )
+        if connection is not None:
+            row = connection.execute(query).first()
+        else:
+            with self.store.engine.connect() as own:
+                row = own.execute(query).first()
+        return (row.content_sha256, row.ack) if row is not None else None
+
+    def _claim_key(self, connection: Connection, key: tuple[str, str], digest: str, ack: str, now: datetime) -> None:
+        found = self._ledger(key, connection)
+        if found is not None:
+            raise _Acknowledged(*found)
+        try:
+            connection.execute(
+                insert(hl7v2_messages).values(
+                    sender=key[0], control_id=key[1], content_sha256=digest, received_at=now, ack=ack
+                )
+            )
+        except IntegrityError as exc:  # a concurrent copy got there first: retry, then find its row
+            raise WriteConflict("hl7v2_messages") from exc
+
+    def _again(self, outcome: V2Outcome, seen: _Acknowledged, now: datetime) -> str | None:
+        if seen.content_sha256 == outcome.content_sha256:
+            log.info("hl7v2 resend acknowledged again payload=%s", outcome.content_sha256[:12])
+            return seen.ack
+        issue = AckIssue(
+            "E",
+            "205",
+            "hl7v2-duplicate-control-id",
+            "this MSH-10 was already acknowledged for this sender with other content; send a new control id",
+            "MSH[1]-10",
+        )
+        refused = replace(outcome, code="AE", text="refused: duplicate message control id (MSH-10)", issues=[issue])
+        return self._refuse(refused, now)
+
+    def _refuse(self, outcome: V2Outcome, now: datetime) -> str | None:
+        """An AE / AR: nothing is stored but the submission is recorded (codes and hashes only)."""
+        summary = {"ack": outcome.code, "errors": [[i.hl7_code, i.finding, i.location] for i in outcome.issues]}
+        try:
+            with self.store.transaction() as connection:
+                self.store.record_submission(
+                    connection,
+                    id=str(uuid.uuid4()),
+                    received_at=now,
+                    operation="hl7v2",
+                    payload_sha256=outcome.content_sha256,
+                    http_status=STATUS[outcome.code],
+                    rule_fingerprint=self.claims.rules.fingerprint,
+                    outcome=orjson.dumps(summary).decode(),
+                )
+        except Exception:  # the database is down: the refusal is still answered, and logged here
+            log.warning(
+                "hl7v2 %s not recorded (database unavailable) payload=%s", outcome.code, outcome.content_sha256[:12]
+            )
+        log.info(
+            "hl7v2 %s %s payload=%s", outcome.code, [i.hl7_code for i in outcome.issues], outcome.content_sha256[:12]
+        )
+        return build_ack(
+            outcome.header,
+            outcome.code,
+            outcome.text,
+            outcome.issues,
+            now=now,
+            seed=f"{outcome.content_sha256}|{outcome.code}|{now.isoformat()}",
+        )

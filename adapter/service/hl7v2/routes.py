@@ -1,0 +1,44 @@
+"""``POST /hl7v2``: the HL7 v2 door over HTTP for engines that prefer it; the ACK is the response body."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from adapter.service.fhirhttp import read_body
+from adapter.service.hl7v2.door import Hl7v2Door
+from adapter.service.hl7v2.mllp import MllpListener
+from adapter.service.settings import Settings
+
+ER7 = "x-application/hl7-v2+er7"
+ER7_BODY = {"requestBody": {"required": True, "content": {ER7: {"schema": {"type": "string"}}}}}
+
+
+def hl7v2_router(door: Hl7v2Door, settings: Settings) -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/hl7v2", openapi_extra=ER7_BODY, response_class=Response)
+    async def hl7v2(request: Request) -> Response:
+        body = await read_body(request, settings.mllp_max_bytes, (ER7,))
+        ack = await run_in_threadpool(door.handle, body)
+        if ack is None:  # enhanced mode: the sender asked for no accept acknowledgment here
+            return Response(status_code=204)
+        return Response(ack.encode("utf-8"), 200, media_type=f"{ER7}; charset=utf-8")
+
+    return router
+
+
+def install_mllp(app: FastAPI, door: Hl7v2Door, settings: Settings) -> None:
+    """Start the MLLP listener with the app when THERACLAIM_MLLP_PORT is set (0: any free port)."""
+    if settings.mllp_port is None:
+        return
+    listener = MllpListener(door, settings)
+    app.state.mllp = listener
+
+    async def start() -> None:
+        assert settings.mllp_port is not None
+        await listener.start(settings.mllp_host or settings.host, settings.mllp_port)
+
+    app.router.on_startup.append(start)
+    app.router.on_shutdown.append(listener.stop)

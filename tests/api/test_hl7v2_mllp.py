@@ -1,0 +1,250 @@
+"""The HL7 v2 door over a real TCP socket (the MLLP listener the app starts) and over POST /hl7v2.
+
+Each test runs on SQLite and on PostgreSQL (the ``database_url`` fixture).  The peer is a plain
+socket (tests/hl7v2/peer.py), so framing faults can be sent byte by byte.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from adapter.rules.catalog import Rules
+from tests.api.conftest import Api, make_api
+from tests.hl7v2.messages import dg1, ft1, in1, message, msh, pid, pv1, visit
+from tests.hl7v2.peer import END, START, Peer, errors, fields, frame
+
+ER7 = "x-application/hl7-v2+er7"
+Connect = Callable[[Api], Peer]
+
+
+@pytest.fixture
+def door(database_url: str, rules: Rules) -> Iterator[Api]:
+    with make_api(database_url, rules, mllp_port=0, mllp_host="127.0.0.1", mllp_max_bytes=64 * 1024) as api:
+        yield api
+
+
+def port_of(api: Api) -> int:
+    return int(api.client.app.state.mllp.port)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def connect() -> Iterator[Connect]:
+    """Open peers to an app's listener; every one is closed when the test ends."""
+    opened: list[Peer] = []
+
+    def open_peer(api: Api) -> Peer:
+        opened.append(Peer(port_of(api)))
+        return opened[-1]
+
+    yield open_peer
+    for peer in opened:
+        peer.close()
+
+
+def count(api: Api, table: str, where: str = "") -> int:
+    return len([r for r in api.rows(table) if not where or where in str(r)])
+
+
+def test_aa_names_the_message_and_swaps_sender_and_receiver(door: Api, connect: Connect) -> None:
+    peer = connect(door)
+    ack = peer.exchange(visit("CTRL-1"))
+    msh_, msa = fields(ack, "MSH"), fields(ack, "MSA")
+    assert msa[1] == "AA" and msa[2] == "CTRL-1", ack
+    assert "Claim active (97124 x2, 97140 x2)" in msa[3]
+    assert (msh_[3], msh_[4], msh_[5], msh_[6]) == ("THERACLAIM", "BILLING", "EHR", "CLINIC^1.2.3.4.5^ISO")
+    assert msh_[9] == "ACK^P03^ACK" and msh_[10] and msh_[10] != "CTRL-1" and msh_[12] == "2.5.1"
+    (units,) = errors(ack)  # the FT1-10 units the sender computed differ from the rules' units: a warning
+    assert units[2] == "FT1^2^10^1" and units[4] == "W" and units[5].startswith("hl7v2-units-differ")
+    claims = [r for r in door.rows("resource_current") if r["resource_type"] == "Claim"]
+    assert len(claims) == 1 and count(door, "hl7v2_messages") == 1
+
+
+def test_the_stored_visit_is_found_through_the_rest_api(door: Api, connect: Connect) -> None:
+    peer = connect(door)
+    assert fields(peer.exchange(visit("CTRL-REST", visit_number="V-REST")), "MSA")[1] == "AA"
+    encounters = door.client.get("/fhir/Encounter", params={"_count": 100}).json()
+    (encounter,) = [e["resource"] for e in encounters["entry"] if e["resource"]["identifier"][0]["value"] == "V-REST"]
+    claims = door.client.get("/fhir/Claim", params={"encounter": f"Encounter/{encounter['id']}"}).json()
+    assert claims["total"] == 1
+    claim = claims["entry"][0]["resource"]
+    assert [i["productOrService"]["coding"][0]["code"] for i in claim["item"]] == ["97124", "97140"]
+    patient = door.client.get(f"/fhir/{claim['patient']['reference']}").json()
+    assert patient["identifier"][0]["value"] == "MRN123"
+
+
+@pytest.mark.parametrize(
+    ("raw", "code", "where"),
+    [
+        (message(msh("R1").replace("DFT^P03^DFT_P03", "ADT^A01^ADT_A01"), pid()), "200", "MSH^1^9^1^1"),
+        (message(msh("R2", event="P01"), pid()), "201", "MSH^1^9^1^2"),
+        (message(msh("R3", processing="T"), pid()), "202", "MSH^1^11^1"),
+        (message(msh("R4", version="2.9"), pid()), "203", "MSH^1^12^1"),
+    ],
+    ids=["message-type", "event", "processing-id", "version"],
+)
+def test_ar_for_what_is_not_supported(door: Api, raw: bytes, code: str, where: str, connect: Connect) -> None:
+    peer = connect(door)
+    ack = peer.exchange(raw)
+    msa, (err,) = fields(ack, "MSA"), errors(ack)
+    assert msa[1] == "AR" and msa[2] == raw.split(b"|")[9].decode()
+    assert err[2] == where and err[3].startswith(f"{code}^") and err[3].endswith("^HL70357") and err[4] == "E"
+    assert count(door, "resource_current") == 0
+
+
+def test_ae_names_the_field_and_stores_nothing(door: Api, connect: Connect) -> None:
+    raw = message(msh("E1"), pid(), pv1(), ft1(1, "97140", "20250114"), dg1(1, "M54.50"), in1())
+    ack = connect(door).exchange(raw)
+    msa, (err,) = fields(ack, "MSA"), errors(ack)
+    assert msa[1] == "AE" and msa[2] == "E1" and "FT1[1]-4" in msa[3]
+    assert err[2] == "FT1^1^4^1" and err[3].startswith("101^") and err[5].startswith("missing-performed-period")
+    assert count(door, "resource_current") == 0 and count(door, "hl7v2_messages") == 0
+    assert count(door, "submissions") == 1  # the refusal is recorded (hashes and codes only)
+
+
+def test_a_resend_gets_the_same_ack_without_a_second_write(door: Api, connect: Connect) -> None:
+    peer = connect(door)
+    first = peer.exchange(visit("DUP-1"))
+    history = count(door, "resource_history")
+    again = peer.exchange(visit("DUP-1").replace(b"\r", b"\r\n"))  # the same segments, other line ends
+    assert again == first
+    assert count(door, "resource_history") == history and count(door, "hl7v2_messages") == 1
+    other = peer.exchange(visit("DUP-1", units=("3", "3")))  # same MSH-10, other content
+    msa, (err,) = fields(other, "MSA"), errors(other)
+    assert msa[1] == "AE" and msa[2] == "DUP-1"
+    assert err[2] == "MSH^1^10^1" and err[3].startswith("205^Duplicate key identifier")
+    assert count(door, "resource_history") == history
+
+
+def test_enhanced_mode_accept_acknowledgments(door: Api, connect: Connect) -> None:
+    peer = connect(door)
+    always = peer.exchange(visit("ENH-1", extra={15: "AL", 16: "NE"}, visit_number="V-E1"))
+    assert fields(always, "MSA")[1:3] == ["CA", "ENH-1"]
+    rejected = peer.exchange(message(msh("ENH-2", version="9.9", extra={15: "AL", 16: "AL"}), pid()))
+    assert fields(rejected, "MSA")[1:3] == ["CR", "ENH-2"]
+    refused = peer.exchange(message(msh("ENH-3", extra={15: "ER"}), pid(), pv1(), ft1(1, "97140", "20250114")))
+    assert fields(refused, "MSA")[1:3] == ["CE", "ENH-3"]
+    # NE (never) and ER (errors only) on success send nothing: the next ACK on the connection is the next message's
+    peer.send(frame(visit("ENH-4", extra={15: "NE", 16: "AL"}, visit_number="V-E4")))
+    peer.send(frame(visit("ENH-5", extra={15: "ER", 16: "AL"}, visit_number="V-E5")))
+    last = peer.exchange(visit("ENH-6", extra={15: "SU"}, visit_number="V-E6"))
+    assert fields(last, "MSA")[1:3] == ["CA", "ENH-6"]
+    assert count(door, "hl7v2_messages") == 4  # ENH-1, 4, 5, 6 were stored
+
+
+def test_framing_faults_leave_the_connection_usable(door: Api, connect: Connect) -> None:
+    peer = connect(door)
+    peer.send(b"garbage before a frame\r\n" + frame(visit("F-1", visit_number="V-F1")) + b"\x00\x01 between")
+    assert fields(peer.ack(), "MSA")[1:3] == ["AA", "F-1"]
+    peer.send(visit("F-2") + END)  # no start block
+    no_start = peer.ack()
+    assert fields(no_start, "MSA")[1:3] == ["AR", "F-2"] and "start block" in fields(no_start, "MSA")[3]
+    peer.send(START + b"MSH|^~\\&|half a message" + frame(visit("F-3", visit_number="V-F3")))  # aborted frame
+    assert fields(peer.ack(), "MSA")[1:3] == ["AA", "F-3"]
+    big = visit("F-4") + b"NTE|1||" + b"x" * (70 * 1024) + b"\r"
+    for start in range(0, len(big), 8192):  # the oversized one arrives in pieces
+        peer.send((START if start == 0 else b"") + big[start : start + 8192])
+    peer.send(END)
+    oversized = peer.ack()
+    assert fields(oversized, "MSA")[1:3] == ["AR", "F-4"] and errors(oversized)[0][3].startswith("104^")
+    assert fields(peer.exchange(visit("F-5", visit_number="V-F5")), "MSA")[1:3] == ["AA", "F-5"]
+    assert count(door, "hl7v2_messages") == 3
+
+
+def test_idle_and_half_open_connections_are_closed_without_hurting_others(
+    database_url: str, rules: Rules, connect: Connect
+) -> None:
+    with make_api(database_url, rules, mllp_port=0, mllp_host="127.0.0.1", mllp_idle_seconds=0.5) as api:
+        idle, half_open = connect(api), connect(api)
+        half_open.send(START + visit("H-1")[:40])  # never finished
+        busy = connect(api)
+        assert fields(busy.exchange(visit("H-2")), "MSA")[1] == "AA"
+        assert api.client.get("/healthz").status_code == 200
+        assert idle.closed_by_listener() and half_open.closed_by_listener()
+        assert count(api, "hl7v2_messages") == 1
+
+
+def test_hundreds_of_connections_at_once(door: Api, connect: Connect) -> None:
+    crowd = [connect(door) for _ in range(300)]
+    assert len(crowd) == 300
+    assert fields(connect(door).exchange(visit("CROWD")), "MSA")[1] == "AA"
+    assert door.client.get("/healthz").status_code == 200
+
+
+def test_200_messages_over_20_connections_are_acknowledged_and_stored_once(door: Api, connect: Connect) -> None:
+
+    def sender(connection: int) -> list[tuple[str, str]]:
+        peer = connect(door)
+        answers = []
+        for n in range(10):
+            control = f"C{connection:02d}-{n}"
+            ack = peer.exchange(visit(control, visit_number=f"V-{control}"))
+            answers.append((fields(ack, "MSA")[1], fields(ack, "MSA")[2]))
+        resend = peer.exchange(visit(f"C{connection:02d}-0", visit_number=f"V-C{connection:02d}-0"))
+        answers.append((fields(resend, "MSA")[1], "resend"))
+        return answers
+
+    with ThreadPoolExecutor(20) as pool:
+        results = [a for answers in pool.map(sender, range(20)) for a in answers]
+    assert sorted(code for code, _ in results) == ["AA"] * 220
+    assert {control for _, control in results} - {"resend"} == {f"C{c:02d}-{n}" for c in range(20) for n in range(10)}
+    claims = [r for r in door.rows("resource_current") if r["resource_type"] == "Claim"]
+    assert len(claims) == 200 and all(c["version_id"] == 1 for c in claims)
+    assert count(door, "hl7v2_messages") == 200
+
+
+def test_peers_outside_the_allow_list_are_disconnected(database_url: str, rules: Rules, connect: Connect) -> None:
+    with make_api(database_url, rules, mllp_port=0, mllp_host="127.0.0.1", mllp_allow="10.0.0.0/8") as api:
+        peer = connect(api)
+        peer.send(frame(visit("DENIED")))
+        assert peer.closed_by_listener()
+        assert count(api, "resource_current") == 0
+
+
+def test_no_message_content_in_the_logs(door: Api, caplog: pytest.LogCaptureFixture, connect: Connect) -> None:
+    caplog.set_level(logging.DEBUG)
+    peer = connect(door)
+    peer.exchange(visit("LOG-1", visit_number="V-LOG"))
+    peer.exchange(message(msh("LOG-2"), pid(), pv1("V-LOG2"), ft1(1, "97140", "20250114")))
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "hl7v2 AA" in logged and "hl7v2 AE" in logged
+    for secret in ("MRN123", "Example", "19500203", "V-LOG", "LOG-1", "Springfield", "1245319599"):
+        assert secret not in logged
+
+
+def test_post_hl7v2_answers_the_ack(door: Api, connect: Connect) -> None:
+    response = door.client.post("/hl7v2", content=visit("HTTP-1", visit_number="V-H1"), headers={"Content-Type": ER7})
+    assert response.status_code == 200 and response.headers["content-type"].startswith(ER7)
+    assert fields(response.text, "MSA")[1:3] == ["AA", "HTTP-1"]
+    again = door.client.post("/hl7v2", content=visit("HTTP-1", visit_number="V-H1"), headers={"Content-Type": ER7})
+    assert again.text == response.text
+    # the MLLP listener and the HTTP door share one ledger
+    assert connect(door).exchange(visit("HTTP-1", visit_number="V-H1")) == response.text
+    wrong = door.client.post("/hl7v2", content=visit("HTTP-2"), headers={"Content-Type": "text/plain"})
+    assert wrong.status_code == 415
+    silent = door.client.post("/hl7v2", content=visit("HTTP-3", extra={15: "NE"}), headers={"Content-Type": ER7})
+    assert silent.status_code == 204
+
+
+def test_the_listener_runs_beside_a_busy_api(door: Api, connect: Connect) -> None:
+    """MLLP traffic and HTTP requests at the same time: neither waits for the other to finish."""
+    stop = threading.Event()
+    statuses: list[int] = []
+
+    def http() -> None:
+        while not stop.is_set():
+            statuses.append(door.client.get("/healthz").status_code)
+
+    worker = threading.Thread(target=http)
+    worker.start()
+    try:
+        peer = connect(door)
+        answers = [fields(peer.exchange(visit(f"B-{n}", visit_number=f"V-B{n}")), "MSA")[1] for n in range(5)]
+    finally:
+        stop.set()
+        worker.join()
+    assert answers == ["AA"] * 5 and statuses and set(statuses) == {200}
