@@ -198,8 +198,9 @@ def _read(path: Path) -> RuleFile:
         raise RuleDataError(problems) from exc
 
 
-# folders under mappings/ that are not claim rule data (output settings with their own loaders)
-NOT_RULE_DATA = frozenset({"schema", "clearinghouses", "hl7v2"})  # hl7v2: intake field mappings (intake/hl7v2/mapping.py)
+# folders under mappings/ that are not claim rule data (output settings and HL7 v2 intake mappings,
+# with their own loaders)
+NOT_RULE_DATA = frozenset({"schema", "clearinghouses", "hl7v2"})
 
 
 def load_rules(mappings_dir: Path | None = None) -> Rules:
