@@ -1,4 +1,4 @@
-"""Benchmark section 5: the HL7 v2 door.
+"""Benchmark section 6: the HL7 v2 door.
 
 a. in process: one DFT^P03 message through ``convert_message`` (parse, map, rules, ACK) vs the
    same visit as the FHIR Bundle it maps to, through ``run`` (target: at most 1.3x); and the same
@@ -50,7 +50,7 @@ def in_process(median: Any, quick: bool) -> dict[str, Any]:
     fhir = median(lambda: run(bundle, rules=rules, now=NOW), budget)
     ratio = v2 / fhir
     print(
-        f"\n5a. one visit in process: v2 message {v2 * 1e6:.0f} us ({len(raw)} B) vs the same visit as a FHIR Bundle "
+        f"\n6a. one visit in process: v2 message {v2 * 1e6:.0f} us ({len(raw)} B) vs the same visit as a FHIR Bundle "
         f"{fhir * 1e6:.0f} us ({len(bundle)} B): {ratio:.2f}x (target <= 1.3x)"
     )
     return {"v2_s": v2, "fhir_s": fhir, "ratio": ratio, "v2_bytes": len(raw), "fhir_bytes": len(bundle)}

@@ -31,9 +31,9 @@ from adapter.service.fhirhttp import (
     read_body,
     version_headers,
 )
-from adapter.service.links import fhir_base
 from adapter.service.hl7v2.door import Hl7v2Door
 from adapter.service.hl7v2.routes import hl7v2_router, install_mllp
+from adapter.service.links import fhir_base
 from adapter.service.numbers import wire_int
 from adapter.service.rest_routes import create_rest_router
 from adapter.service.routes_x12 import PATH_SUFFIX as X12_PATH_SUFFIX

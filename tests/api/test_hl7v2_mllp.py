@@ -67,8 +67,10 @@ def test_aa_names_the_message_and_swaps_sender_and_receiver(door: Api, connect: 
 def test_the_stored_visit_is_found_through_the_rest_api(door: Api, connect: Connect) -> None:
     peer = connect(door)
     assert fields(peer.exchange(visit("CTRL-REST", visit_number="V-REST")), "MSA")[1] == "AA"
-    encounters = door.client.get("/fhir/Encounter", params={"_count": 100}).json()
-    (encounter,) = [e["resource"] for e in encounters["entry"] if e["resource"]["identifier"][0]["value"] == "V-REST"]
+    found = door.client.get("/fhir/Encounter", params={"identifier": "urn:oid:1.2.3.4.5|V-REST"}).json()
+    assert found["total"] == 1  # PV1-19, its system from PV1-19.4 (CLINIC&1.2.3.4.5&ISO)
+    encounter = found["entry"][0]["resource"]
+    assert door.client.get("/fhir/Encounter", params={"identifier": "urn:oid:1.2.3.4.5|V-OTHER"}).json()["total"] == 0
     claims = door.client.get("/fhir/Claim", params={"encounter": f"Encounter/{encounter['id']}"}).json()
     assert claims["total"] == 1
     claim = claims["entry"][0]["resource"]

@@ -1,14 +1,14 @@
 """HL7 v2 messages acknowledged with AA (idempotency of MSH-10 per sender).
 
 Revision ID: 0013_hl7v2
-Revises: 0015_x12
+Revises: 0011_rest_search_index
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0013_hl7v2"
-down_revision = "0015_x12"
+down_revision = "0011_rest_search_index"
 branch_labels = None
 depends_on = None
 
