@@ -21,9 +21,11 @@ from adapter.service.capability import (
     operation_definition,
 )
 from adapter.service.claims import ClaimService
+from adapter.service.docs_routes import FHIR_CONTENT, fhir_responses, install_docs
 from adapter.service.faults import install_database_faults, unavailable
 from adapter.service.fhirhttp import (
     FhirError,
+    FhirJsonResponse,
     check_accept,
     fhir_response,
     install_error_handlers,
@@ -54,9 +56,15 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None) -> 
     transactions = TransactionService(store, claims)
     hl7v2 = Hl7v2Door(claims)
     app = FastAPI(
-        title="theraclaim", version=rules.fingerprint[:12], docs_url=None, redoc_url=None, redirect_slashes=False
+        title="theraclaim",
+        version=rules.fingerprint[:12],
+        docs_url=None,
+        redoc_url=None,
+        redirect_slashes=False,
+        default_response_class=FhirJsonResponse,
     )
     install_error_handlers(app)
+    install_docs(app)
     app.state.schema = install_database_faults(app, store)
     app.include_router(x12_router(store, claims.x12, settings))
     hl7v2.ready = app.state.schema.ready.is_set
@@ -76,11 +84,11 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None) -> 
         response: Response = await call_next(request)
         return response
 
-    @app.get("/healthz")
+    @app.get("/healthz", response_class=JSONResponse)
     def healthz() -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    @app.get("/readyz")
+    @app.get("/readyz", response_class=JSONResponse)
     def readyz() -> Response:
         try:
             store.ping()
@@ -88,15 +96,31 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None) -> 
             return unavailable()
         return JSONResponse({"status": "ready", "rules": rules.fingerprint[:12], "database": store.dialect})
 
-    @app.get("/fhir/metadata")
+    @app.get("/fhir/metadata", openapi_extra={"x-fhir-interaction": "capabilities", "responses": fhir_responses("406")})
     def metadata() -> Response:
         return fhir_response(capability_statement(datetime.now(UTC).replace(microsecond=0).isoformat()))
 
-    @app.get("/fhir/OperationDefinition/claim-from-encounter")
+    @app.get(
+        "/fhir/OperationDefinition/claim-from-encounter",
+        openapi_extra={"x-fhir-interaction": "read", "responses": fhir_responses("406")},
+    )
     def read_operation_definition() -> Response:
         return fhir_response(operation_definition())
 
-    @app.post("/fhir/Claim/$from-encounter", openapi_extra=FHIR_BODY)
+    @app.post(
+        "/fhir/Claim/$from-encounter",
+        openapi_extra=_operation(
+            "operation",
+            "c",
+            fhir_responses("400", "406", "409", "412", "413", "415", "422", "503", success="an identical Claim existed")
+            | {
+                "201": {
+                    "description": "a Claim or a new version was stored (Location names it)",
+                    "content": FHIR_CONTENT,
+                }
+            },
+        ),
+    )
     async def from_encounter(request: Request) -> Response:
         body = await read_body(request, settings.max_bytes)
         payload, payer = _operation_input(body, settings, request.query_params.get("payer"))
@@ -120,14 +144,26 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None) -> 
             405, "method-not-allowed", "$from-encounter takes a POST", "not-supported", headers={"Allow": "POST"}
         )
 
-    @app.post("/fhir", openapi_extra=FHIR_BODY)
+    @app.post(
+        "/fhir",
+        openapi_extra=_operation(
+            "transaction batch",
+            "c u",
+            fhir_responses("400", "406", "409", "413", "415", "503", success="transaction-response or batch-response"),
+        ),
+    )
     async def transaction(request: Request) -> Response:
         body = await read_body(request, settings.max_bytes)
         document = _json(body, settings)
         response = await run_in_threadpool(transactions.process, document)
         return fhir_response(response, 200)
 
-    @app.post("/fhir/{resource_type}/$validate", openapi_extra=FHIR_BODY)
+    @app.post(
+        "/fhir/{resource_type}/$validate",
+        openapi_extra=_operation(
+            "operation", "r", fhir_responses("404", "406", "413", "415", success="OperationOutcome: every problem")
+        ),
+    )
     async def validate(resource_type: str, request: Request) -> Response:
         if resource_type not in VALIDATE_TYPES:
             raise FhirError(404, "not-supported", f"$validate is not supported for {resource_type}", "not-supported")
@@ -139,6 +175,11 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None) -> 
     app.state.store = store
     app.state.rules = rules
     return app
+
+
+def _operation(interaction: str, scope: str, responses: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI extra of a route taking a FHIR JSON body: its interaction, SMART scope letters, responses."""
+    return FHIR_BODY | {"x-fhir-interaction": interaction, "x-smart-scope": scope, "responses": responses}
 
 
 def _json(body: bytes, settings: Settings) -> dict[str, Any]:

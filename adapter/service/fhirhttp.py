@@ -26,6 +26,12 @@ RETRY_AFTER_SECONDS = 5  # what a 503 (database down, time budget spent) tells t
 log = logging.getLogger("theraclaim.http")
 
 
+class FhirJsonResponse(Response):
+    """What the FHIR routes answer with (the OpenAPI document says so)."""
+
+    media_type = FHIR_JSON
+
+
 class FhirError(Exception):
     """An HTTP error that becomes an OperationOutcome with a stable code."""
 

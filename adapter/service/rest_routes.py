@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from adapter.intake.slim import FHIR_ID
 from adapter.service.capability import INPUT_TYPES, OUTPUT_TYPES
+from adapter.service.docs_routes import fhir_responses
 from adapter.service.fhirhttp import FhirError, fhir_response, version_headers
 from adapter.service.links import fhir_base
 from adapter.service.numbers import wire_int
@@ -26,6 +27,7 @@ from adapter.service.settings import Settings
 from adapter.service.store import Store, Stored
 
 READABLE = frozenset(OUTPUT_TYPES + INPUT_TYPES)
+NOT_MODIFIED = {"304": {"description": "Not Modified (If-None-Match / If-Modified-Since)"}}
 FORM = "application/x-www-form-urlencoded"
 
 
@@ -34,15 +36,7 @@ def interaction(code: str, scope: str, *, form: bool = False) -> dict[str, Any]:
     extra: dict[str, Any] = {
         "x-fhir-interaction": code,
         "x-smart-scope": scope,
-        "responses": {
-            "200": {"description": "FHIR resource or Bundle", "content": {"application/fhir+json": {}}},
-            "400": {"description": "OperationOutcome: invalid request", "content": {"application/fhir+json": {}}},
-            "404": {"description": "OperationOutcome: unknown type or id", "content": {"application/fhir+json": {}}},
-            "406": {
-                "description": "OperationOutcome: only FHIR JSON is served",
-                "content": {"application/fhir+json": {}},
-            },
-        },
+        "responses": fhir_responses("400", "404", "406", "503") | (NOT_MODIFIED if code.endswith("read") else {}),
     }
     if code.startswith("search"):
         extra["parameters"] = _search_parameters()
