@@ -155,7 +155,7 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None) -> 
     async def transaction(request: Request) -> Response:
         body = await read_body(request, settings.max_bytes)
         document = _json(body, settings)
-        response = await run_in_threadpool(transactions.process, document)
+        response = await run_in_threadpool(transactions.process, document, fhir_base(request, settings))
         return fhir_response(response, 200)
 
     @app.post(

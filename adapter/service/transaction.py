@@ -24,14 +24,19 @@ from adapter.service.capability import INPUT_TYPES
 from adapter.service.claims import ClaimService
 from adapter.service.fhirhttp import FhirError
 from adapter.service.inputs import derived_id, rewrite_references
+from adapter.service.search import conditional_match
 from adapter.service.store import Store, Stored
+from adapter.service.transaction_reads import READABLE, read_entry
 
+ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3}
 ENTRY_PATH = re.compile(r"^Bundle\.entry\[(\d+)\]")
 STATUS_TEXT = {
     200: "200 OK",
     201: "201 Created",
     400: "400 Bad Request",
+    404: "404 Not Found",
     405: "405 Method Not Allowed",
+    412: "412 Precondition Failed",
     422: "422 Unprocessable Entity",
 }
 
@@ -43,6 +48,20 @@ class _Entry:
     resource: dict[str, Any] | None
     problems: list[Problem]
     status: int = 0  # the HTTP status of a failed entry
+    method: str = ""
+    aliases: tuple[str, ...] = ()  # other references that name this entry (its original Type/id)
+    matched: Stored | None = None  # ifNoneExist found this resource: nothing is written
+    get_url: str | None = None  # a GET entry: what to read or search, after the writes
+
+
+def _aliases(resource_type: str, original_id: Any, full_url: str | None) -> tuple[str, ...]:
+    """The relative references that named the entry before its id was assigned (R4 Bundle §3.1.3.4:
+    ``Type/id`` resolves against the fullUrl's base)."""
+    found = [f"{resource_type}/{original_id}"] if isinstance(original_id, str) else []
+    parts = (full_url or "").rstrip("/").split("/")
+    if not (full_url or "").startswith("urn:") and len(parts) >= 2 and parts[-2] == resource_type:
+        found.append(f"{resource_type}/{parts[-1]}")
+    return tuple(found)
 
 
 def _assign_id(entry: dict[str, Any], resource: dict[str, Any], path: str, problems: list[Problem]) -> None:
@@ -72,7 +91,8 @@ def _assign_id(entry: dict[str, Any], resource: dict[str, Any], path: str, probl
         problems.append(
             Problem(
                 "unsupported-method",
-                f"request.method {method or '(none)'!r} is not supported; use POST or PUT",
+                f"request.method {method or '(none)'!r} is not supported; use POST, PUT or GET (this server "
+                "deletes nothing: every version is kept)",
                 f"{path}.request.method",
                 "not-supported",
             )
@@ -103,6 +123,12 @@ class TransactionService:
             path = f"Bundle.entry[{i}]"
             problems: list[Problem] = []
             resource = entry.get("resource") if isinstance(entry, dict) else None
+            request = entry.get("request") if isinstance(entry, dict) else None
+            request = request if isinstance(request, dict) else {}
+            method = str(request.get("method", "")).upper()
+            if method == "GET":
+                entries.append(self._get_entry(i, request, path))
+                continue
             if not isinstance(resource, dict):
                 entries.append(
                     _Entry(i, None, None, [Problem("missing-resource", "the entry has no resource", path)], 400)
@@ -124,13 +150,45 @@ class TransactionService:
                         "not-supported",
                     )
                 )
+            original = resource.get("id")
             resource = dict(resource)
             _assign_id(entry, resource, path, problems)
-            status = 405 if any(p.code == "unsupported-method" for p in problems) else 400 if problems else 0
-            entries.append(_Entry(i, full_url, resource, problems, status))
+            aliases = _aliases(resource["resourceType"], original, full_url)
+            matched = None if problems else self._condition(request, resource, path, problems)
+            status = 405 if any(p.code == "unsupported-method" for p in problems) else 0
+            status = status or (412 if any(p.code.startswith("precondition") for p in problems) else 400)
+            entries.append(_Entry(i, full_url, resource, problems, status if problems else 0, method, aliases, matched))
         return entries
 
-    def process(self, document: dict[str, Any]) -> dict[str, Any]:
+    def _get_entry(self, index: int, request: dict[str, Any], path: str) -> _Entry:
+        url = str(request.get("url", "")).lstrip("/")
+        rtype = url.split("?")[0].split("/")[0]
+        if rtype not in READABLE:
+            problem = Problem("invalid-request-url", f"GET {url[:80]!r}: not a type stored here", f"{path}.request.url")
+            return _Entry(index, None, None, [problem], 400, "GET")
+        return _Entry(index, None, None, [], 0, "GET", get_url=url)
+
+    def _condition(
+        self, request: dict[str, Any], resource: dict[str, Any], path: str, problems: list[Problem]
+    ) -> Stored | None:
+        """ifNoneExist (POST): the match, if any, replaces the write; ifMatch (PUT): the version must be current."""
+        condition, if_match = request.get("ifNoneExist"), request.get("ifMatch")
+        if isinstance(condition, str) and condition:
+            try:
+                return conditional_match(self.store, condition, resource["resourceType"])
+            except FhirError as refused:
+                code = "precondition-failed" if refused.status == 412 else refused.code
+                problems.append(Problem(code, refused.message, f"{path}.request.ifNoneExist"))
+        if isinstance(if_match, str) and if_match:
+            current = self.store.read(resource["resourceType"], resource["id"])
+            expected = if_match.strip().removeprefix("W/").strip('"')
+            if current is None or str(current.version_id) != expected:
+                found = "none" if current is None else current.version_id
+                message = f"ifMatch {if_match[:24]!r}: the current version is {found}"
+                problems.append(Problem("precondition-failed", message, f"{path}.request.ifMatch", "conflict"))
+        return None
+
+    def process(self, document: dict[str, Any], base: str = "") -> dict[str, Any]:
         kind = document.get("type")
         if document.get("resourceType") != "Bundle" or kind not in ("transaction", "batch"):
             raise FhirError(
@@ -143,22 +201,25 @@ class TransactionService:
         entries = self._entries(document)
         failed = [e for e in entries if e.problems]
         if kind == "transaction" and failed:
-            issues = [problem_issue(p) for e in failed for p in e.problems]
+            problems = [p for e in failed for p in e.problems]
             raise FhirError(
-                400,
-                failed[0].problems[0].code,
-                f"{len(issues)} problem(s); nothing was stored",
+                412 if all(e.status == 412 for e in failed) else 400,
+                "transaction-failed",
+                f"{len(problems)} problem(s) in entries {[e.index for e in failed]}; nothing was stored",
                 "invalid",
-                failed[0].problems[0].expression,
+                problems=problems,
             )
-        good = [e for e in entries if not e.problems]
-        targets = {}
+        good = [e for e in entries if not e.problems and e.method != "GET"]
+        good.sort(key=lambda e: ORDER.get(e.method, 9))  # DELETE (none), POST, PUT, then GET after the writes
+        targets: dict[str, str] = {}
         for entry in good:
             assert entry.resource is not None
+            if entry.matched is not None:  # ifNoneExist matched: the entry names the existing resource
+                entry.resource = entry.matched.resource
             reference = f"{entry.resource['resourceType']}/{entry.resource['id']}"
-            targets[reference] = reference
-            if entry.full_url:
-                targets[entry.full_url] = reference
+            for name in (reference, entry.full_url, *entry.aliases):
+                if name:
+                    targets.setdefault(name, reference)
         for entry in good:
             entry.resource = rewrite_references(entry.resource, targets)
         visit = {
@@ -173,6 +234,8 @@ class TransactionService:
                 if e.resource is not None
             ],
         }
+        if not good:  # only reads (or only failures in a batch): nothing to store or claim
+            return self._response(kind, entries, [], [], None, base)
         result = self.claims.convert(visit, None)
         if kind == "transaction" and result.invalid:
             issues = result.bundle["entry"][0]["resource"]["issue"]
@@ -185,17 +248,29 @@ class TransactionService:
                 (first.get("expression") or [None])[0],
             )
         digest = canonical_digest(document)
-        inputs = tuple(e.resource for e in good if e.resource is not None)
+        writes = [e for e in good if e.matched is None]
+        inputs = tuple(e.resource for e in writes if e.resource is not None)
         stored_inputs, _ = self.claims.store_result(result, digest, inputs=inputs, operation=f"{kind}")
-        return self._response(kind, entries, good, stored_inputs, result)
+        stored = dict(zip((e.index for e in writes), stored_inputs, strict=True))
+        stored |= {e.index: e.matched for e in good if e.matched is not None}
+        return self._response(kind, entries, good, [stored[e.index] for e in good], result, base)
 
     def _response(
-        self, kind: str, entries: list[_Entry], good: list[_Entry], stored: list[Stored], result: Result
+        self,
+        kind: str,
+        entries: list[_Entry],
+        good: list[_Entry],
+        stored: list[Stored],
+        result: Result | None,
+        base: str,
     ) -> dict[str, Any]:
         by_index = {entry.index: item for entry, item in zip(good, stored, strict=True)}
-        claim_outcome = _claim_outcome(result, good)
+        claim_outcome = _claim_outcome(result, good) if result is not None else None
         response_entries = []
         for entry in entries:
+            if entry.get_url is not None:
+                response_entries.append(read_entry(self.store, entry.get_url, base, self.claims.settings.page_size))
+                continue
             if entry.problems:
                 response = {
                     "status": STATUS_TEXT[entry.status],
@@ -209,12 +284,12 @@ class TransactionService:
             item = by_index[entry.index]
             rtype, rid = item.resource["resourceType"], item.resource["id"]
             response = {
-                "status": STATUS_TEXT[201 if item.changed and item.version_id == 1 else 200],
+                "status": STATUS_TEXT[201 if item.changed and item.version_id == 1 and not entry.matched else 200],
                 "location": f"{rtype}/{rid}/_history/{item.version_id}",
                 "etag": item.etag,
                 "lastModified": item.last_updated.isoformat(),
             }
-            if rtype == "Encounter":
+            if rtype == "Encounter" and claim_outcome is not None:
                 response["outcome"] = claim_outcome
             response_entries.append({"response": response})
         return {"resourceType": "Bundle", "type": f"{kind}-response", "entry": response_entries}

@@ -26,6 +26,7 @@ def _er7(ctx: Any, value: Any) -> bytes:
     """POST /hl7v2 takes HL7 v2 ER7 text: the generated string, as it is."""
     return value.encode("utf-8", "surrogatepass") if isinstance(value, str) else repr(value).encode()
 
+
 # The OpenAPI document does not depend on the database: read it from an app on in-memory SQLite.
 # Each test then sends its cases to an app on the database under test (``case.call(app=...)``).
 schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(Settings(database_url="sqlite://")))
