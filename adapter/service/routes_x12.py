@@ -25,10 +25,25 @@ PATH_SUFFIX = "/$export-x12"
 ACCEPTED = ("application/edi-x12", "*/*", "application/*", "application/fhir+json", "application/json")
 
 
+_OUTCOME = {"application/fhir+json": {"schema": {"type": "object", "description": "OperationOutcome"}}}
+OPENAPI = {
+    "x-fhir-interaction": "operation",
+    "x-smart-scope": "r",
+    "responses": {
+        "200": {"description": "the 837P interchange", "content": {EDI_X12: {"schema": {"type": "string"}}}},
+        "400": {"description": "unknown clearinghouse profile", "content": _OUTCOME},
+        "404": {"description": "unknown Claim", "content": _OUTCOME},
+        "406": {"description": "Accept excludes application/EDI-X12", "content": _OUTCOME},
+        "409": {"description": "held for review (draft), or cancelled before it was exported", "content": _OUTCOME},
+        "422": {"description": "the visit lacks what an 837P needs", "content": _OUTCOME},
+    },
+}
+
+
 def x12_router(store: Store, exports: X12Store, settings: Settings) -> APIRouter:
     router = APIRouter()
 
-    @router.get(f"/fhir/Claim/{{claim_id}}{PATH_SUFFIX}", response_class=Response)
+    @router.get(f"/fhir/Claim/{{claim_id}}{PATH_SUFFIX}", response_class=Response, openapi_extra=OPENAPI)
     def export_x12(claim_id: str, request: Request, profile: str | None = None) -> Response:
         _check_accept(request)
         if store.read("Claim", claim_id) is None:

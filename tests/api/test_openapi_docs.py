@@ -29,6 +29,9 @@ def test_openapi_documents_fhir_json_errors_and_search_parameters(api: Api) -> N
     assert {"patient", "encounter", "status", "_lastUpdated", "_include", "_revinclude", "_sort"} <= names
     assert search["x-fhir-interaction"] == "search-type" and search["x-smart-scope"] == "s"
     assert "HTTPValidationError" not in str(document)
+    x12 = document["paths"]["/fhir/Claim/{claim_id}/$export-x12"]["get"]  # answers X12; its errors are FHIR
+    assert list(x12["responses"]["200"]["content"]) == ["application/EDI-X12"] and x12["x-smart-scope"] == "r"
+    assert all("application/fhir+json" in r["content"] for code, r in x12["responses"].items() if code != "200")
 
 
 def test_the_api_page_uses_packaged_assets_only(api: Api) -> None:
