@@ -44,6 +44,10 @@ TABLE_0357_TEXT = {
 }
 
 
+# What python-hl7 raises on input it cannot split (it also asserts on some malformed encoding characters).
+PARSE_FAILURES = (hl7.HL7Exception, ValueError, IndexError, AssertionError)
+
+
 def hl7_error_code(problem: Problem) -> str:
     return TABLE_0357.get(problem.code) or TABLE_0357_BY_TYPE.get(problem.issue_type, "207")
 
@@ -215,14 +219,27 @@ def read_header(raw: bytes, mapping: Hl7v2Mapping) -> Parsed:
     """Decode and parse one message; only what prevents reading the header raises (AR)."""
     try:
         text = _decode(raw, mapping)
-    except (hl7.ParseException, ValueError, IndexError) as exc:
+    except PARSE_FAILURES as exc:
         raise _unreadable() from exc
     text = text.lstrip("\ufeff").replace("\r\n", "\r").replace("\n", "\r").strip()
     if not text.startswith("MSH") or len(text) < 8:
         raise _unreadable()
+    separators = text[3:8]
+    if len(set(separators)) != 5 or any(c.isalnum() or c.isspace() for c in separators):
+        raise V2Error(
+            [
+                problem(
+                    "hl7v2-encoding-characters",
+                    f"MSH-1 / MSH-2 {separators!r} are not five distinct separators (such as |^~\\&)",
+                    Location("MSH", 1, 2),
+                    "structure",
+                )
+            ],
+            reject=True,
+        )
     try:
         message = hl7.parse(text)
-    except (hl7.ParseException, ValueError, IndexError) as exc:
+    except PARSE_FAILURES as exc:
         raise _unreadable() from exc
     counts: dict[str, int] = {}
     segments = []
