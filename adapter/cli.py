@@ -35,6 +35,8 @@ from adapter.intake.validation import VALIDATION_LEVELS
 from adapter.output.fhir import render_invalid
 from adapter.pipeline import Result, run
 from adapter.rules.catalog import load_rules
+from adapter.service.delivery import cli as delivery_cli
+from adapter.service.delivery.config import DestinationError
 from adapter.service.settings import Settings
 from adapter.version import __version__
 
@@ -94,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (default: THERACLAIM_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: THERACLAIM_PORT or 8080)")
     serve.add_argument("--workers", type=int, help="worker processes (default: THERACLAIM_WORKERS or 1)")
+    delivery_cli.add_commands(commands)
     return parser
 
 
@@ -198,14 +201,20 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.host:  # the app (and its workers) read the settings again: the MLLP listener defaults to this host
         os.environ["THERACLAIM_HOST"] = args.host
-    uvicorn.run(
-        "adapter.service.api:main_app",
-        factory=True,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        workers=args.workers or settings.workers,
-        log_level="info",
-    )
+    # delivery workers (THERACLAIM_DELIVERY_WORKERS) run on threads of this process, beside uvicorn's
+    pool = delivery_cli.start_workers(settings, delivery_cli.checked_destinations(settings))
+    try:
+        uvicorn.run(
+            "adapter.service.api:main_app",
+            factory=True,
+            host=args.host or settings.host,
+            port=args.port or settings.port,
+            workers=args.workers or settings.workers,
+            log_level="info",
+        )
+    finally:
+        if pool is not None:
+            pool.close()
     return 0
 
 
@@ -220,6 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "export-837": export_837,
             "read-999": read_999_command,
             "payer-claim-number": payer_number_command,
+            "deliver": delivery_cli.deliver,
+            "deliveries": delivery_cli.deliveries,
         }
         return commands[args.command](args, settings)
     except RuleDataError as error:
@@ -228,6 +239,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BROKEN_DEPLOYMENT
     except ValidationError as error:
         print(f"theraclaim: invalid THERACLAIM_ settings: {error}", file=sys.stderr)
+        return EXIT_BROKEN_DEPLOYMENT
+    except DestinationError as error:
+        print(f"theraclaim: invalid THERACLAIM_DESTINATIONS: {error}", file=sys.stderr)
         return EXIT_BROKEN_DEPLOYMENT
 
 

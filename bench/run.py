@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [--skip-http] [--skip-batch] [--json PATH]``
+"""``python -m bench [--quick] [--skip-http] [--skip-batch] [--skip-delivery] [--json PATH]``
 
 Every figure is printed next to a baseline measured in the same run, and the ratio is what
 counts (the machines are shared and noisy):
@@ -11,7 +11,9 @@ counts (the machines are shared and noisy):
 4. ``theraclaim batch`` of 100,000 bundles with 1 and 2 workers, and peak RSS;
 5. the 837P of a visit's decisions vs the pipeline run that made them;
 6. the HL7 v2 door: a DFT^P03 message vs the same visit as a FHIR Bundle in process, and MLLP
-   messages per second on one worker (one core) with ACK latency p50 / p99 vs an MLLP echo.
+   messages per second on one worker (one core) with ACK latency p50 / p99 vs an MLLP echo;
+7. delivery through the outbox: deliveries per second of one worker vs direct PUTs to the same
+   loopback receiver, and the delay from commit to delivery (p50 / p99) vs the poll interval.
 
 The figures also go to a JSON file (default bench/results.json) so runs can be compared.
 """
@@ -36,6 +38,7 @@ from adapter.pipeline import run
 from adapter.rules.catalog import load_rules
 from bench import bundles
 from bench.hl7v2 import hl7v2_section
+from bench.delivery import delivery_section
 from bench.http import http_section
 from bench.replay import batch_section
 from bench.x12 import x12_section
@@ -108,6 +111,7 @@ def main() -> None:
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-batch", action="store_true")
     parser.add_argument("--skip-hl7v2", action="store_true")
+    parser.add_argument("--skip-delivery", action="store_true")
     parser.add_argument("--batch-size", type=int, default=100_000)
     parser.add_argument(
         "--database-url",
@@ -131,5 +135,7 @@ def main() -> None:
         figures["batch"] = batch_section(1_000 if args.quick else args.batch_size)
     if not args.skip_hl7v2:
         figures["hl7v2"] = hl7v2_section(args.database_url, args.quick, median_seconds)
+    if not args.skip_delivery:
+        figures["delivery"] = delivery_section(args.database_url, quick=args.quick)
     args.json.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"\nfigures written to {args.json}")

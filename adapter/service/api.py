@@ -23,6 +23,7 @@ from adapter.service.capability import (
 from adapter.service.claims import ClaimService
 from adapter.service.docs_routes import FHIR_CONTENT, fhir_responses, install_docs
 from adapter.service.faults import install_database_faults, unavailable
+from adapter.service.delivery.tasks import task_router
 from adapter.service.fhirhttp import (
     FhirError,
     FhirJsonResponse,
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None) -> 
     hl7v2.ready = app.state.schema.ready.is_set
     app.include_router(hl7v2_router(hl7v2, settings))
     install_mllp(app, hl7v2, settings)
+    app.include_router(task_router(store, settings))  # before the generic /fhir/{type} routes
 
     @app.middleware("http")
     async def _negotiate(request: Request, call_next: Any) -> Response:

@@ -23,6 +23,8 @@ from sqlalchemy.exc import OperationalError
 from adapter.errors import FINDING_SYSTEM, problem_issue
 from adapter.pipeline import Result, run
 from adapter.rules.catalog import Rules
+from adapter.service.delivery.config import load_destinations
+from adapter.service.delivery.outbox import claim_payer, enqueue
 from adapter.service.fhirhttp import FhirError
 from adapter.service.inputs import rewrite_references, storable_visit
 from adapter.service.settings import Settings
@@ -47,6 +49,8 @@ class ClaimService:
         self.rules = rules
         self.settings = settings
         self.x12 = X12Store(store, rules)
+        self.destinations = load_destinations(settings.destinations)
+        self.payer_ids = frozenset(rules.payers)
 
     def convert(self, payload: bytes | dict[str, Any], payer: str | None, validation: str | None = None) -> Result:
         now = datetime.now(UTC).replace(microsecond=0)
@@ -174,6 +178,12 @@ class ClaimService:
             if current is not None and current.resource.get("status") != "cancelled":
                 withdrawn = {k: v for k, v in current.resource.items() if k != "meta"} | {"status": "cancelled"}
                 stored.append(self.store.put(connection, withdrawn, now))
+        if self.destinations is not None:  # the outbox rows commit (or roll back) with the Claims
+            provenance = [r for r in produced if r["resourceType"] == "Provenance"]
+            for written in stored:
+                if written.changed and written.resource["resourceType"] == "Claim":
+                    payer = claim_payer(provenance, written.resource["id"], self.payer_ids)
+                    enqueue(connection, self.destinations, written, payer, now)
         return stored
 
     def _check_version(

@@ -51,6 +51,18 @@ class Settings(BaseSettings):
     mllp_tls_client_ca: Path | None = Field(None, description="PEM CAs: MLLP peers must present a client certificate")
     hl7v2_timezone: str = Field("UTC", description="IANA time zone of HL7 v2 times sent without an offset")
 
+    # delivery downstream (adapter/service/delivery/)
+    destinations: Path | None = Field(None, description="YAML file of delivery destinations (none: no delivery)")
+    delivery_workers: int | None = Field(
+        None, ge=0, description="delivery workers `theraclaim serve` runs (default: 1 with destinations; 0: none)"
+    )
+    delivery_max_attempts: int = Field(10, gt=0, description="sends of one delivery before it is a dead letter")
+    delivery_lease_seconds: float = Field(
+        120, gt=0, description="how long a claimed delivery stays leased to a worker before another may take it"
+    )
+    delivery_batch_size: int = Field(8, gt=0, le=1000, description="deliveries a worker leases at once")
+    delivery_poll_seconds: float = Field(0.25, gt=0, description="how often an idle delivery worker looks for work")
+
     @property
     def claim_options(self) -> ClaimOptions:
         return ClaimOptions(default_payer=self.default_payer, place_of_service=self.place_of_service)

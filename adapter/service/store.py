@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     and_,
     create_engine,
     event,
@@ -180,6 +181,35 @@ hl7v2_messages = Table(
     Column("content_sha256", String(64), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("ack", Text, nullable=False),  # the ACK as sent: codes, ids and locations, never message content
+)
+
+# The transactional outbox (adapter/service/delivery/): one row per Claim version per destination,
+# written in the Claim's transaction; each row is a FHIR Task (task_id) while it is delivered.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("task_id", String(36), nullable=False, unique=True),
+    Column("destination", String(64), nullable=False),
+    Column("claim_id", String(64), nullable=False),
+    Column("claim_version", Integer, nullable=False),
+    Column("claim_status", String(32), nullable=False),
+    Column("payer", String(64)),
+    Column("tenant", String(256)),
+    Column("state", String(16), nullable=False),  # requested | in-progress | completed | failed
+    Column("version", Integer, nullable=False),  # the Task's versionId: +1 on every change
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("lease_owner", String(64)),
+    Column("lease_until", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("http_status", Integer),
+    Column("reason", String(512)),  # why the last attempt failed: status codes and error classes, never PHI
+    Column("response", Text),  # the destination's answer (an OperationOutcome or resource, JSON)
+    UniqueConstraint("destination", "claim_id", "claim_version", name="uq_deliveries_change"),
+    Index("ix_deliveries_due", "state", "next_attempt_at"),
+    Index("ix_deliveries_claim", "claim_id", "claim_version"),
 )
 
 # Elements that change on every push without changing what the resource says.

@@ -1,0 +1,187 @@
+"""Each delivery as a FHIR R4 Task: ``GET /fhir/Task/<id>``, search by Claim and status, ``$retry``.
+
+status: requested (waiting, or waiting to be retried), in-progress (a worker is sending it),
+completed (the destination accepted it), failed (a dead letter: refused, or out of attempts).
+focus: the Claim version; input: the destination; output: the destination's answer (its HTTP
+status and, when it sent one, its response body: an OperationOutcome or the resource it stored).
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy.engine import RowMapping
+from starlette.concurrency import run_in_threadpool
+
+from adapter.intake.slim import FHIR_ID
+from adapter.service.delivery import outbox
+from adapter.service.fhirhttp import FhirError, fhir_response, version_headers
+from adapter.service.settings import Settings
+from adapter.service.store import Store
+
+BASE = "https://theraclaim.org/fhir"
+TASK_CODE = {"coding": [{"system": f"{BASE}/CodeSystem/task-code", "code": "deliver-claim"}]}
+STATES = (outbox.REQUESTED, outbox.IN_PROGRESS, outbox.COMPLETED, outbox.FAILED)
+SEARCH_PARAMS = {"focus", "status", "_count", "_offset"}
+
+
+def _aware(value: datetime) -> datetime:
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _parameter(code: str) -> dict[str, Any]:
+    return {"coding": [{"system": f"{BASE}/CodeSystem/delivery-parameter", "code": code}]}
+
+
+def task(row: RowMapping) -> dict[str, Any]:
+    """The Task of one delivery row."""
+    updated = _aware(row["updated_at"]).isoformat()
+    resource: dict[str, Any] = {
+        "resourceType": "Task",
+        "id": row["task_id"],
+        "meta": {"versionId": str(row["version"]), "lastUpdated": updated},
+        "status": row["state"],
+        "intent": "order",
+        "code": TASK_CODE,
+        "description": f"deliver Claim version {row['claim_version']} ({row['claim_status']}) to {row['destination']}",
+        "focus": {"reference": f"Claim/{row['claim_id']}/_history/{row['claim_version']}"},
+        "authoredOn": _aware(row["created_at"]).isoformat(),
+        "lastModified": updated,
+        "input": [
+            {"type": _parameter("destination"), "valueString": row["destination"]},
+            {"type": _parameter("attempts"), "valueUnsignedInt": row["attempts"]},
+        ],
+    }
+    if row["reason"]:
+        resource["businessStatus"] = {"text": row["reason"]}
+        if row["state"] == outbox.FAILED:
+            resource["statusReason"] = {"text": row["reason"]}
+    if row["state"] == outbox.REQUESTED and row["attempts"]:
+        resource["restriction"] = {"period": {"start": _aware(row["next_attempt_at"]).isoformat()}}
+    output = []
+    if row["http_status"] is not None:
+        output.append({"type": _parameter("http-status"), "valueUnsignedInt": row["http_status"]})
+    if row["response"]:
+        attachment = {
+            "contentType": "application/fhir+json",
+            "data": base64.b64encode(row["response"].encode()).decode(),
+        }
+        output.append({"type": _parameter("response"), "valueAttachment": attachment})
+    if output:
+        resource["output"] = output
+    return resource
+
+
+def _focus(value: str) -> tuple[str, int | None]:
+    """``Claim/<id>``, ``Claim/<id>/_history/<n>`` or a bare Claim id."""
+    parts = value.split("/")
+    if len(parts) == 1:
+        parts = ["Claim", *parts]
+    if parts[0] == "Claim" and len(parts) == 2 and FHIR_ID.match(parts[1]):
+        return parts[1], None
+    versioned = len(parts) == 4 and parts[2] == "_history" and parts[3].isdigit()
+    if parts[0] == "Claim" and versioned and FHIR_ID.match(parts[1]):
+        return parts[1], int(parts[3])
+    raise FhirError(
+        400, "invalid-search", "focus must be Claim/<id> or Claim/<id>/_history/<version>", "invalid", "focus"
+    )
+
+
+def _number(request: Request, name: str, default: int, ceiling: int) -> int:
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    if not value.isdigit():
+        raise FhirError(400, "invalid-search", f"{name} must be a non-negative integer", "invalid", name)
+    return min(int(value), ceiling)
+
+
+def search_tasks(store: Store, settings: Settings, request: Request, tenants: tuple[str, ...] | None) -> dict[str, Any]:
+    params = list(request.query_params.multi_items())
+    unknown = sorted({k for k, _ in params if k not in SEARCH_PARAMS})
+    if unknown:
+        raise FhirError(
+            400, "invalid-search", f"Task search supports {sorted(SEARCH_PARAMS)}; got {unknown}", "invalid"
+        )
+    claim_id, claim_version = (None, None)
+    focus = request.query_params.get("focus")
+    if focus is not None:
+        claim_id, claim_version = _focus(focus)
+    states: list[str] = []
+    for value in request.query_params.getlist("status"):
+        for state in value.split(","):
+            if state not in STATES:
+                raise FhirError(400, "invalid-search", f"status must be one of {list(STATES)}", "invalid", "status")
+            states.append(state)
+    count = _number(request, "_count", settings.page_size, 1000)
+    offset = _number(request, "_offset", 0, 10**9)
+    total, rows = outbox.search(
+        store,
+        claim_id=claim_id,
+        claim_version=claim_version,
+        states=tuple(states),
+        tenants=tenants,
+        count=count,
+        offset=offset,
+    )
+    base = f"{request.base_url}fhir/Task"
+    kept = [(k, v) for k, v in params if k != "_offset"]
+    links = [{"relation": "self", "url": f"{base}?{urlencode([*kept, ('_offset', str(offset))])}"}]
+    if count and offset + count < total:
+        links.append({"relation": "next", "url": f"{base}?{urlencode([*kept, ('_offset', str(offset + count))])}"})
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": total,
+        "link": links,
+        "entry": [
+            {"fullUrl": f"{base}/{row['task_id']}", "resource": task(row), "search": {"mode": "match"}} for row in rows
+        ],
+    }
+
+
+def _visible(row: RowMapping | None, task_id: str, tenants: tuple[str, ...] | None) -> RowMapping:
+    if row is None or (tenants is not None and row["tenant"] not in tenants):
+        raise FhirError(404, "not-found", f"Task/{task_id} is not known", "not-found")
+    return row
+
+
+def _answer(row: RowMapping) -> Response:
+    updated = _aware(row["updated_at"])
+    return fhir_response(task(row), 200, version_headers(row["version"], updated))
+
+
+def task_router(store: Store, settings: Settings) -> APIRouter:
+    """The Task routes; register before the generic ``/fhir/{type}`` routes.
+
+    ``tenants`` (the billing providers a caller may see) is None, everyone, until the auth policy of
+    issue 9 gives each caller a Principal; then it comes from that Principal.
+    """
+    router = APIRouter()
+    tenants: tuple[str, ...] | None = None
+
+    @router.get("/fhir/Task")
+    def search(request: Request) -> Response:
+        return fhir_response(search_tasks(store, settings, request, tenants))
+
+    @router.get("/fhir/Task/{task_id}")
+    def read(task_id: str) -> Response:
+        row = outbox.read(store, task_id) if FHIR_ID.match(task_id) else None
+        return _answer(_visible(row, task_id, tenants))
+
+    @router.post("/fhir/Task/{task_id}/$retry")
+    async def retry(task_id: str) -> Response:
+        row = await run_in_threadpool(outbox.read, store, task_id) if FHIR_ID.match(task_id) else None
+        _visible(row, task_id, tenants)
+        try:
+            again = await run_in_threadpool(outbox.retry, store, task_id)
+        except outbox.RetryRefused as refused:
+            raise FhirError(409, "retry-refused", str(refused), "business-rule") from refused
+        return _answer(_visible(again, task_id, tenants))
+
+    return router

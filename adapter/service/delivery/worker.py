@@ -1,0 +1,111 @@
+"""Delivery workers: claim a due delivery, send it, record the verdict; repeat until stopped.
+
+Any number of workers, in any number of processes and replicas, share one PostgreSQL outbox
+(rows are leased with SKIP LOCKED); on SQLite a process runs at most one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from adapter.service.delivery import outbox
+from adapter.service.delivery.config import Destinations
+from adapter.service.delivery.outbox import FAILED, Claimed, Verdict
+from adapter.service.delivery.send import FhirSender
+from adapter.service.settings import Settings
+from adapter.service.store import Store
+
+log = logging.getLogger("theraclaim.delivery")
+
+
+def worker_count(settings: Settings, destinations: Destinations | None, dialect: str) -> int:
+    """How many workers to run: the setting (default 1 with destinations), at most 1 on SQLite."""
+    if destinations is None:
+        return 0
+    wanted = 1 if settings.delivery_workers is None else settings.delivery_workers
+    return min(wanted, 1) if dialect == "sqlite" else wanted
+
+
+class Worker:
+    def __init__(self, store: Store, destinations: Destinations, settings: Settings) -> None:
+        self.store = store
+        self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.lease = timedelta(seconds=settings.delivery_lease_seconds)
+        self.poll = settings.delivery_poll_seconds
+        self.batch = settings.delivery_batch_size
+        self.senders = {d.id: FhirSender(d, settings.delivery_max_attempts) for d in destinations.destinations}
+
+    def close(self) -> None:
+        for sender in self.senders.values():
+            sender.close()
+
+    def run_once(self) -> list[Claimed]:
+        """Lease a batch of due deliveries and attempt each; the ones leased (empty: nothing was due)."""
+        batch = outbox.claim(self.store, self.owner, self.lease, self.batch)
+        for claimed in batch:
+            sender = self.senders.get(claimed.destination)
+            if sender is not None and datetime.now(UTC) + sender.longest_send >= claimed.lease_until:
+                outbox.release(self.store, claimed, self.owner)  # another worker could take it mid-send
+                continue
+            self._attempt(claimed, sender)
+        return batch
+
+    def _attempt(self, claimed: Claimed, sender: FhirSender | None) -> None:
+        if sender is None:
+            verdict = Verdict(FAILED, None, f"destination {claimed.destination!r} is no longer configured")
+        elif claimed.claim is None:
+            verdict = Verdict(FAILED, None, "the Claim version is not in the database")
+        else:
+            verdict = sender.send(claimed, claimed.claim)
+        if not outbox.finish(self.store, claimed, self.owner, verdict):
+            log.warning("delivery %s: lease lost before the verdict was recorded", claimed.task_id)
+            return
+        log.info(
+            "delivery %s to %s attempt %d: %s%s",
+            claimed.task_id,
+            claimed.destination,
+            claimed.attempts,
+            verdict.state,
+            f" ({verdict.reason})" if verdict.reason else "",
+        )
+
+    def run(self, stop: threading.Event) -> None:
+        """Work until ``stop`` is set; a database or sender failure is logged and retried after a pause."""
+        try:
+            while not stop.is_set():
+                try:
+                    worked = bool(self.run_once())
+                except Exception as error:  # the database is down or answered oddly: keep the worker alive
+                    log.warning("delivery worker %s: %s; retrying", self.owner, type(error).__name__)
+                    worked = False
+                if not worked:
+                    stop.wait(self.poll)
+        finally:
+            self.close()
+
+
+class Pool:
+    """``count`` workers on threads of this process, started and stopped together."""
+
+    def __init__(self, store: Store, destinations: Destinations, settings: Settings, count: int) -> None:
+        self.stop = threading.Event()
+        self.threads = [
+            threading.Thread(
+                target=Worker(store, destinations, settings).run, args=(self.stop,), name=f"delivery-{n}", daemon=True
+            )
+            for n in range(count)
+        ]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def close(self, timeout: float = 10) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout)

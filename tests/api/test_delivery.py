@@ -1,0 +1,215 @@
+"""Delivery downstream through the transactional outbox, against a real FHIR destination on loopback.
+
+Every test runs on SQLite and on PostgreSQL; the destination fails on purpose (503 with
+Retry-After, a dropped connection, a slow answer, 400 with an OperationOutcome, nobody listening).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+
+from adapter.rules.catalog import Rules
+from adapter.service.delivery.send import idempotency_key
+from bench.receiver import TOKEN, Receiver
+from tests.api.conftest import Api, entries, make_api, visit_for
+from tests.api.delivery_helpers import destinations_file, drain, fhir_destination, states, worker_for
+from tests.conftest import validate_fhir, write_json
+
+OUTCOME_400 = {
+    "resourceType": "OperationOutcome",
+    "issue": [{"severity": "error", "code": "invalid", "expression": ["Claim.insurance[0]"]}],
+}
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as running:
+        yield running
+
+
+def api_with(database_url: str, rules: Rules, tmp_path: Path, *entries_: dict[str, Any], **settings: Any) -> Any:
+    return make_api(database_url, rules, destinations=destinations_file(tmp_path, *entries_), **settings)
+
+
+@pytest.fixture
+def delivering(database_url: str, rules: Rules, tmp_path: Path, receiver: Receiver) -> Iterator[Api]:
+    with api_with(database_url, rules, tmp_path, fhir_destination(receiver.base)) as made:
+        yield made
+
+
+def claim_id_of(response: Any) -> str:
+    assert response.status_code in (200, 201), response.text
+    return str(next(r["id"] for r in entries(response.json(), "Claim")))
+
+
+def tasks(api: Api, query: str) -> list[dict[str, Any]]:
+    response = api.client.get(f"/fhir/Task?{query}")
+    assert response.status_code == 200, response.text
+    return [e["resource"] for e in response.json()["entry"]]
+
+
+def test_every_claim_change_reaches_the_destination_once_and_in_order(
+    delivering: Api, receiver: Receiver, tmp_path: Path
+) -> None:
+    claim_id = claim_id_of(delivering.push(visit_for("enc-1", 30)))
+    assert claim_id_of(delivering.push(visit_for("enc-1", 45))) == claim_id  # version 2
+    assert claim_id_of(delivering.push(visit_for("enc-1", 45, status="cancelled"))) == claim_id  # version 3
+    # the outbox rows committed with the Claim versions, one per version
+    assert states(delivering) == [(claim_id, v, "requested") for v in (1, 2, 3)]
+    receiver.plan.extend(
+        [(503, {"Retry-After": "1"}, None), "drop", ("slow", 1.5), "drop", (429, {}, None), (500, {}, None)]
+    )
+    with worker_for(delivering) as worker:
+        attempts = drain(delivering, worker)
+    assert attempts == 9  # 6 failures, 3 successes
+    assert receiver.effects == [(claim_id, 1, "active"), (claim_id, 2, "active"), (claim_id, 3, "cancelled")]
+    assert {r.path for r in receiver.requests} == {f"/fhir/Claim/{claim_id}"}
+    # every resend of a version carried the same request: the same key, the same PUT
+    for version in (1, 2, 3):
+        keys = {r.key for r in receiver.requests if r.version == version}
+        assert keys == {idempotency_key("billing", claim_id, version)}
+    assert states(delivering) == [(claim_id, v, "completed") for v in (1, 2, 3)]
+    found = tasks(delivering, f"focus=Claim/{claim_id}&status=completed")
+    assert [t["focus"]["reference"] for t in found] == [f"Claim/{claim_id}/_history/{v}" for v in (1, 2, 3)]
+    validate_fhir([write_json(tmp_path / f"task-{n}.json", t) for n, t in enumerate(found)])
+
+
+def test_version_two_waits_for_version_one(delivering: Api, receiver: Receiver) -> None:
+    claim_id = claim_id_of(delivering.push(visit_for("enc-1", 30)))
+    claim_id_of(delivering.push(visit_for("enc-1", 45)))
+    receiver.plan.append((503, {"Retry-After": "3600"}, None))
+    with worker_for(delivering) as worker:
+        assert worker.run_once()  # version 1: 503, retry in an hour
+        assert worker.run_once() == []  # version 2 is not due while version 1 waits
+    assert receiver.effects == []
+    assert states(delivering) == [(claim_id, 1, "requested"), (claim_id, 2, "requested")]
+
+
+def test_retry_after_is_honoured(delivering: Api, receiver: Receiver) -> None:
+    claim_id = claim_id_of(delivering.push(visit_for("enc-1", 30)))
+    receiver.plan.append((503, {"Retry-After": "120"}, None))
+    before = datetime.now(UTC)
+    with worker_for(delivering) as worker:
+        worker.run_once()
+        assert worker.run_once() == []  # not due again before the Retry-After
+    (task,) = tasks(delivering, f"focus=Claim/{claim_id}")
+    assert task["status"] == "requested"
+    assert task["businessStatus"]["text"] == "HTTP 503"
+    assert datetime.fromisoformat(task["restriction"]["period"]["start"]) >= before + timedelta(seconds=119)
+
+
+def test_a_refusal_is_a_dead_letter_with_the_outcome_and_can_be_retried(
+    delivering: Api, receiver: Receiver, tmp_path: Path
+) -> None:
+    claim_id = claim_id_of(delivering.push(visit_for("enc-1", 30)))
+    receiver.plan.append((400, {}, OUTCOME_400))
+    with worker_for(delivering) as worker:
+        assert drain(delivering, worker) == 1  # no retry after a 400
+        (task,) = tasks(delivering, f"focus=Claim/{claim_id}&status=failed")
+        assert task["status"] == "failed"
+        outputs = {o["type"]["coding"][0]["code"]: o for o in task["output"]}
+        assert outputs["http-status"]["valueUnsignedInt"] == 400
+        answer = json.loads(base64.b64decode(outputs["response"]["valueAttachment"]["data"]))
+        assert answer == OUTCOME_400
+        validate_fhir([write_json(tmp_path / "failed-task.json", task)])
+        assert tasks(delivering, "status=completed") == []
+        again = delivering.client.post(f"/fhir/Task/{task['id']}/$retry")
+        assert again.status_code == 200, again.text
+        assert again.json()["status"] == "requested"
+        assert drain(delivering, worker) == 1
+    assert receiver.effects == [(claim_id, 1, "active")]
+    assert delivering.client.get(f"/fhir/Task/{task['id']}").json()["status"] == "completed"
+    # only a dead letter is sent again
+    refused = delivering.client.post(f"/fhir/Task/{task['id']}/$retry")
+    assert refused.status_code == 409, refused.text
+
+
+def test_a_destination_that_is_down_is_retried_then_given_up(database_url: str, rules: Rules, tmp_path: Path) -> None:
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    destination = fhir_destination(f"http://127.0.0.1:{port}/fhir", retry={"max_attempts": 3, "initial_seconds": 0.01})
+    with api_with(database_url, rules, tmp_path, destination) as api, worker_for(api) as worker:
+        claim_id = claim_id_of(api.push(visit_for("enc-1", 30)))
+        assert drain(api, worker) == 3
+        (task,) = tasks(api, f"focus=Claim/{claim_id}")
+    assert task["status"] == "failed"
+    assert task["statusReason"]["text"] == "no answer: ConnectError; gave up after 3 attempts"
+
+
+def test_no_claim_change_without_its_deliveries(delivering: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_: Any, **__: Any) -> None:
+        raise RuntimeError("the transaction fails after the Claim and its delivery were written")
+
+    monkeypatch.setattr(delivering.store, "record_submission", broken)
+    assert delivering.push(visit_for("enc-1", 30)).status_code == 500
+    monkeypatch.undo()
+    assert delivering.count("resource_current") == 0
+    assert delivering.count("deliveries") == 0
+
+
+def test_filters_choose_the_changes_each_destination_gets(
+    database_url: str, rules: Rules, tmp_path: Path, receiver: Receiver
+) -> None:
+    chosen = [
+        fhir_destination(receiver.base, id="medicare-active", filter={"payers": ["medicare"], "statuses": ["active"]}),
+        fhir_destination(receiver.base, id="commercial", filter={"payers": ["commercial"]}),
+        fhir_destination(receiver.base, id="org-1", filter={"tenants": ["Organization/org-1"]}),
+        fhir_destination(receiver.base, id="other-org", filter={"tenants": ["Organization/other"]}),
+    ]
+    with api_with(database_url, rules, tmp_path, *chosen) as api:
+        claim_id = claim_id_of(api.push(visit_for("enc-1", 30)))  # medicare, Organization/org-1
+        api.push(visit_for("enc-1", 30, status="cancelled"))
+        claim_id_of(api.push(visit_for("enc-2", 30, dvt=True)))  # held (draft): not ready to bill
+        api.push(visit_for("enc-3", 30, status="cancelled"))  # a cancellation of nothing delivered
+        rows = sorted((r["destination"], r["claim_id"], r["claim_version"]) for r in api.rows("deliveries"))
+    assert rows == [("medicare-active", claim_id, 1), ("org-1", claim_id, 1), ("org-1", claim_id, 2)]
+
+
+def test_submit_sends_one_idempotency_key_per_version(
+    database_url: str, rules: Rules, tmp_path: Path, receiver: Receiver
+) -> None:
+    with api_with(database_url, rules, tmp_path, fhir_destination(receiver.base, method="submit")) as api:
+        claim_id = claim_id_of(api.push(visit_for("enc-1", 30)))
+        receiver.plan.append("drop")  # applied, but the answer never came: sent again with the same key
+        with worker_for(api) as worker:
+            assert drain(api, worker) == 2
+    assert [(r.method, r.path) for r in receiver.requests] == [("POST", "/fhir/Claim/$submit")] * 2
+    assert len({r.key for r in receiver.requests}) == 1
+    assert receiver.effects == [(claim_id, 1, "active")]
+
+
+def test_smart_backend_services_authentication(
+    database_url: str, rules: Rules, tmp_path: Path, receiver: Receiver
+) -> None:
+    key = RSAKey.generate_key(2048, private=True)
+    key_file = tmp_path / "client.jwk"
+    key_file.write_text(json.dumps(key.as_dict(private=True) | {"kid": "k1"}), encoding="utf-8")
+    token_url = receiver.base.removesuffix("/fhir") + "/token"
+    auth = {"kind": "smart", "token_url": token_url, "client_id": "theraclaim", "key_file": str(key_file)}
+    with api_with(database_url, rules, tmp_path, fhir_destination(receiver.base, auth=auth)) as api:
+        claim_id_of(api.push(visit_for("enc-1", 30)))
+        claim_id_of(api.push(visit_for("enc-2", 30)))
+        with worker_for(api) as worker:
+            assert drain(api, worker) == 2
+    assert [r.authorization for r in receiver.requests] == [f"Bearer {TOKEN}"] * 2
+    (form,) = receiver.token_forms  # one token for both sends
+    assert form["grant_type"] == ["client_credentials"]
+    assert form["client_assertion_type"] == ["urn:ietf:params:oauth:client-assertion-type:jwt-bearer"]
+    assertion = jwt.decode(form["client_assertion"][0], key, algorithms=["RS384"])
+    assert assertion.header["kid"] == "k1"
+    claims = assertion.claims
+    assert claims["iss"] == claims["sub"] == "theraclaim"
+    assert claims["aud"] == token_url
+    assert 0 < claims["exp"] - claims["iat"] <= 300
+    assert claims["jti"]

@@ -1,0 +1,130 @@
+"""Delivery workers as real processes (`theraclaim deliver`): killed mid-send, and four sharing PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+from sqlalchemy import func, select
+
+from adapter.rules.catalog import Rules
+from adapter.service.delivery.config import load_destinations
+from adapter.service.delivery.outbox import enqueue
+from adapter.service.store import Stored, deliveries
+from bench.receiver import Receiver
+from tests.api.conftest import Api, make_api, require_postgres, reset_postgres, visit_for
+from tests.api.delivery_helpers import destinations_file, fhir_destination
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as running:
+        yield running
+
+
+def deliver(api: Api, log: IO[bytes], workers: int = 1, lease: float = 30) -> subprocess.Popen[bytes]:
+    env = os.environ | {
+        "THERACLAIM_DATABASE_URL": api.settings.database_url,
+        "THERACLAIM_DESTINATIONS": str(api.settings.destinations),
+        "THERACLAIM_DELIVERY_LEASE_SECONDS": str(lease),
+        "THERACLAIM_DELIVERY_POLL_SECONDS": "0.05",
+    }
+    command = [sys.executable, "-m", "adapter.cli", "deliver", "--workers", str(workers)]
+    return subprocess.Popen(command, env=env, stdout=log, stderr=log)
+
+
+def completed(api: Api) -> int:
+    with api.store.engine.connect() as connection:
+        query = select(func.count()).select_from(deliveries).where(deliveries.c.state == "completed")
+        return int(connection.execute(query).scalar_one())
+
+
+def wait_for(condition: Any, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {seconds} s")
+        time.sleep(0.05)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(30) == 0
+
+
+def test_a_worker_killed_mid_send_loses_and_duplicates_nothing(
+    database_url: str, rules: Rules, tmp_path: Path, receiver: Receiver
+) -> None:
+    destination = fhir_destination(receiver.base, timeout={"connect": 0.5, "read": 1.5})
+    release = threading.Event()
+    receiver.plan.append(("hold", release))  # the first request arrives and gets no answer while held
+    with (
+        make_api(database_url, rules, destinations=destinations_file(tmp_path, destination)) as api,
+        open(tmp_path / "deliver.log", "wb") as log,
+    ):
+        for minutes in (30, 45):  # versions 1 and 2 of one Claim
+            assert api.push(visit_for("enc-1", minutes)).status_code == 201
+        first = deliver(api, log, lease=5)
+        try:
+            assert receiver.received.wait(60), "the first worker never sent"
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait(30)
+        release.set()  # the destination now applies version 1, answering a worker that is gone
+        assert completed(api) == 0
+        second = deliver(api, log, lease=5)
+        try:
+            wait_for(lambda: completed(api) == 2, 60, "both deliveries completing after the restart")
+        finally:
+            stop(second)
+    claim_id = receiver.requests[0].claim_id
+    assert receiver.effects == [(claim_id, 1, "active"), (claim_id, 2, "active")]
+    versions = [r.version for r in receiver.requests]
+    assert versions == [1, 1, 2]  # version 1 sent again after the lease ran out, then version 2
+    assert len({r.key for r in receiver.requests if r.version == 1}) == 1
+
+
+def test_four_workers_in_two_processes_share_postgresql_without_duplicates(
+    rules: Rules, tmp_path: Path, receiver: Receiver
+) -> None:
+    url = require_postgres()
+    reset_postgres(url)
+    claims, versions = 2500, 2
+    destination = fhir_destination(receiver.base, timeout={"connect": 2, "read": 10})
+    path = destinations_file(tmp_path, destination)
+    with make_api(url, rules, destinations=path) as api, open(tmp_path / "deliver.log", "wb") as log:
+        loaded = load_destinations(path)
+        assert loaded is not None
+        now = datetime.now(UTC)
+        for version in range(1, versions + 1):
+            with api.store.transaction() as connection:
+                for n in range(claims):
+                    claim = {"resourceType": "Claim", "id": f"c-{n}", "status": "active", "total": {"value": version}}
+                    stored: Stored = api.store.put(connection, claim, now)
+                    enqueue(connection, loaded, stored, None, now)
+        total = claims * versions
+        assert api.count("deliveries") == total
+        workers = [deliver(api, log, workers=2, lease=60), deliver(api, log, workers=2, lease=60)]
+        try:
+            wait_for(lambda: completed(api) == total, 600, f"{total} deliveries completing")
+        finally:
+            for process in workers:
+                stop(process)
+    sent = Counter(r.key for r in receiver.requests)
+    assert len(sent) == total
+    assert max(sent.values()) == 1, "a delivery was sent twice"
+    assert len(receiver.effects) == total
+    order = {}
+    for request in receiver.requests:
+        order.setdefault(request.claim_id, []).append(request.version)
+    assert all(seen == [1, 2] for seen in order.values())
