@@ -21,9 +21,9 @@ from adapter.service.capability import (
     operation_definition,
 )
 from adapter.service.claims import ClaimService
+from adapter.service.delivery.tasks import task_router
 from adapter.service.docs_routes import FHIR_CONTENT, fhir_responses, install_docs
 from adapter.service.faults import install_database_faults, unavailable
-from adapter.service.delivery.tasks import task_router
 from adapter.service.fhirhttp import (
     FhirError,
     FhirJsonResponse,

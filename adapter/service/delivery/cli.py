@@ -48,11 +48,10 @@ def checked_destinations(settings: Settings) -> Destinations | None:
 
 
 def start_workers(settings: Settings, destinations: Destinations | None, wanted: int | None = None) -> Pool | None:
-    """The delivery workers a process runs (None when there are none); the schema is migrated first."""
+    """The delivery workers a process runs (None when there are none)."""
     if destinations is None:
         return None
     from adapter.service.delivery.worker import Pool, worker_count
-    from adapter.service.migrate import upgrade
     from adapter.service.store import Store
 
     store = Store(settings.database_url)
@@ -61,7 +60,6 @@ def start_workers(settings: Settings, destinations: Destinations | None, wanted:
     )
     if count == 0:
         return None
-    upgrade(store)
     pool = Pool(store, destinations, settings, count)
     pool.start()
     return pool

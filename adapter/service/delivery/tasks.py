@@ -21,6 +21,8 @@ from starlette.concurrency import run_in_threadpool
 from adapter.intake.slim import FHIR_ID
 from adapter.service.delivery import outbox
 from adapter.service.fhirhttp import FhirError, fhir_response, version_headers
+from adapter.service.numbers import wire_int
+from adapter.service.search import _page_number
 from adapter.service.settings import Settings
 from adapter.service.store import Store
 
@@ -84,21 +86,12 @@ def _focus(value: str) -> tuple[str, int | None]:
         parts = ["Claim", *parts]
     if parts[0] == "Claim" and len(parts) == 2 and FHIR_ID.match(parts[1]):
         return parts[1], None
-    versioned = len(parts) == 4 and parts[2] == "_history" and parts[3].isdigit()
-    if parts[0] == "Claim" and versioned and FHIR_ID.match(parts[1]):
-        return parts[1], int(parts[3])
+    version = wire_int(parts[3]) if len(parts) == 4 and parts[2] == "_history" else None
+    if parts[0] == "Claim" and version is not None and FHIR_ID.match(parts[1]):
+        return parts[1], version
     raise FhirError(
         400, "invalid-search", "focus must be Claim/<id> or Claim/<id>/_history/<version>", "invalid", "focus"
     )
-
-
-def _number(request: Request, name: str, default: int, ceiling: int) -> int:
-    value = request.query_params.get(name)
-    if value is None:
-        return default
-    if not value.isdigit():
-        raise FhirError(400, "invalid-search", f"{name} must be a non-negative integer", "invalid", name)
-    return min(int(value), ceiling)
 
 
 def search_tasks(store: Store, settings: Settings, request: Request, tenants: tuple[str, ...] | None) -> dict[str, Any]:
@@ -118,8 +111,8 @@ def search_tasks(store: Store, settings: Settings, request: Request, tenants: tu
             if state not in STATES:
                 raise FhirError(400, "invalid-search", f"status must be one of {list(STATES)}", "invalid", "status")
             states.append(state)
-    count = _number(request, "_count", settings.page_size, 1000)
-    offset = _number(request, "_offset", 0, 10**9)
+    count = _page_number(request.query_params.get("_count"), "_count", settings.page_size, 1000)
+    offset = _page_number(request.query_params.get("_offset"), "_offset", 0, 10**9)
     total, rows = outbox.search(
         store,
         claim_id=claim_id,

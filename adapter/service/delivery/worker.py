@@ -17,6 +17,7 @@ from adapter.service.delivery import outbox
 from adapter.service.delivery.config import Destinations
 from adapter.service.delivery.outbox import FAILED, Claimed, Verdict
 from adapter.service.delivery.send import FhirSender
+from adapter.service.migrate import upgrade
 from adapter.service.settings import Settings
 from adapter.service.store import Store
 
@@ -75,8 +76,21 @@ class Worker:
         )
 
     def run(self, stop: threading.Event) -> None:
-        """Work until ``stop`` is set; a database or sender failure is logged and retried after a pause."""
+        """Work until ``stop`` is set; a database or sender failure is logged and retried after a pause.
+
+        The schema is brought up first (idempotent, serialized on PostgreSQL), retried while the
+        database cannot be reached, so workers start with the database down and begin when it is up.
+        """
         try:
+            delay = self.poll
+            while not stop.is_set():
+                try:
+                    upgrade(self.store)
+                    break
+                except Exception as error:  # the database is down: the reason is in its log
+                    log.warning("delivery worker %s: schema upgrade: %s; retrying", self.owner, type(error).__name__)
+                    stop.wait(delay)
+                    delay = min(delay * 2, 30.0)
             while not stop.is_set():
                 try:
                     worked = bool(self.run_once())
