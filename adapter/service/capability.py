@@ -41,6 +41,19 @@ RESULT_PARAMS_DOC = (
 )
 
 
+# Deliveries downstream (adapter/service/delivery/tasks.py): one Task per Claim version per destination.
+TASK_RESOURCE: dict[str, Any] = {
+    "type": "Task",
+    "interaction": [{"code": "read"}, {"code": "search-type"}],
+    "searchParam": [
+        {"name": "_id", "type": "token", "documentation": "logical id"},
+        {"name": "focus", "type": "reference", "documentation": "the Claim, or Claim version, delivered"},
+        {"name": "status", "type": "token", "documentation": "requested | in-progress | completed | failed"},
+    ],
+    "operation": [{"name": "retry", "definition": "https://theraclaim.org/fhir/OperationDefinition/task-retry"}],
+}
+
+
 def _search_params(resource_type: str) -> list[dict[str, str]]:
     return [
         {"name": p.name, "type": p.type, "documentation": p.documentation} for p in params_of(resource_type).values()
@@ -90,6 +103,7 @@ def capability_statement(now_iso: str) -> dict[str, Any]:
                 {"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}
             )
         resources.append(entry)
+    resources.append(TASK_RESOURCE)
     resources.append(
         {  # no interaction on Bundle: FHIR JSON forbids an empty array, so the element is left out
             "type": "Bundle",

@@ -21,7 +21,7 @@ from joserfc.jwk import RSAKey
 from adapter.rules.catalog import Rules
 from adapter.service.delivery.send import idempotency_key
 from bench.receiver import TOKEN, Receiver
-from tests.api.conftest import Api, entries, make_api, visit_for
+from tests.api.conftest import Api, assert_outcome, entries, make_api, visit_for
 from tests.api.delivery_helpers import destinations_file, drain, fhir_destination, states, worker_for
 from tests.conftest import validate_fhir, write_json
 
@@ -213,3 +213,25 @@ def test_smart_backend_services_authentication(
     assert claims["aud"] == token_url
     assert 0 < claims["exp"] - claims["iat"] <= 300
     assert claims["jti"]
+
+
+def test_task_search_and_read_refuse_what_they_cannot_answer(delivering: Api) -> None:
+    claim_id = claim_id_of(delivering.push(visit_for("enc-1", 30)))
+    (task,) = tasks(delivering, f"focus={claim_id}")
+    assert tasks(delivering, f"_id={task['id']}&status=requested,failed") == [task]
+    assert tasks(delivering, f"focus=Claim/{claim_id}/_history/1") == [task]
+    assert tasks(delivering, f"focus=Claim/{claim_id}/_history/2") == []
+    assert tasks(delivering, "status=no-such-status") == []  # a code no Task has matches nothing
+    assert tasks(delivering, "focus=Patient/pat-1") == []
+    for query, expression in (
+        ("colour=red", None),
+        ("focus=Claim/a/b", "focus"),
+        ("focus=Claim/x/_history/%D9%A3", "focus"),
+        ("status=%00", "status"),
+        ("_count=-1", "_count"),
+    ):
+        body = assert_outcome(delivering.client.get(f"/fhir/Task?{query}"), 400)
+        assert body["issue"][0].get("expression", [None])[0] == expression, query
+    assert_outcome(delivering.client.get("/fhir/Task/no-such-task"), 404)
+    assert_outcome(delivering.client.post("/fhir/Task/no-such-task/$retry"), 404)
+    assert_outcome(delivering.client.post(f"/fhir/Task/{task['id']}/$retry"), 409)  # not a dead letter

@@ -271,11 +271,12 @@ def search(
     claim_id: str | None = None,
     claim_version: int | None = None,
     states: tuple[str, ...] = (),
+    task_ids: tuple[str, ...] = (),
     tenants: tuple[str, ...] | None = None,
     count: int = 50,
     offset: int = 0,
 ) -> tuple[int, list[RowMapping]]:
-    """Deliveries by Claim (and version), state and tenant, oldest first, with the total."""
+    """Deliveries by Claim (and version), state, id and tenant, oldest first, with the total."""
     conditions = []
     if claim_id is not None:
         conditions.append(deliveries.c.claim_id == claim_id)
@@ -283,6 +284,8 @@ def search(
         conditions.append(deliveries.c.claim_version == claim_version)
     if states:
         conditions.append(deliveries.c.state.in_(states))
+    if task_ids:
+        conditions.append(deliveries.c.task_id.in_(task_ids))
     if tenants is not None:
         conditions.append(deliveries.c.tenant.in_(tenants))
     where = and_(*conditions) if conditions else and_(True)

@@ -9,6 +9,7 @@ status and, when it sent one, its response body: an OperationOutcome or the reso
 from __future__ import annotations
 
 import base64
+import re
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -28,8 +29,8 @@ from adapter.service.store import Store
 
 BASE = "https://theraclaim.org/fhir"
 TASK_CODE = {"coding": [{"system": f"{BASE}/CodeSystem/task-code", "code": "deliver-claim"}]}
-STATES = (outbox.REQUESTED, outbox.IN_PROGRESS, outbox.COMPLETED, outbox.FAILED)
-SEARCH_PARAMS = {"focus", "status", "_count", "_offset"}
+SEARCH_PARAMS = {"_id", "focus", "status", "_count", "_offset"}
+NOTHING = ("", -1)  # a search that can match no delivery
 
 
 def _aware(value: datetime) -> datetime:
@@ -80,10 +81,12 @@ def task(row: RowMapping) -> dict[str, Any]:
 
 
 def _focus(value: str) -> tuple[str, int | None]:
-    """``Claim/<id>``, ``Claim/<id>/_history/<n>`` or a bare Claim id."""
+    """``Claim/<id>``, ``Claim/<id>/_history/<n>`` or a bare Claim id; another type matches nothing."""
     parts = value.split("/")
     if len(parts) == 1:
         parts = ["Claim", *parts]
+    if len(parts) in (2, 4) and parts[0] != "Claim" and re.fullmatch(r"[A-Z][A-Za-z]{1,63}", parts[0]):
+        return NOTHING
     if parts[0] == "Claim" and len(parts) == 2 and FHIR_ID.match(parts[1]):
         return parts[1], None
     version = wire_int(parts[3]) if len(parts) == 4 and parts[2] == "_history" else None
@@ -101,16 +104,16 @@ def search_tasks(store: Store, settings: Settings, request: Request, tenants: tu
         raise FhirError(
             400, "invalid-search", f"Task search supports {sorted(SEARCH_PARAMS)}; got {unknown}", "invalid"
         )
+    for name, value in params:
+        if "\x00" in value:  # no FHIR string holds a NUL, and PostgreSQL refuses one in a query
+            raise FhirError(400, "invalid-search", f"{name} holds a NUL character", "invalid", name)
     claim_id, claim_version = (None, None)
     focus = request.query_params.get("focus")
     if focus is not None:
         claim_id, claim_version = _focus(focus)
-    states: list[str] = []
-    for value in request.query_params.getlist("status"):
-        for state in value.split(","):
-            if state not in STATES:
-                raise FhirError(400, "invalid-search", f"status must be one of {list(STATES)}", "invalid", "status")
-            states.append(state)
+    # a status code that no Task has matches nothing (token search), like an unknown id
+    states = [state for value in request.query_params.getlist("status") for state in value.split(",")]
+    task_ids = [task_id for value in request.query_params.getlist("_id") for task_id in value.split(",")]
     count = _page_number(request.query_params.get("_count"), "_count", settings.page_size, 1000)
     offset = _page_number(request.query_params.get("_offset"), "_offset", 0, 10**9)
     total, rows = outbox.search(
@@ -118,6 +121,7 @@ def search_tasks(store: Store, settings: Settings, request: Request, tenants: tu
         claim_id=claim_id,
         claim_version=claim_version,
         states=tuple(states),
+        task_ids=tuple(task_ids),
         tenants=tenants,
         count=count,
         offset=offset,
