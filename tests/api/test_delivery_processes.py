@@ -8,19 +8,19 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from adapter.rules.catalog import Rules
-from adapter.service.delivery.config import load_destinations
-from adapter.service.delivery.outbox import enqueue
-from adapter.service.store import Stored, deliveries
+from adapter.service.store import deliveries, resource_history
 from bench.receiver import Receiver
 from tests.api.conftest import Api, make_api, require_postgres, reset_postgres, visit_for
 from tests.api.delivery_helpers import destinations_file, fhir_destination
@@ -94,6 +94,33 @@ def test_a_worker_killed_mid_send_loses_and_duplicates_nothing(
     assert len({r.key for r in receiver.requests if r.version == 1}) == 1
 
 
+def history_row(claim_id: str, version: int, now: datetime) -> dict[str, Any]:
+    claim = {"resourceType": "Claim", "id": claim_id, "meta": {"versionId": str(version)}, "status": "active"}
+    return {
+        "resource_type": "Claim",
+        "id": claim_id,
+        "version_id": version,
+        "last_updated": now,
+        "content": orjson.dumps(claim).decode(),
+    }
+
+
+def delivery_row(claim_id: str, version: int, now: datetime) -> dict[str, Any]:
+    return {
+        "task_id": str(uuid.uuid4()),
+        "destination": "billing",
+        "claim_id": claim_id,
+        "claim_version": version,
+        "claim_status": "active",
+        "state": "requested",
+        "version": 1,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 def test_four_workers_in_two_processes_share_postgresql_without_duplicates(
     rules: Rules, tmp_path: Path, receiver: Receiver
 ) -> None:
@@ -103,15 +130,12 @@ def test_four_workers_in_two_processes_share_postgresql_without_duplicates(
     destination = fhir_destination(receiver.base, timeout={"connect": 2, "read": 10})
     path = destinations_file(tmp_path, destination)
     with make_api(url, rules, destinations=path) as api, open(tmp_path / "deliver.log", "wb") as log:
-        loaded = load_destinations(path)
-        assert loaded is not None
+        # the backlog is written in bulk (the outbox rows of Claim writes are tested in test_delivery.py)
         now = datetime.now(UTC)
-        for version in range(1, versions + 1):
-            with api.store.transaction() as connection:
-                for n in range(claims):
-                    claim = {"resourceType": "Claim", "id": f"c-{n}", "status": "active", "total": {"value": version}}
-                    stored: Stored = api.store.put(connection, claim, now)
-                    enqueue(connection, loaded, stored, None, now)
+        changes = [(f"c-{n}", version) for version in range(1, versions + 1) for n in range(claims)]
+        with api.store.transaction() as connection:
+            connection.execute(insert(resource_history), [history_row(c, v, now) for c, v in changes])
+            connection.execute(insert(deliveries), [delivery_row(c, v, now) for c, v in changes])
         total = claims * versions
         assert api.count("deliveries") == total
         workers = [deliver(api, log, workers=2, lease=60), deliver(api, log, workers=2, lease=60)]
@@ -120,6 +144,10 @@ def test_four_workers_in_two_processes_share_postgresql_without_duplicates(
         finally:
             for process in workers:
                 stop(process)
+    # both processes took part: each logged deliveries it completed
+    lines = (tmp_path / "deliver.log").read_text().splitlines()
+    pids = {line.split("pid=")[1].split()[0] for line in lines if ": completed" in line}
+    assert pids == {str(process.pid) for process in workers}
     sent = Counter(r.key for r in receiver.requests)
     assert len(sent) == total
     assert max(sent.values()) == 1, "a delivery was sent twice"

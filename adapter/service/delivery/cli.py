@@ -6,6 +6,7 @@ The database modules load only when a command needs them (``convert`` and ``batc
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import threading
@@ -70,6 +71,8 @@ def deliver(args: argparse.Namespace, settings: Settings) -> int:
     if destinations is None:
         print("theraclaim deliver: THERACLAIM_DESTINATIONS is not set: there is nowhere to deliver", file=sys.stderr)
         return 2
+    # one line per attempt: Task id, destination, attempt, verdict (never Claim content)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s pid=%(process)d %(name)s %(levelname)s %(message)s")
     stopped = threading.Event()
 
     def _stop(_signal: int, _frame: FrameType | None) -> None:

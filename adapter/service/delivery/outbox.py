@@ -190,37 +190,42 @@ def release(store: Store, claimed: Claimed, owner: str) -> None:
         )
 
 
-def finish(store: Store, claimed: Claimed, owner: str, verdict: Verdict) -> bool:
-    """Record an attempt's end; False when the lease was lost (another worker has the row now)."""
+def finish(store: Store, owner: str, verdicts: list[tuple[Claimed, Verdict]]) -> list[Claimed]:
+    """Record the ends of attempts in one transaction; the deliveries whose lease was lost (another
+    worker has them now, and their verdict is not recorded)."""
     now = datetime.now(UTC)
-    values: dict[str, Any] = {
-        "state": REQUESTED if verdict.state == REQUESTED else verdict.state,
-        "lease_owner": None,
-        "lease_until": None,
-        "http_status": verdict.http_status,
-        "reason": verdict.reason[:512] if verdict.reason else None,
-        "updated_at": now,
-        "version": deliveries.c.version + 1,
-    }
-    if verdict.response is not None or verdict.state != REQUESTED:
-        values["response"] = verdict.response
-    if verdict.retry_at is not None:
-        values["next_attempt_at"] = verdict.retry_at
+    lost = []
     with store.transaction() as connection:
         if store.dialect == "postgresql":
-            # Losing this commit in a crash only makes the row due again after its lease: the send is
-            # repeated (idempotent), nothing is lost. So it need not wait for the WAL flush.
+            # Losing this commit in a crash only makes the rows due again after their lease: the
+            # sends are repeated (idempotent), nothing is lost. So it need not wait for the WAL flush.
             connection.execute(text("SET LOCAL synchronous_commit = off"))
-        result = connection.execute(
-            update(deliveries)
-            .where(
-                deliveries.c.task_id == claimed.task_id,
-                deliveries.c.state == IN_PROGRESS,
-                deliveries.c.lease_owner == owner,
+        for claimed, verdict in verdicts:
+            values: dict[str, Any] = {
+                "state": verdict.state,
+                "lease_owner": None,
+                "lease_until": None,
+                "http_status": verdict.http_status,
+                "reason": verdict.reason[:512] if verdict.reason else None,
+                "updated_at": now,
+                "version": deliveries.c.version + 1,
+            }
+            if verdict.response is not None or verdict.state != REQUESTED:
+                values["response"] = verdict.response
+            if verdict.retry_at is not None:
+                values["next_attempt_at"] = verdict.retry_at
+            result = connection.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.task_id == claimed.task_id,
+                    deliveries.c.state == IN_PROGRESS,
+                    deliveries.c.lease_owner == owner,
+                )
+                .values(**values)
             )
-            .values(**values)
-        )
-    return result.rowcount == 1
+            if result.rowcount != 1:
+                lost.append(claimed)
+    return lost
 
 
 class RetryRefused(Exception):

@@ -46,34 +46,39 @@ class Worker:
             sender.close()
 
     def run_once(self) -> list[Claimed]:
-        """Lease a batch of due deliveries and attempt each; the ones leased (empty: nothing was due)."""
+        """Lease a batch of due deliveries, attempt each, record the verdicts together; the ones
+        leased (empty: nothing was due)."""
         batch = outbox.claim(self.store, self.owner, self.lease, self.batch)
+        verdicts = []
         for claimed in batch:
             sender = self.senders.get(claimed.destination)
             if sender is not None and datetime.now(UTC) + sender.longest_send >= claimed.lease_until:
                 outbox.release(self.store, claimed, self.owner)  # another worker could take it mid-send
                 continue
-            self._attempt(claimed, sender)
+            verdicts.append((claimed, self._attempt(claimed, sender)))
+        if verdicts:
+            lost = outbox.finish(self.store, self.owner, verdicts)
+            for claimed, verdict in verdicts:
+                if claimed in lost:
+                    log.warning("delivery %s: lease lost before the verdict was recorded", claimed.task_id)
+                    continue
+                log.info(
+                    "delivery %s to %s attempt %d: %s%s",
+                    claimed.task_id,
+                    claimed.destination,
+                    claimed.attempts,
+                    verdict.state,
+                    f" ({verdict.reason})" if verdict.reason else "",
+                )
         return batch
 
-    def _attempt(self, claimed: Claimed, sender: FhirSender | None) -> None:
+    @staticmethod
+    def _attempt(claimed: Claimed, sender: FhirSender | None) -> Verdict:
         if sender is None:
-            verdict = Verdict(FAILED, None, f"destination {claimed.destination!r} is no longer configured")
-        elif claimed.claim is None:
-            verdict = Verdict(FAILED, None, "the Claim version is not in the database")
-        else:
-            verdict = sender.send(claimed, claimed.claim)
-        if not outbox.finish(self.store, claimed, self.owner, verdict):
-            log.warning("delivery %s: lease lost before the verdict was recorded", claimed.task_id)
-            return
-        log.info(
-            "delivery %s to %s attempt %d: %s%s",
-            claimed.task_id,
-            claimed.destination,
-            claimed.attempts,
-            verdict.state,
-            f" ({verdict.reason})" if verdict.reason else "",
-        )
+            return Verdict(FAILED, None, f"destination {claimed.destination!r} is no longer configured")
+        if claimed.claim is None:
+            return Verdict(FAILED, None, "the Claim version is not in the database")
+        return sender.send(claimed, claimed.claim)
 
     def run(self, stop: threading.Event) -> None:
         """Work until ``stop`` is set; a database or sender failure is logged and retried after a pause.
