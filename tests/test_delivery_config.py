@@ -32,13 +32,20 @@ GOOD = "- {id: ok, kind: fhir, base: 'http://127.0.0.1:1/fhir'}\n"
         ("- {id: billing, kind: fhir, base: 'http://x/fhir', retry: {max_attempts: 0}}", "retry.max_attempts:"),
         ("- {id: billing, kind: fhir, base: 'http://x/fhir', colour: red}", "destinations[1] (id billing) colour:"),
         ("- {id: 'bad id', kind: fhir, base: 'http://x/fhir'}", "destinations[1] (id bad id) id:"),
-        ("- {id: billing, kind: ftp}", "destinations[1] (id billing) kind:"),
+        ("- {id: billing, kind: ftp}", "destinations[1] (id billing): Input tag 'ftp' found using 'kind'"),
         (
             "- {id: billing, kind: fhir, base: 'http://x/fhir', auth: {kind: smart, token_url: 'http://x/t',"
             " client_id: c, key_file: /nonexistent.jwk}}",
             "destinations[1] (id billing) auth: Value error, key_file /nonexistent.jwk is not a readable file",
         ),
         ("- {id: ok, kind: fhir, base: 'http://x/fhir'}", "destination id 'ok' is used twice"),
+        ("- {id: drop, kind: folder, path: /nonexistent}", "destinations[1] (id drop): Value error, path /nonexistent"),
+        ("- {id: drop, kind: folder, path: /tmp, auth: {kind: none}}", "destinations[1] (id drop) auth: Extra inputs"),
+        (
+            "- {id: a, kind: folder, path: /tmp}\n- {id: b, kind: folder, path: /tmp}",
+            "at most one destination of kind folder",
+        ),
+        ("- {id: drop, kind: folder, path: /tmp, profile: nobody}", "destination drop profile: profile 'nobody'"),
         (
             "- {id: slow, kind: fhir, base: 'http://x/fhir', timeout: {connect: 60, read: 100}}",
             "destination slow: twice its timeout connect + read (320 s) must be shorter than THERACLAIM_DELIVERY_LEASE",

@@ -24,6 +24,7 @@ from bench.receiver import TOKEN, Receiver
 from tests.api.conftest import Api, assert_outcome, entries, make_api, visit_for
 from tests.api.delivery_helpers import destinations_file, drain, fhir_destination, states, worker_for
 from tests.conftest import validate_fhir, write_json
+from tests.x12_support import validate_x12, with_demographics
 
 OUTCOME_400 = {
     "resourceType": "OperationOutcome",
@@ -235,3 +236,38 @@ def test_task_search_and_read_refuse_what_they_cannot_answer(delivering: Api) ->
     assert_outcome(delivering.client.get("/fhir/Task/no-such-task"), 404)
     assert_outcome(delivering.client.post("/fhir/Task/no-such-task/$retry"), 404)
     assert_outcome(delivering.client.post(f"/fhir/Task/{task['id']}/$retry"), 409)  # not a dead letter
+
+
+def test_a_folder_gets_one_837p_file_per_export_written_whole(
+    database_url: str, rules: Rules, tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drop_folder = tmp_path / "outbound"
+    drop_folder.mkdir()
+    folder = {"id": "clearinghouse", "kind": "folder", "path": str(drop_folder)}
+    with api_with(database_url, rules, tmp_path, fhir_destination(receiver.base), folder) as api:
+        for number in (1, 2):
+            claim_id_of(api.push(with_demographics(visit_for(f"enc-{number}", 30))))
+        with worker_for(api) as worker:
+            (exporter,) = worker.folders
+            first = exporter.export()
+            assert first.control_number is not None and len(first.sent) == 2
+            assert exporter.export().control_number is None  # nothing new: no file
+            claim_id_of(api.push(with_demographics(visit_for("enc-1", 45))))  # version 2: a replacement
+
+            def full_disk(*_: Any) -> None:
+                raise OSError(28, "No space left on device")
+
+            monkeypatch.setattr("adapter.service.delivery.folder.os.replace", full_disk)
+            with pytest.raises(OSError):
+                exporter.export()  # the export rolls back: nothing marked exported, no file, no temporary
+            monkeypatch.undo()
+            second = exporter.export()
+            assert second.control_number == first.control_number + 1  # the numbers rolled back too
+            assert [(s.version_id, s.frequency) for s in second.sent] == [(2, "7")]
+            assert drain(api, worker) == 3  # the FHIR destination got its three changes meanwhile
+    files = sorted(drop_folder.iterdir())
+    assert [f.name for f in files] == [
+        f"clearinghouse-{number:09d}.x12" for number in (first.control_number, second.control_number)
+    ]
+    assert files[0].read_bytes() == first.content and files[1].read_bytes() == second.content
+    validate_x12(files)

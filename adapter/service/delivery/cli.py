@@ -13,6 +13,8 @@ import threading
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from adapter.errors import RuleDataError
+from adapter.output.x12 import load_profile
 from adapter.service.delivery.config import DestinationError, Destinations, load_destinations
 from adapter.service.settings import Settings
 
@@ -37,7 +39,12 @@ def checked_destinations(settings: Settings) -> Destinations | None:
     """The destinations file, checked: DestinationError names the entry and field (exit 3)."""
     destinations = load_destinations(settings.destinations)
     if destinations is not None:
-        for destination in destinations.destinations:
+        for folder in destinations.folders:
+            try:
+                load_profile(folder.profile, settings.mappings_dir)
+            except RuleDataError as error:
+                raise DestinationError(f"{settings.destinations}: destination {folder.id} profile: {error}") from error
+        for destination in destinations.fhir:
             longest = 2 * (destination.timeout.connect + destination.timeout.read)  # a token, then the send
             if longest >= settings.delivery_lease_seconds:
                 raise DestinationError(

@@ -16,6 +16,7 @@ destinations:
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -100,8 +101,29 @@ class FhirDestination(_Model):
         return str(self.base).rstrip("/")
 
 
+class FolderDestination(_Model):
+    """837P interchanges dropped into a folder (for a clearinghouse's pickup job): every
+    ``interval_seconds`` one interchange with every Claim version not exported yet, the same export
+    as ``theraclaim export-837`` (original, replacement or void per version; adapter/service/x12store.py)."""
+
+    id: str = Field(pattern=DESTINATION_ID)
+    kind: Literal["folder"]
+    path: Path = Field(description="an existing, writable directory")
+    profile: str | None = Field(None, description="clearinghouse profile id (default: the only one there is)")
+    interval_seconds: float = Field(60, gt=0)
+
+    @model_validator(mode="after")
+    def _writable(self) -> FolderDestination:
+        if not self.path.is_dir() or not os.access(self.path, os.W_OK):
+            raise ValueError(f"path {self.path} is not a writable directory")
+        return self
+
+
+Destination = Annotated[FhirDestination | FolderDestination, Field(discriminator="kind")]
+
+
 class Destinations(_Model):
-    destinations: tuple[FhirDestination, ...] = Field(min_length=1)
+    destinations: tuple[Destination, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Destinations:
@@ -110,10 +132,17 @@ class Destinations(_Model):
             if destination.id in seen:
                 raise ValueError(f"destination id {destination.id!r} is used twice")
             seen.add(destination.id)
+        if len(self.folders) > 1:  # which Claim versions were exported is recorded once, not per folder
+            raise ValueError("at most one destination of kind folder")
         return self
 
-    def by_id(self, destination_id: str) -> FhirDestination | None:
-        return next((d for d in self.destinations if d.id == destination_id), None)
+    @property
+    def fhir(self) -> tuple[FhirDestination, ...]:
+        return tuple(d for d in self.destinations if isinstance(d, FhirDestination))
+
+    @property
+    def folders(self) -> tuple[FolderDestination, ...]:
+        return tuple(d for d in self.destinations if isinstance(d, FolderDestination))
 
 
 def load_destinations(path: Path | None) -> Destinations | None:
@@ -146,6 +175,6 @@ def _describe(document: object, error: ValidationError) -> str:
             where = f"destinations[{index}]" + (f" (id {name})" if isinstance(name, str) else "")
             location = location[2:]
         # the discriminated union adds its tag ('smart', 'none') to the path: not a field name
-        fields = ".".join(str(part) for part in location if part not in ("smart", "none", "fhir"))
+        fields = ".".join(str(part) for part in location if part not in ("smart", "none", "fhir", "folder"))
         problems.append(" ".join(part for part in (where, fields) if part) + f": {item['msg']}")
     return "; ".join(problems)

@@ -73,7 +73,7 @@ def enqueue(connection: Connection, destinations: Destinations, claim: Stored, p
     provider = resource.get("provider")
     tenant = provider.get("reference") if isinstance(provider, dict) else None
     written = 0
-    for destination in destinations.destinations:
+    for destination in destinations.fhir:  # a folder takes every new version, at its next export
         row_payer = payer
         if status == "cancelled":
             # a cancellation goes only where the Claim went: a destination never told of it has nothing to cancel

@@ -13,8 +13,10 @@ import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from adapter.rules.catalog import Rules, load_rules
 from adapter.service.delivery import outbox
 from adapter.service.delivery.config import Destinations
+from adapter.service.delivery.folder import FolderExporter
 from adapter.service.delivery.outbox import FAILED, Claimed, Verdict
 from adapter.service.delivery.send import FhirSender
 from adapter.service.migrate import upgrade
@@ -33,13 +35,18 @@ def worker_count(settings: Settings, destinations: Destinations | None, dialect:
 
 
 class Worker:
-    def __init__(self, store: Store, destinations: Destinations, settings: Settings) -> None:
+    def __init__(
+        self, store: Store, destinations: Destinations, settings: Settings, rules: Rules | None = None
+    ) -> None:
         self.store = store
         self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease = timedelta(seconds=settings.delivery_lease_seconds)
         self.poll = settings.delivery_poll_seconds
         self.batch = settings.delivery_batch_size
-        self.senders = {d.id: FhirSender(d, settings.delivery_max_attempts) for d in destinations.destinations}
+        self.senders = {d.id: FhirSender(d, settings.delivery_max_attempts) for d in destinations.fhir}
+        self.folders = [
+            FolderExporter(store, rules or load_rules(settings.mappings_dir), d, settings) for d in destinations.folders
+        ]
 
     def close(self) -> None:
         for sender in self.senders.values():
@@ -98,6 +105,8 @@ class Worker:
                     delay = min(delay * 2, 30.0)
             while not stop.is_set():
                 try:
+                    for folder in self.folders:
+                        folder.export_if_due()
                     worked = bool(self.run_once())
                 except Exception as error:  # the database is down or answered oddly: keep the worker alive
                     log.warning("delivery worker %s: %s; retrying", self.owner, type(error).__name__)
