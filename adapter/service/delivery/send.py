@@ -85,19 +85,19 @@ class FhirSender:
         try:
             response = self._request(claimed, claim)
         except httpx.TransportError as error:  # refused, timed out, dropped before the answer: the class only
-            return self._again(claimed, now, None, f"no answer: {type(error).__name__}", None)
+            return self.later(claimed, now, None, f"no answer: {type(error).__name__}", None)
         except TokenRefused as refused:
-            return self._again(claimed, now, None, str(refused), None)
+            return self.later(claimed, now, None, str(refused), None)
         answer = _answer(response)
         if response.is_success:
             return Verdict(COMPLETED, response.status_code, None, answer)
         reason = f"HTTP {response.status_code}"
         if response.status_code == 401 and self.tokens is not None:
             self.tokens.forget()  # an expired or revoked token: fetch a new one on the next attempt
-            return self._again(claimed, now, 401, reason, answer)
+            return self.later(claimed, now, 401, reason, answer)
         if response.status_code in RETRYABLE or response.status_code >= 500:
-            later = retry_after(response.headers.get("retry-after"), now)
-            return self._again(claimed, now, response.status_code, reason, answer, later)
+            asked = retry_after(response.headers.get("retry-after"), now)
+            return self.later(claimed, now, response.status_code, reason, answer, asked)
         return Verdict(FAILED, response.status_code, f"{reason}: refused by the destination", answer)
 
     def _request(self, claimed: Claimed, claim: dict[str, Any]) -> httpx.Response:
@@ -112,7 +112,7 @@ class FhirSender:
         headers["Idempotency-Key"] = key
         return self.client.post(f"{base}/Claim/$submit", content=body, headers=headers)
 
-    def _again(
+    def later(
         self,
         claimed: Claimed,
         now: datetime,
@@ -121,6 +121,7 @@ class FhirSender:
         answer: str | None,
         at_least: float | None = None,
     ) -> Verdict:
+        """Retry after the backoff (at least ``at_least`` seconds), or a dead letter when out of attempts."""
         if claimed.attempts >= self.max_attempts:
             return Verdict(FAILED, status, f"{reason}; gave up after {claimed.attempts} attempts", answer)
         delay = max(backoff(self.destination, claimed.attempts), at_least or 0.0)

@@ -85,7 +85,11 @@ class Worker:
             return Verdict(FAILED, None, f"destination {claimed.destination!r} is no longer configured")
         if claimed.claim is None:
             return Verdict(FAILED, None, "the Claim version is not in the database")
-        return sender.send(claimed, claimed.claim)
+        try:
+            return sender.send(claimed, claimed.claim)
+        except Exception as error:  # a fault of ours, not the destination's: counted as an attempt
+            log.warning("delivery %s: the send failed: %s", claimed.task_id, type(error).__name__)
+            return sender.later(claimed, datetime.now(UTC), None, f"send failed: {type(error).__name__}", None)
 
     def run(self, stop: threading.Event) -> None:
         """Work until ``stop`` is set; a database or sender failure is logged and retried after a pause.
