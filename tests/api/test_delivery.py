@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +23,7 @@ from joserfc.jwk import RSAKey
 from adapter.rules.catalog import Rules
 from adapter.service.delivery.send import idempotency_key
 from bench.receiver import TOKEN, Receiver
-from tests.api.conftest import Api, assert_outcome, entries, make_api, visit_for
+from tests.api.conftest import Api, assert_outcome, entries, make_api, require_postgres, reset_postgres, visit_for
 from tests.api.delivery_helpers import destinations_file, drain, fhir_destination, states, worker_for
 from tests.conftest import validate_fhir, write_json
 from tests.x12_support import validate_x12, with_demographics
@@ -271,3 +273,29 @@ def test_a_folder_gets_one_837p_file_per_export_written_whole(
     ]
     assert files[0].read_bytes() == first.content and files[1].read_bytes() == second.content
     validate_x12(files)
+
+
+def test_a_committed_change_wakes_an_idle_worker_on_postgresql(
+    rules: Rules, tmp_path: Path, receiver: Receiver
+) -> None:
+    url = require_postgres()
+    reset_postgres(url)
+    # polling every 10 minutes: only the NOTIFY sent at commit can bring the change within the wait below
+    with (
+        api_with(url, rules, tmp_path, fhir_destination(receiver.base), delivery_poll_seconds=600) as api,
+        worker_for(api) as worker,
+    ):
+        stop = threading.Event()
+        thread = threading.Thread(target=worker.run, args=(stop,))
+        thread.start()
+        try:
+            time.sleep(0.5)  # the worker is idle, listening
+            claim_id = claim_id_of(api.push(visit_for("enc-1", 30)))
+            deadline = time.monotonic() + 120
+            while not receiver.effects and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            thread.join(30)
+        assert not thread.is_alive()  # a stop is seen within a second, whatever the poll interval
+    assert receiver.effects == [(claim_id, 1, "active")]

@@ -25,6 +25,7 @@ from adapter.service.store import Store, Stored, deliveries, resource_history
 
 REQUESTED, IN_PROGRESS, COMPLETED, FAILED = "requested", "in-progress", "completed", "failed"
 OPEN_STATES = (REQUESTED, IN_PROGRESS)
+CHANNEL = "theraclaim_deliveries"  # PostgreSQL LISTEN/NOTIFY channel of new deliveries
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +107,9 @@ def enqueue(connection: Connection, destinations: Destinations, claim: Stored, p
             )
         )
         written += 1
+    if written and connection.dialect.name == "postgresql":
+        # wakes idle workers when (and only if) this transaction commits
+        connection.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
     return written
 
 

@@ -10,8 +10,13 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg import sql
 
 from adapter.rules.catalog import Rules, load_rules
 from adapter.service.delivery import outbox
@@ -34,6 +39,40 @@ def worker_count(settings: Settings, destinations: Destinations | None, dialect:
     return min(wanted, 1) if dialect == "sqlite" else wanted
 
 
+class Wakeup:
+    """An idle worker's wait: until a committed Claim change NOTIFYs new deliveries (PostgreSQL), or
+    the poll interval passes (retries and expired leases come due without a notification)."""
+
+    def __init__(self, store: Store, poll: float) -> None:
+        self.poll = poll
+        url = store.engine.url
+        self.conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.listens = url.get_backend_name() == "postgresql"
+        self.connection: psycopg.Connection[Any] | None = None
+
+    def wait(self, stop: threading.Event) -> None:
+        if not self.listens:
+            stop.wait(self.poll)
+            return
+        try:
+            if self.connection is None:
+                self.connection = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5)
+                self.connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(outbox.CHANNEL)))
+            deadline = time.monotonic() + self.poll
+            while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+                # a second at most per wait, so that a stop is seen soon
+                if any(True for _ in self.connection.notifies(timeout=min(left, 1.0), stop_after=1)):
+                    return
+        except psycopg.Error:  # the database is down: poll, and listen again when it is back
+            self.close()
+            stop.wait(self.poll)
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
+
 class Worker:
     def __init__(
         self, store: Store, destinations: Destinations, settings: Settings, rules: Rules | None = None
@@ -42,6 +81,7 @@ class Worker:
         self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease = timedelta(seconds=settings.delivery_lease_seconds)
         self.poll = settings.delivery_poll_seconds
+        self.wakeup = Wakeup(store, self.poll)
         self.batch = settings.delivery_batch_size
         self.senders = {d.id: FhirSender(d, settings.delivery_max_attempts) for d in destinations.fhir}
         self.folders = [
@@ -49,6 +89,7 @@ class Worker:
         ]
 
     def close(self) -> None:
+        self.wakeup.close()
         for sender in self.senders.values():
             sender.close()
 
@@ -116,7 +157,7 @@ class Worker:
                     log.warning("delivery worker %s: %s; retrying", self.owner, type(error).__name__)
                     worked = False
                 if not worked:
-                    stop.wait(self.poll)
+                    self.wakeup.wait(stop)
         finally:
             self.close()
 
