@@ -23,7 +23,6 @@ from adapter.intake.slim import FHIR_ID
 from adapter.service.delivery import outbox
 from adapter.service.fhirhttp import FhirError, fhir_response, version_headers
 from adapter.service.numbers import wire_int
-from adapter.service.search import _page_number
 from adapter.service.settings import Settings
 from adapter.service.store import Store
 
@@ -95,6 +94,17 @@ def _focus(value: str) -> tuple[str, int | None]:
     raise FhirError(
         400, "invalid-search", "focus must be Claim/<id> or Claim/<id>/_history/<version>", "invalid", "focus"
     )
+
+
+def _page_number(value: str | None, name: str, default: int, ceiling: int) -> int:
+    if value is None:
+        return default
+    number = wire_int(value)
+    if number is None:
+        raise FhirError(
+            400, "invalid-search", f"{name} must be a non-negative integer of ASCII digits", "invalid", name
+        )
+    return min(number, ceiling)
 
 
 def search_tasks(store: Store, settings: Settings, request: Request, tenants: tuple[str, ...] | None) -> dict[str, Any]:

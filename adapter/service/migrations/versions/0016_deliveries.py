@@ -1,14 +1,14 @@
 """The delivery outbox (issue 16): one row per Claim version per destination.
 
 Revision ID: 0016_deliveries
-Revises: 0015_x12
+Revises: 0011_rest_search_index
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0016_deliveries"
-down_revision = "0015_x12"
+down_revision = "0011_rest_search_index"
 branch_labels = None
 depends_on = None
 
