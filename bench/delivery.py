@@ -19,29 +19,20 @@ from typing import Any
 import httpx
 import orjson
 import yaml
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
 from adapter.service.delivery.config import Destinations, load_destinations
 from adapter.service.delivery.outbox import enqueue
 from adapter.service.delivery.worker import Worker
 from adapter.service.migrate import upgrade
 from adapter.service.settings import Settings
-from adapter.service.store import Store, deliveries, sqlalchemy_url
+from adapter.service.store import Store, deliveries
+from bench.http import _reset
 from bench.receiver import Receiver
-
-TABLES = ("resource_current", "resource_history", "deliveries")
 
 
 def _claim(number: int, version: int) -> dict[str, Any]:
     return {"resourceType": "Claim", "id": f"bench-{number}", "status": "active", "total": {"value": version}}
-
-
-def _empty(database_url: str) -> None:
-    engine = create_engine(sqlalchemy_url(database_url))
-    with engine.begin() as connection:
-        for table in TABLES:
-            connection.execute(text(f"DELETE FROM {table}"))
-    engine.dispose()
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -132,7 +123,7 @@ def _delay(store: Store, destinations: Destinations, settings: Settings, count: 
 
 def delivery_section(database_url: str, quick: bool) -> dict[str, Any]:
     count = 300 if quick else 3000
-    print(f"\n5. delivery through the outbox (PostgreSQL, loopback FHIR destination, {count} deliveries)")
+    print(f"\n6. delivery through the outbox (PostgreSQL, loopback FHIR destination, {count} deliveries)")
     with TemporaryDirectory() as folder:
         path = Path(folder) / "destinations.yaml"
         entry = {"id": "bench", "kind": "fhir", "base": "http://127.0.0.1:9/fhir"}
@@ -142,11 +133,10 @@ def delivery_section(database_url: str, quick: bool) -> dict[str, Any]:
     assert destinations is not None
     store = Store(database_url)
     try:
+        _reset(database_url)  # the benchmark database starts empty
         upgrade(store)
-        _empty(database_url)
         figures = {"throughput": _throughput(store, destinations, settings, count)}
         figures["delay"] = _delay(store, destinations, settings, count // 10, 50.0)
-        _empty(database_url)
     finally:
         store.engine.dispose()
     return figures
