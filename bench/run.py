@@ -37,8 +37,8 @@ from fhir.resources.R4B.bundle import Bundle
 from adapter.pipeline import run
 from adapter.rules.catalog import load_rules
 from bench import bundles
-from bench.hl7v2 import hl7v2_section
 from bench.delivery import delivery_section
+from bench.hl7v2 import hl7v2_section
 from bench.http import http_section
 from bench.replay import batch_section
 from bench.x12 import x12_section

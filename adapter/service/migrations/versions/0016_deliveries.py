@@ -1,14 +1,14 @@
 """The delivery outbox (issue 16): one row per Claim version per destination.
 
 Revision ID: 0016_deliveries
-Revises: 0011_rest_search_index
+Revises: 0013_hl7v2
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0016_deliveries"
-down_revision = "0011_rest_search_index"
+down_revision = "0013_hl7v2"
 branch_labels = None
 depends_on = None
 
