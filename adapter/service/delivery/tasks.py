@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from adapter.intake.slim import FHIR_ID
 from adapter.service.delivery import outbox
+from adapter.service.docs_routes import fhir_responses
 from adapter.service.fhirhttp import FhirError, fhir_response, version_headers
 from adapter.service.numbers import wire_int
 from adapter.service.settings import Settings
@@ -163,6 +164,30 @@ def _answer(row: RowMapping) -> Response:
     return fhir_response(task(row), 200, version_headers(row["version"], updated))
 
 
+def _openapi(code: str, scope: str, *errors: str) -> dict[str, Any]:
+    """A Task route's OpenAPI extra: its FHIR interaction, SMART scope letter, answers and parameters."""
+    extra: dict[str, Any] = {
+        "x-fhir-interaction": code,
+        "x-smart-scope": scope,
+        "responses": fhir_responses(*errors, "406", "503", success="Task" if code != "search-type" else "Bundle"),
+    }
+    if code == "search-type":
+        extra["parameters"] = [
+            {"name": name, "in": "query", "required": False, "schema": {"type": "string"}, "description": text}
+            for name, text in SEARCH_DOCS.items()
+        ]
+    return extra
+
+
+SEARCH_DOCS = {
+    "focus": "the Claim (Claim/<id>) or Claim version (Claim/<id>/_history/<n>) delivered",
+    "status": "requested | in-progress | completed | failed (a comma is OR)",
+    "_id": "Task ids (a comma is OR)",
+    "_count": "page size (at most 1000)",
+    "_offset": "how many matches to skip",
+}
+
+
 def task_router(store: Store, settings: Settings) -> APIRouter:
     """The Task routes; register before the generic ``/fhir/{type}`` routes.
 
@@ -172,16 +197,16 @@ def task_router(store: Store, settings: Settings) -> APIRouter:
     router = APIRouter()
     tenants: tuple[str, ...] | None = None
 
-    @router.get("/fhir/Task")
+    @router.get("/fhir/Task", openapi_extra=_openapi("search-type", "s", "400"))
     def search(request: Request) -> Response:
         return fhir_response(search_tasks(store, settings, request, tenants))
 
-    @router.get("/fhir/Task/{task_id}")
+    @router.get("/fhir/Task/{task_id}", openapi_extra=_openapi("read", "r", "404"))
     def read(task_id: str) -> Response:
         row = outbox.read(store, task_id) if FHIR_ID.match(task_id) else None
         return _answer(_visible(row, task_id, tenants))
 
-    @router.post("/fhir/Task/{task_id}/$retry")
+    @router.post("/fhir/Task/{task_id}/$retry", openapi_extra=_openapi("operation", "u", "404", "409"))
     async def retry(task_id: str) -> Response:
         row = await run_in_threadpool(outbox.read, store, task_id) if FHIR_ID.match(task_id) else None
         _visible(row, task_id, tenants)
