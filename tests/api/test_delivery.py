@@ -21,6 +21,8 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from adapter.rules.catalog import Rules
+from adapter.service.delivery.config import load_destinations
+from adapter.service.delivery.outbox import enqueue
 from adapter.service.delivery.send import idempotency_key
 from bench.receiver import TOKEN, Receiver
 from tests.api.conftest import Api, assert_outcome, entries, make_api, require_postgres, reset_postgres, visit_for
@@ -299,3 +301,18 @@ def test_a_committed_change_wakes_an_idle_worker_on_postgresql(
             thread.join(30)
         assert not thread.is_alive()  # a stop is seen within a second, whatever the poll interval
     assert receiver.effects == [(claim_id, 1, "active")]
+
+
+@pytest.mark.parametrize("reference", ["Organization/" + "x" * 300, "Organization/a\x00b", None])
+def test_a_provider_reference_no_tenant_column_can_hold_belongs_to_no_tenant(
+    delivering: Api, reference: str | None
+) -> None:
+    loaded = load_destinations(delivering.settings.destinations)
+    assert loaded is not None
+    claim: dict[str, Any] = {"resourceType": "Claim", "id": "c-1", "status": "active"}
+    if reference is not None:
+        claim["provider"] = {"reference": reference}
+    now = datetime.now(UTC)
+    with delivering.store.transaction() as connection:
+        assert enqueue(connection, loaded, delivering.store.put(connection, claim, now), None, now) == 1
+    assert [row["tenant"] for row in delivering.rows("deliveries")] == [None]

@@ -1,7 +1,7 @@
 """Writes the HL7 v2 golden inputs: tests/fixtures/hl7v2/<case>/message.hl7 and why.txt.
 
-    .venv/bin/python -m tests.hl7v2.golden_cases
-    THERACLAIM_UPDATE_GOLDEN=1 .venv/bin/pytest tests/hl7v2/test_golden_v2.py    # rewrite the expected files
+.venv/bin/python -m tests.hl7v2.golden_cases
+THERACLAIM_UPDATE_GOLDEN=1 .venv/bin/pytest tests/hl7v2/test_golden_v2.py    # rewrite the expected files
 """
 
 from __future__ import annotations
@@ -77,8 +77,7 @@ CASES: dict[str, tuple[bytes, str]] = {
     "v26-timed-code-without-minutes-refused": (
         _visit(
             "2.6",
-            [ft1(1, "97124", f"{DAY}090000-0500"), pr1(1, "97124", f"{DAY}090000-0500", "20"),
-             ft1(2, "97140", DAY)],
+            [ft1(1, "97124", f"{DAY}090000-0500"), pr1(1, "97124", f"{DAY}090000-0500", "20"), ft1(2, "97140", DAY)],
             dx=[dg1(1, "M54.50", "Low back pain, unspecified")],
         ),
         "v2.6: the second charge is a timed code (97140) with neither PR1-7 minutes nor an FT1-4 range: an input "
@@ -87,9 +86,21 @@ CASES: dict[str, tuple[bytes, str]] = {
     "v25-sent-modifier-and-snomed-code": (
         _visit(
             "2.5",
-            [segment("FT1", {1: "1", 4: f"{DAY}090000-0500^{DAY}093000-0500", 6: "CG",
-                             7: "386438000^Therapeutic massage^SCT", 10: "2", 19: "M54.50^^I10",
-                             20: "1245319599^Therapist^Terry^^^^^^^^^^NPI", 26: "59"})],
+            [
+                segment(
+                    "FT1",
+                    {
+                        1: "1",
+                        4: f"{DAY}090000-0500^{DAY}093000-0500",
+                        6: "CG",
+                        7: "386438000^Therapeutic massage^SCT",
+                        10: "2",
+                        19: "M54.50^^I10",
+                        20: "1245319599^Therapist^Terry^^^^^^^^^^NPI",
+                        26: "59",
+                    },
+                )
+            ],
             dx=[dg1(1, "M54.50", "Low back pain, unspecified")],
         ),
         "v2.5, commercial: FT1-7 is SNOMED CT 386438000 (therapeutic massage) -> 97124, 30 minutes from the FT1-4 "

@@ -72,7 +72,9 @@ def enqueue(connection: Connection, destinations: Destinations, claim: Stored, p
     resource = claim.resource
     status = str(resource.get("status"))
     provider = resource.get("provider")
-    tenant = provider.get("reference") if isinstance(provider, dict) else None
+    reference = provider.get("reference") if isinstance(provider, dict) else None
+    # a reference the column cannot hold (PostgreSQL refuses NUL) belongs to no tenant a filter names
+    tenant = reference if isinstance(reference, str) and len(reference) <= 256 and "\x00" not in reference else None
     written = 0
     for destination in destinations.fhir:  # a folder takes every new version, at its next export
         row_payer = payer
@@ -97,7 +99,7 @@ def enqueue(connection: Connection, destinations: Destinations, claim: Stored, p
                 claim_version=claim.version_id,
                 claim_status=status,
                 payer=row_payer,
-                tenant=tenant if isinstance(tenant, str) else None,
+                tenant=tenant,
                 state=REQUESTED,
                 version=1,
                 attempts=0,
