@@ -145,6 +145,7 @@ def test_framing_faults_leave_the_connection_usable(door: Api, connect: Connect)
     peer.send(visit("F-2") + END)  # no start block
     no_start = peer.ack()
     assert fields(no_start, "MSA")[1:3] == ["AR", "F-2"] and "start block" in fields(no_start, "MSA")[3]
+    assert errors(no_start)[0][3].startswith("100^")
     peer.send(START + b"MSH|^~\\&|half a message" + frame(visit("F-3", visit_number="V-F3")))  # aborted frame
     assert fields(peer.ack(), "MSA")[1:3] == ["AA", "F-3"]
     big = visit("F-4") + b"NTE|1||" + b"x" * (70 * 1024) + b"\r"

@@ -2,7 +2,7 @@
 
 Framing: ``0x0B`` message ``0x1C 0x0D``.  Bytes between frames are dropped; a message that arrives
 without its start block (its ``0x1C 0x0D`` seen outside a frame) and a message larger than
-``THERACLAIM_MLLP_MAX_BYTES`` get an AR (ERR 104 / 207) and the connection goes on.  A connection
+``THERACLAIM_MLLP_MAX_BYTES`` get an AR (ERR 100 / 104) and the connection goes on.  A connection
 silent for ``THERACLAIM_MLLP_IDLE_SECONDS`` (idle, or half-open: the peer vanished) is closed.
 Peers outside ``THERACLAIM_MLLP_ALLOW`` are disconnected before a byte is read; with TLS and a
 client CA every peer must present a certificate that CA signed.  Messages are processed in a
@@ -81,7 +81,7 @@ class Framer:
                 del self.buffer[: end + 2]
                 at = stray.find(b"MSH")
                 if at >= 0:
-                    frames.append(Frame(stray[at : at + HEAD_BYTES], NO_START))
+                    frames.append(Frame(stray[at : at + HEAD_BYTES], NO_START, "100"))
                 continue
             if start < 0:
                 if len(self.buffer) > self.max_bytes:
