@@ -17,7 +17,7 @@ from typing import Any
 from adapter.errors import InputError, Problem
 from adapter.intake.billing import plan_refs, read_plan, read_practitioner
 from adapter.intake.parties import read_parties
-from adapter.intake.references import BundleIndex, Entry
+from adapter.intake.references import BundleIndex, Entry, unresolved_urns
 from adapter.intake.resources import (
     condition_refs,
     read_condition,
@@ -182,6 +182,9 @@ def _index(document: dict[str, Any], limits: Limits, validation: str) -> BundleI
         problems.extend(found)
         if not found:
             entries.append(Entry(i, full_url, resource))
+    full_urls = {e.full_url for e in entries if e.full_url}
+    for entry in entries:
+        problems += unresolved_urns(entry, full_urls)
     if problems:
         raise InputError(problems)
     return BundleIndex(entries)
@@ -228,10 +231,12 @@ def _encounter(
     )
     if patient is None:
         return None
-    procedures = [
-        read_procedure(index, p, problems)
-        for p in sorted(procedures_by_encounter.get(encounter.index, []), key=lambda e: e.index)
-    ]
+    procedure_entries = sorted(procedures_by_encounter.get(encounter.index, []), key=lambda e: e.index)
+    procedures = [read_procedure(index, p, problems) for p in procedure_entries]
+    diagnoses = _diagnoses(index, encounter, procedures, problems)
+    used = procedure_entries + [e for d in diagnoses if (e := index.lookup(d.condition_ref)) is not None]
+    for resource_entry in {e.index: e for e in used}.values():
+        _same_patient(index, patient, resource_entry, problems)
     known = by_patient.facts(patient)
     if not known.coverages:
         problems.append(
@@ -251,7 +256,7 @@ def _encounter(
         billing_provider_ref=provider.ref if provider else None,
         procedures=tuple(p for p in procedures if p.status == "completed"),
         skipped_procedures=tuple(p for p in procedures if p.status != "completed"),
-        diagnoses=tuple(_diagnoses(index, encounter, procedures, problems)),
+        diagnoses=tuple(diagnoses),
         conditions=known.conditions,
         medications=known.medications,
         observations=known.observations,
@@ -270,6 +275,22 @@ def _encounter(
             [c for c in by_patient.coverages.get(patient.index, []) if c.resource["status"] == "active"],
         ),
     )
+
+
+def _same_patient(index: BundleIndex, patient: Entry, entry: Entry, problems: list[Problem]) -> None:
+    """A resource the Encounter's claim uses must be about the Encounter's patient (``subject``)."""
+    found: list[Problem] = []
+    subject = index.resolve(entry, entry.resource.get("subject"), f"{entry.path}.subject", ("Patient", "Group"), found)
+    if subject is not None and subject.index != patient.index:
+        found.append(
+            Problem(
+                "subject-mismatch",
+                f"the {entry.resource_type} is about {subject.ref}, not the Encounter's patient {patient.ref}",
+                f"{entry.path}.subject.reference",
+                "invalid",
+            )
+        )
+    problems += [p for p in found if p not in problems]  # a Condition's broken subject is reported once
 
 
 def _plans(

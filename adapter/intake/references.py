@@ -111,3 +111,30 @@ def _contained(holder: Entry, local_id: str) -> Entry | None:
         if resource.get("id") == local_id:
             return Entry(holder.index, f"#{local_id}", resource)
     return None
+
+
+def unresolved_urns(entry: Entry, full_urls: set[str]) -> list[Problem]:
+    """Every ``urn:uuid:`` / ``urn:oid:`` reference of an entry's resource that names no entry.
+
+    R4 Bundle §3.1.3.4: such a reference has no meaning outside the Bundle, so it SHALL resolve to
+    an entry's fullUrl; one that does not is broken, whatever element holds it.
+    """
+    problems = []
+    stack: list[tuple[str, Any]] = [(entry.path, entry.resource)]
+    while stack:
+        where, node = stack.pop()
+        if isinstance(node, dict):
+            target = node.get("reference")
+            if isinstance(target, str) and target.startswith(("urn:uuid:", "urn:oid:")) and target not in full_urls:
+                problems.append(
+                    Problem(
+                        "unresolved-reference",
+                        f"reference {target[:80]!r} names no entry of the Bundle (a urn: reference must)",
+                        f"{where}.reference",
+                        "not-found",
+                    )
+                )
+            stack += [(f"{where}.{key}", value) for key, value in node.items() if isinstance(value, dict | list)]
+        elif isinstance(node, list):
+            stack += [(f"{where}[{i}]", value) for i, value in enumerate(node) if isinstance(value, dict | list)]
+    return sorted(problems, key=lambda p: p.expression or "")

@@ -89,3 +89,13 @@ def test_history_versions_out_of_range_are_not_found(api: Api, version: str) -> 
     assert len(response.text) < 1000, "the refusal does not echo a huge path"
     assert body["issue"][0]["details"]["coding"][0]["code"] == "not-found"
     assert api.client.get(f"/fhir/Claim/{claim['id']}/_history/1").status_code == 200
+
+
+def test_a_procedure_of_another_patient_is_refused_with_its_path(api: Api) -> None:
+    from tests.test_referential_integrity import procedure_of_other_patient, visit_with_other_patient
+
+    document = visit_with_other_patient()
+    where = procedure_of_other_patient(document)
+    body = assert_outcome(api.push(document), 422)
+    assert [where] in [i.get("expression") for i in body["issue"]], body
+    assert api.count("resource_current") == 0
