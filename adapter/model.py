@@ -174,6 +174,8 @@ class EncounterFacts:
     plans: tuple[PlanFact, ...] = ()  # from Encounter.basedOn and Procedure.basedOn
     practitioners: tuple[PractitionerFact, ...] = ()  # the Procedures' performers
     parties: Parties | None = None  # names, identifiers and addresses, for the 837P
+    period_start: datetime | date | None = None  # Encounter.period (a date when it has no time)
+    period_end: datetime | date | None = None
 
 
 @dataclass(frozen=True, slots=True)

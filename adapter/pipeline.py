@@ -85,7 +85,7 @@ def run(
         decisions, problems = [], []
         for facts in read_bundle(document, limits, validation):
             try:  # report the problems of every Encounter, not only the first one's
-                decisions.append(decide(facts, rules, payer=payer, options=options))
+                decisions.append(decide(facts, rules, payer=payer, options=options, now=now))
             except InputError as error:
                 problems += [p for p in error.problems if p not in problems]
         if problems:

@@ -179,11 +179,11 @@ CASES += [
 
 
 def _two_encounters() -> dict[str, Any]:
-    second_day = "2025-01-16T09:00:00-05:00"
+    second_day = "2025-01-10T09:00:00-05:00"  # before the golden files' now (2025-01-15)
     return bundle(
         *base_resources("medicare"),
         encounter("enc-1"),
-        encounter("enc-2", start="2025-01-16T08:55:00-05:00"),
+        encounter("enc-2", start="2025-01-10T08:55:00-05:00"),
         *back_to_back(("97124", 24), ("97140", 23)),
         *back_to_back(("97140", 38), start=second_day, encounter="Encounter/enc-2", id_prefix="enc2"),
         plan_of_care(),
@@ -206,7 +206,7 @@ def _transaction() -> dict[str, Any]:
 CASES += [
     Case(
         "multi-encounter-two-claims",
-        "Two Encounters of one patient in one Bundle (2025-01-14: 97124 24 + 97140 23 min; 2025-01-16: 97140 38 "
+        "Two Encounters of one patient in one Bundle (2025-01-14: 97124 24 + 97140 23 min; 2025-01-10: 97140 38 "
         "min) -> two Claims: 97124 x2 + 97140 x1, and 97140 x3.\nSource: one Claim per Encounter (pipeline design); "
         "units T6 and T3",
         _two_encounters,

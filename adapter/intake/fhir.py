@@ -27,6 +27,7 @@ from adapter.intake.resources import (
     read_procedure,
 )
 from adapter.intake.validation import validate_resource
+from adapter.intake.values import when
 from adapter.intake.wire import Limits
 from adapter.model import (
     ConditionFact,
@@ -238,6 +239,7 @@ def _encounter(
     for resource_entry in {e.index: e for e in used}.values():
         _same_patient(index, patient, resource_entry, problems)
     known = by_patient.facts(patient)
+    period = resource.get("period") or {}
     if not known.coverages:
         problems.append(
             Problem(
@@ -262,6 +264,8 @@ def _encounter(
         observations=known.observations,
         coverages=known.coverages,
         plans=tuple(_plans(index, encounter, procedures, problems)),
+        period_start=when(period.get("start"), f"{encounter.path}.period.start", problems),
+        period_end=when(period.get("end"), f"{encounter.path}.period.end", problems),
         practitioners=tuple(
             read_practitioner(index, entry)
             for ref in dict.fromkeys(r for p in procedures for r in p.performer_refs)

@@ -143,6 +143,7 @@ class Encounter(_Resource):
     status: StrictStr  # its required binding is checked in validation.py for both levels
     class_: Coding = Field(alias="class")  # 1..1 in R4; not read, but its absence makes the Encounter invalid
     identifier: tuple[Identifier, ...] = ()
+    period: Period | None = None
     subject: Reference | None = None
     serviceProvider: Reference | None = None
     diagnosis: tuple[EncounterDiagnosis, ...] = ()

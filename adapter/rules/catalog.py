@@ -92,6 +92,23 @@ class UnitPolicy(Strict):
     source: str
 
 
+class UnitsCeiling(Strict):
+    max: int = Field(gt=0, description="most units one line (one code, one date of service) may bill unreviewed")
+    source: str
+
+
+class TimelyFiling(Strict):
+    months: int = Field(gt=0, description="months after the date of service within which the claim must be filed")
+    source: str
+
+
+class PackLimits(Strict):
+    """Plausibility limits every pack states (adapter/rules/plausibility.py): beyond them the Claim is held."""
+
+    units_per_line: UnitsCeiling
+    timely_filing: TimelyFiling
+
+
 class FeeSchedule(Strict):
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
     placeholder: bool = Field(description="true while the amounts are examples, not a real charge master")
@@ -115,6 +132,7 @@ class PayerPack(RuleFile):
     name: str
     match: PackMatch
     units: UnitPolicy
+    limits: PackLimits
     fee_schedule: FeeSchedule
     edits: EditPolicy = EditPolicy()
     contraindications: ContraindicationPolicy = ContraindicationPolicy()

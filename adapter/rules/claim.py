@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from adapter.errors import InputError, Problem
 from adapter.model import (
@@ -22,6 +23,7 @@ from adapter.rules.diagnoses import claim_diagnoses
 from adapter.rules.edits import EditContext, apply_edits, device_edit
 from adapter.rules.lines import build_lines, check_times, finish_line, overlaps
 from adapter.rules.payers import select_pack
+from adapter.rules.plausibility import line_findings, procedure_findings
 
 NOT_BILLABLE = frozenset({"cancelled", "entered-in-error"})
 CLAIM_ID_NAMESPACE = uuid.UUID("6f1d7b0e-5d0c-4d7e-9a53-2f1c0c7d9a11")
@@ -33,6 +35,7 @@ class ClaimOptions:
 
     default_payer: str = "commercial"
     place_of_service: str = "11"
+    max_procedure_minutes: int = 180  # a longer timed Procedure holds the Claim (rules/plausibility.py)
 
 
 def claim_id(encounter_identity: str) -> str:
@@ -40,7 +43,15 @@ def claim_id(encounter_identity: str) -> str:
     return str(uuid.uuid5(CLAIM_ID_NAMESPACE, encounter_identity))
 
 
-def decide(encounter: EncounterFacts, rules: Rules, *, payer: str | None, options: ClaimOptions) -> ClaimDecision:
+def decide(
+    encounter: EncounterFacts,
+    rules: Rules,
+    *,
+    payer: str | None,
+    options: ClaimOptions,
+    now: datetime | None = None,
+) -> ClaimDecision:
+    """The Claim decision of one Encounter; ``now`` (when given) dates the future and timely-filing checks."""
     coverage = encounter.coverages[0] if encounter.coverages else None
     pack, findings = select_pack(rules, coverage, payer, options.default_payer)
     findings += _status_findings(encounter)
@@ -57,6 +68,7 @@ def decide(encounter: EncounterFacts, rules: Rules, *, payer: str | None, option
             billed.append((cpt, procedure))
     check_times(billed, rules)
     findings += overlaps([p for cpt, p in billed if rules.procedures.is_timed(cpt)])
+    findings += procedure_findings(encounter, billed, rules, pack, options.max_procedure_minutes, now)
     diagnoses, sequence_of = claim_diagnoses(encounter, findings)
     billable = encounter.status not in NOT_BILLABLE
     screened = [p for cpt, p in billed if cpt in rules.contraindications.screened_cpt] if billable else []
@@ -67,6 +79,7 @@ def decide(encounter: EncounterFacts, rules: Rules, *, payer: str | None, option
         build_lines([(cpt, p) for cpt, p in billed if p.ref not in blocked], pack, rules, findings) if billable else []
     )
     lines = [finish_line(line, pack, diagnoses, sequence_of, findings) for line in lines]
+    findings += line_findings(lines, pack, set(rules.edit_tables[pack.id].caps))
     scrub = EditContext(encounter, pack, rules, diagnoses)
     lines = apply_edits(lines, scrub)
     findings += scrub.findings

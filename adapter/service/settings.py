@@ -62,10 +62,17 @@ class Settings(BaseSettings):
     )
     delivery_batch_size: int = Field(8, gt=0, le=1000, description="deliveries a worker leases at once")
     delivery_poll_seconds: float = Field(0.25, gt=0, description="how often an idle delivery worker looks for work")
+    max_procedure_minutes: int = Field(
+        180, gt=0, le=24 * 60, description="a timed Procedure longer than this holds the Claim for review"
+    )
 
     @property
     def claim_options(self) -> ClaimOptions:
-        return ClaimOptions(default_payer=self.default_payer, place_of_service=self.place_of_service)
+        return ClaimOptions(
+            default_payer=self.default_payer,
+            place_of_service=self.place_of_service,
+            max_procedure_minutes=self.max_procedure_minutes,
+        )
 
     @property
     def limits(self) -> Limits:
