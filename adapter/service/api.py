@@ -20,7 +20,7 @@ from adapter.service.capability import (
     capability_statement,
     operation_definition,
 )
-from adapter.service.claims import ClaimService
+from adapter.service.claims import ClaimService, Clock
 from adapter.service.delivery.tasks import task_router
 from adapter.service.docs_routes import FHIR_CONTENT, fhir_responses, install_docs
 from adapter.service.faults import install_database_faults, unavailable
@@ -49,11 +49,12 @@ from adapter.service.transaction import TransactionService
 FHIR_BODY = {"requestBody": {"required": True, "content": {"application/fhir+json": {"schema": {"type": "object"}}}}}
 
 
-def create_app(settings: Settings | None = None, rules: Rules | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, rules: Rules | None = None, clock: Clock | None = None) -> FastAPI:
+    """The app; ``clock`` (default: the wall clock) dates the Claim decisions, so tests can fix it."""
     settings = settings or Settings()
     rules = rules or load_rules(settings.mappings_dir)
     store = Store(settings.database_url)
-    claims = ClaimService(store, rules, settings)
+    claims = ClaimService(store, rules, settings, clock)
     transactions = TransactionService(store, claims)
     hl7v2 = Hl7v2Door(claims)
     app = FastAPI(

@@ -43,17 +43,25 @@ class Outcome:
     claims: list[Stored] = field(default_factory=list)
 
 
+Clock = Callable[[], datetime]
+
+
+def _wall_clock() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
 class ClaimService:
-    def __init__(self, store: Store, rules: Rules, settings: Settings) -> None:
+    def __init__(self, store: Store, rules: Rules, settings: Settings, clock: Clock | None = None) -> None:
         self.store = store
         self.rules = rules
         self.settings = settings
         self.x12 = X12Store(store, rules)
         self.destinations = load_destinations(settings.destinations)
         self.payer_ids = frozenset(rules.payers)
+        self.clock = clock or _wall_clock
 
     def convert(self, payload: bytes | dict[str, Any], payer: str | None, validation: str | None = None) -> Result:
-        now = datetime.now(UTC).replace(microsecond=0)
+        now = self.clock()  # dates Claim.created and the future / timely-filing checks
         return run(
             payload,
             rules=self.rules,

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from adapter.service.api import create_app
 from adapter.service.settings import Settings
 from adapter.service.store import Store, sqlalchemy_url
 from tests import bundle_builder as bb
+from tests.conftest import NOW
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 FHIR_JSON = "application/fhir+json"
@@ -142,11 +144,17 @@ class Api:
         assert self.client.get("/healthz").status_code == 200
 
 
+def service_clock() -> datetime:
+    """The test data's dates of service are 2025-01-14: the service decides as on the day after, like
+    the golden files (a wall clock years later would hold every Claim past timely filing)."""
+    return NOW
+
+
 @contextmanager
 def make_api(database_url: str, rules: Rules | None = None, **settings: Any) -> Iterator[Api]:
     """The app on a database, with settings overridden; server errors become 500 responses, as in production."""
     config = Settings(database_url=database_url, **settings)
-    app = create_app(config, rules)
+    app = create_app(config, rules, clock=service_clock)
     try:
         with TestClient(app, raise_server_exceptions=False) as client:
             yield Api(client, app.state.store, config)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from adapter.rules.catalog import Rules
 from adapter.service.claims import MAX_ATTEMPTS
 from adapter.service.store import WriteConflict
 from tests import bundle_builder as bb
-from tests.api.conftest import FHIR_JSON, Api, assert_outcome, entries, visit_for
+from tests.api.conftest import FHIR_JSON, Api, assert_outcome, entries, service_clock, visit_for
 from tests.conftest import validate_fhir, write_json
 
 NAME_FAMILY = "Quixotewhistle"
@@ -96,7 +95,7 @@ def test_the_answer_is_what_convert_makes(api: Api, rules: Rules) -> None:
     document = bb.visit(*bb.back_to_back(("97124", 24), ("97140", 23)))
     response = api.push(document)
     assert response.status_code == 201
-    converted = run(json.dumps(document).encode(), rules=rules, now=datetime.now(UTC))
+    converted = run(json.dumps(document).encode(), rules=rules, now=service_clock())
     expected = only_claim(converted.bundle)
     answered = only_claim(response.json())
     volatile = ("meta", "created")
