@@ -310,7 +310,7 @@ def test_convert_format_x12_exit_codes_for_bad_input_and_missing_demographics(tm
     assert done.returncode == 2 and done.stdout == b"" and b"invalid input" in done.stderr
     lacking = tmp_path / "lacking.json"
     lacking.write_text(json.dumps(visit(procedure("97124", 24))), encoding="utf-8")
-    done = _cli("convert", str(lacking), "--format", "x12")
+    done = _cli("convert", str(lacking), "--format", "x12", "--now", "2025-01-15T12:00:00Z")
     assert done.returncode == 2 and done.stdout == b""
     assert b"x12-tax-id" in done.stderr and b"Bundle.entry[" in done.stderr
     assert b"Pat" not in done.stderr  # no names on stderr
