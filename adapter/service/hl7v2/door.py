@@ -54,7 +54,7 @@ class Hl7v2Door:
 
     def handle(self, raw: bytes) -> str | None:
         """The ACK to send for one message (None when enhanced mode asks for no accept ACK)."""
-        now = datetime.now(UTC).replace(microsecond=0)
+        now = self.claims.clock()  # the service's decision clock (timely filing, future dates)
         settings = self.settings
         outcome = convert_message(
             raw,
