@@ -97,6 +97,21 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default: THERACLAIM_PORT or 8080)")
     serve.add_argument("--workers", type=int, help="worker processes (default: THERACLAIM_WORKERS or 1)")
     delivery_cli.add_commands(commands)
+    clients = commands.add_parser(
+        "clients",
+        help="check a client registry, or make a key pair to try the API locally",
+        description="SMART Backend Services clients (THERACLAIM_CLIENTS).",
+    )
+    client_commands = clients.add_subparsers(dest="clients_command", required=True)
+    check = client_commands.add_parser("check", help="validate a registry file and say what each client may do")
+    check.add_argument("registry", type=Path, help="YAML or JSON registry file")
+    new_key = client_commands.add_parser(
+        "new-key", help="print a new private key (JWK) and the registry entry holding its public half"
+    )
+    new_key.add_argument("--client-id", required=True, help="the client_id to register")
+    new_key.add_argument("--alg", choices=("ES384", "RS384"), default="ES384", help="signing algorithm (default ES384)")
+    new_key.add_argument("--scope", default="system/Claim.cruds system/DetectedIssue.rs system/Provenance.rs")
+    new_key.add_argument("--organization", help="NPI of the billing Organization the client acts for (a tenant)")
     return parser
 
 
@@ -201,20 +216,64 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.host:  # the app (and its workers) read the settings again: the MLLP listener defaults to this host
         os.environ["THERACLAIM_HOST"] = args.host
+    from adapter.service.auth.registry import RegistryError, load_registry
+    from adapter.service.logs import log_config
+    from adapter.service.protection import ProtectionError, check_bind
+
+    host = args.host or settings.host
+    try:
+        if settings.clients is not None:
+            load_registry(settings.clients)  # a bad registry stops the start here, naming the entry and field
+        check_bind(host, settings)
+    except (RegistryError, ProtectionError) as error:
+        print(f"theraclaim serve: {error}", file=sys.stderr)
+        return EXIT_BROKEN_DEPLOYMENT
+    if settings.clients is None:
+        print(
+            "theraclaim serve: no client registry (THERACLAIM_CLIENTS): authentication is DISABLED; "
+            "serving loopback only, every response says X-Theraclaim-Authentication: disabled",
+            file=sys.stderr,
+        )
+    proxies = settings.trusted_proxies.strip()
     # delivery workers (THERACLAIM_DELIVERY_WORKERS) run on threads of this process, beside uvicorn's
     pool = delivery_cli.start_workers(settings, delivery_cli.checked_destinations(settings))
     try:
         uvicorn.run(
             "adapter.service.api:main_app",
             factory=True,
-            host=args.host or settings.host,
+            host=host,
             port=args.port or settings.port,
             workers=args.workers or settings.workers,
-            log_level="info",
+            log_config=log_config(),
+            access_log=False,  # the guard logs one PHI-free line per request instead
+            server_header=False,
+            proxy_headers=bool(proxies),
+            forwarded_allow_ips=proxies or "",
+            ssl_certfile=settings.ssl_certfile,
+            ssl_keyfile=settings.ssl_keyfile,
+            ssl_ca_certs=settings.ssl_ca_certs,
+            ssl_cert_reqs=2 if settings.ssl_ca_certs else 0,  # ssl.CERT_REQUIRED with a client CA, else CERT_NONE
         )
     finally:
         if pool is not None:
             pool.close()
+    return 0
+
+
+def clients(args: argparse.Namespace, _settings: Settings) -> int:
+    from adapter.service.auth.keygen import new_client
+    from adapter.service.auth.registry import RegistryError, describe_registry, load_registry
+
+    if args.clients_command == "new-key":
+        print(new_client(args.client_id, args.alg, args.scope, args.organization))
+        return 0
+    try:
+        registry = load_registry(args.registry)
+    except RegistryError as error:
+        print(f"theraclaim clients check: {error}", file=sys.stderr)
+        return EXIT_BROKEN_DEPLOYMENT
+    print("\n".join(describe_registry(registry)))
+    print(f"{len(registry.clients)} client(s): the registry is valid")
     return 0
 
 
@@ -231,6 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "payer-claim-number": payer_number_command,
             "deliver": delivery_cli.deliver,
             "deliveries": delivery_cli.deliveries,
+            "clients": clients,
         }
         return commands[args.command](args, settings)
     except RuleDataError as error:

@@ -176,6 +176,7 @@ class EncounterFacts:
     parties: Parties | None = None  # names, identifiers and addresses, for the 837P
     period_start: datetime | date | None = None  # Encounter.period (a date when it has no time)
     period_end: datetime | date | None = None
+    billing_npi: str | None = None  # the billing Organization's NPI: the tenant its Claims belong to
 
 
 @dataclass(frozen=True, slots=True)

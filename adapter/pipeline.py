@@ -33,6 +33,7 @@ class EncounterOutcome:
     lines: tuple[tuple[str, int], ...]  # (CPT, units)
     findings: tuple[str, ...]  # finding codes
     cancels_claim: str | None = None  # the Claim a cancelled / entered-in-error Encounter withdraws
+    billing_npi: str | None = None  # the billing Organization's NPI (the tenant of the Claim)
 
     @classmethod
     def of(cls, decision: ClaimDecision) -> EncounterOutcome:
@@ -43,6 +44,7 @@ class EncounterOutcome:
             lines=tuple((line.cpt, line.units) for line in decision.lines) if decision.status else (),
             findings=tuple(f.code for f in decision.findings),
             cancels_claim=decision.claim_id if decision.encounter.status in NOT_BILLABLE else None,
+            billing_npi=decision.encounter.billing_npi,
         )
 
 

@@ -42,6 +42,7 @@ from adapter.model import (
 
 BUNDLE_TYPES = frozenset({"collection", "transaction", "batch", "searchset", "message"})
 MEDICATION_TYPES = ("MedicationStatement", "MedicationRequest")
+NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +257,7 @@ def _encounter(
         status=resource["status"],
         patient_ref=patient.ref,
         billing_provider_ref=provider.ref if provider else None,
+        billing_npi=_npi(provider.resource) if provider else None,
         procedures=tuple(p for p in procedures if p.status == "completed"),
         skipped_procedures=tuple(p for p in procedures if p.status != "completed"),
         diagnoses=tuple(diagnoses),
@@ -308,6 +310,15 @@ def _plans(
             if found is not None:
                 entries.setdefault(ref, found)
     return [read_plan(entry, problems) for entry in entries.values()]
+
+
+def _npi(organization: dict[str, Any]) -> str | None:
+    """The billing Organization's NPI (``http://hl7.org/fhir/sid/us-npi`` identifier), if it has one."""
+    for identifier in organization.get("identifier", []):
+        value = identifier.get("value") if isinstance(identifier, dict) else None
+        if identifier.get("system") == NPI_SYSTEM and isinstance(value, str):
+            return value
+    return None
 
 
 def _identity(encounter: Entry) -> str:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -15,7 +16,13 @@ from adapter.intake.fhir import read_bundle
 from adapter.intake.validation import VALIDATION_LEVELS, validate_resource
 from adapter.intake.wire import parse_document
 from adapter.rules.catalog import Rules, load_rules
+from adapter.service.auth.access import WriteAccess
+from adapter.service.auth.audit_api import audit_router
+from adapter.service.auth.policy import AuthPolicy
+from adapter.service.auth.routes import auth_router, token_url
 from adapter.service.capability import (
+    INPUT_TYPES,
+    OUTPUT_TYPES,
     VALIDATE_TYPES,
     capability_statement,
     operation_definition,
@@ -34,6 +41,7 @@ from adapter.service.fhirhttp import (
     read_body,
     version_headers,
 )
+from adapter.service.guard import audit_of, install_guard, principal_of
 from adapter.service.hl7v2.door import Hl7v2Door
 from adapter.service.hl7v2.routes import hl7v2_router, install_mllp
 from adapter.service.links import fhir_base
@@ -54,6 +62,7 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None, clo
     settings = settings or Settings()
     rules = rules or load_rules(settings.mappings_dir)
     store = Store(settings.database_url)
+    policy = AuthPolicy.from_settings(settings.clients, store, settings.token_lifetime)
     claims = ClaimService(store, rules, settings, clock)
     transactions = TransactionService(store, claims)
     hl7v2 = Hl7v2Door(claims)
@@ -74,6 +83,15 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None, clo
     install_mllp(app, hl7v2, settings)
     app.include_router(task_router(store, settings))  # before the generic /fhir/{type} routes
 
+    def public_base(request: Request) -> str:
+        """The server's root URL (the FHIR base without /fhir): for the token endpoint."""
+        return fhir_base(request, settings).removesuffix("/fhir")
+
+    def access(request: Request, operation: str | None = None) -> WriteAccess:
+        context = audit_of(request)
+        context.interaction, context.operation = ("operation", operation) if operation else ("transaction", None)
+        return WriteAccess(principal_of(request), context, policy.audit)
+
     @app.middleware("http")
     async def _negotiate(request: Request, call_next: Any) -> Response:
         path = request.scope["path"]
@@ -86,6 +104,13 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None, clo
                 return fhir_response(outcome(error.code, error.message, error.issue_type), error.status)
         response: Response = await call_next(request)
         return response
+
+    install_guard(app, policy)
+    if settings.cors_origins:
+        origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"], allow_headers=["*"])
+    app.include_router(auth_router(policy, public_base, OUTPUT_TYPES + INPUT_TYPES + ("AuditEvent",)))
+    app.include_router(audit_router(store, principal_of, audit_of, settings.page_size))
 
     @app.get("/healthz", response_class=JSONResponse)
     def healthz() -> JSONResponse:
@@ -100,14 +125,17 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None, clo
         return JSONResponse({"status": "ready", "rules": rules.fingerprint[:12], "database": store.dialect})
 
     @app.get("/fhir/metadata", openapi_extra={"x-fhir-interaction": "capabilities", "responses": fhir_responses("406")})
-    def metadata() -> Response:
-        return fhir_response(capability_statement(datetime.now(UTC).replace(microsecond=0).isoformat()))
+    def metadata(request: Request) -> Response:
+        now = datetime.now(UTC).replace(microsecond=0).isoformat()
+        return fhir_response(capability_statement(now, token_url(public_base(request))))
 
     @app.get(
         "/fhir/OperationDefinition/claim-from-encounter",
         openapi_extra={"x-fhir-interaction": "read", "responses": fhir_responses("406")},
     )
-    def read_operation_definition() -> Response:
+    def read_operation_definition(request: Request) -> Response:
+        audit_of(request).interaction = "read"
+        audit_of(request).entities.append("OperationDefinition/claim-from-encounter")
         return fhir_response(operation_definition())
 
     @app.post(
@@ -125,12 +153,17 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None, clo
         ),
     )
     async def from_encounter(request: Request) -> Response:
+        writer = access(request, "from-encounter")
+        writer.principal.require("Claim", "c")
         body = await read_body(request, settings.max_bytes)
         payload, payer = _operation_input(body, settings, request.query_params.get("payer"))
         condition = request.headers.get("if-none-exist")
         if condition:
-            existing = await run_in_threadpool(conditional_match, store, condition)
+            writer.principal.require("Claim", "s")
+            tenant = writer.principal.tenant
+            existing = await run_in_threadpool(conditional_match, store, condition, "Claim", tenant)
             if existing is not None:
+                writer.context.entities.append(f"Claim/{existing.resource['id']}/_history/{existing.version_id}")
                 await run_in_threadpool(claims.record_no_op, payload, existing)
                 found = collection_of([existing], fhir_base(request, settings))
                 return _answer(request, 200, found, [existing], fhir_base(request, settings))
@@ -138,7 +171,7 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None, clo
         validation = request.query_params.get("validation")
         if validation is not None and validation not in VALIDATION_LEVELS:
             raise FhirError(400, "invalid-parameter", f"validation must be one of {VALIDATION_LEVELS}", "invalid")
-        result = await run_in_threadpool(claims.from_encounter, payload, payer, if_match, validation)
+        result = await run_in_threadpool(claims.from_encounter, payload, payer, if_match, validation, writer)
         return _answer(request, result.http_status, result.bundle, result.claims, fhir_base(request, settings))
 
     @app.get("/fhir/Claim/$from-encounter", include_in_schema=False)
@@ -156,9 +189,12 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None, clo
         ),
     )
     async def transaction(request: Request) -> Response:
+        writer = access(request)
         body = await read_body(request, settings.max_bytes)
         document = _json(body, settings)
-        response = await run_in_threadpool(transactions.process, document, fhir_base(request, settings))
+        if document.get("type") == "batch":
+            writer.context.interaction = "batch"
+        response = await run_in_threadpool(transactions.process, document, fhir_base(request, settings), writer)
         return fhir_response(response, 200)
 
     @app.post(
@@ -168,6 +204,7 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None, clo
         ),
     )
     async def validate(resource_type: str, request: Request) -> Response:
+        audit_of(request).operation = "validate"  # any valid token may validate; nothing is stored
         if resource_type not in VALIDATE_TYPES:
             raise FhirError(404, "not-supported", f"$validate is not supported for {resource_type}", "not-supported")
         body = await read_body(request, settings.max_bytes)
@@ -177,6 +214,7 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None, clo
 
     app.state.store = store
     app.state.rules = rules
+    app.state.policy = policy
     return app
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from adapter.service.auth.capability import AUDIT_EVENT, document_scopes, security_component
 from adapter.service.search_params import REFERENCE, SEARCH_PARAMS, params_of
 from adapter.version import __version__
 
@@ -73,7 +74,7 @@ def _revincludes(resource_type: str) -> list[str]:
     ]
 
 
-def capability_statement(now_iso: str) -> dict[str, Any]:
+def capability_statement(now_iso: str, token_url: str) -> dict[str, Any]:
     resources = []
     for resource_type in OUTPUT_TYPES + INPUT_TYPES:
         entry: dict[str, Any] = {
@@ -104,6 +105,7 @@ def capability_statement(now_iso: str) -> dict[str, Any]:
             )
         resources.append(entry)
     resources.append(TASK_RESOURCE)
+    resources.append(AUDIT_EVENT)
     resources.append(
         {  # no interaction on Bundle: FHIR JSON forbids an empty array, so the element is left out
             "type": "Bundle",
@@ -112,7 +114,7 @@ def capability_statement(now_iso: str) -> dict[str, Any]:
             ],
         }
     )
-    return {
+    statement: dict[str, Any] = {
         "resourceType": "CapabilityStatement",
         "status": "active",
         "date": now_iso,
@@ -133,9 +135,12 @@ def capability_statement(now_iso: str) -> dict[str, Any]:
                 + RESULT_PARAMS_DOC,
                 "resource": resources,
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
+                "security": security_component(token_url),
             }
         ],
     }
+    document_scopes(statement["rest"][0])
+    return statement
 
 
 def operation_definition() -> dict[str, Any]:

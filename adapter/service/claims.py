@@ -23,6 +23,7 @@ from sqlalchemy.exc import OperationalError
 from adapter.errors import FINDING_SYSTEM, problem_issue
 from adapter.pipeline import Result, run
 from adapter.rules.catalog import Rules
+from adapter.service.auth.access import WriteAccess, tenant_for
 from adapter.service.delivery.config import load_destinations
 from adapter.service.delivery.outbox import claim_payer, enqueue
 from adapter.service.fhirhttp import FhirError
@@ -78,11 +79,15 @@ class ClaimService:
         payer: str | None,
         if_match: int | None = None,
         validation: str | None = None,
+        access: WriteAccess | None = None,
     ) -> Outcome:
-        """Convert the visit and store its Claims with the visit's resources, in one transaction."""
+        """Convert the visit and store its Claims with the visit's resources, in one transaction;
+        with ``access``, as that Principal (its organization's visits only, within its scopes)."""
         visit, inputs, binding_problems = storable_visit(payload) if isinstance(payload, dict) else (payload, (), [])
         result = self.convert(visit, payer, validation)
         digest = _payload_digest(payload)
+        if access is not None and not result.invalid:
+            access.check_billing(o.billing_npi for o in result.outcomes if o.status or o.cancels_claim)
         billable = any(o.status for o in result.outcomes) or any(o.cancels_claim for o in result.outcomes)
         if result.invalid or not billable:
             self._record(digest, 422, result, [])
@@ -107,7 +112,7 @@ class ClaimService:
             issues = [problem_issue(p) for p in binding_problems]
             return Outcome(422, {"resourceType": "OperationOutcome", "issue": issues})
         try:
-            _, stored = self.store_result(result, digest, inputs=inputs, if_match=if_match)
+            _, stored = self.store_result(result, digest, inputs=inputs, if_match=if_match, access=access)
         except FhirError as refused:  # a failed precondition or a lost race is still a submission to record
             if refused.status != 503:  # (with the database down there is nowhere to record it)
                 self._record(digest, refused.status, result, [])
@@ -126,12 +131,14 @@ class ClaimService:
         if_match: int | None = None,
         operation: str = "Claim/$from-encounter",
         also: Callable[[Connection], None] | None = None,
+        access: WriteAccess | None = None,
     ) -> tuple[list[Stored], list[Stored]]:
         """Store the inputs (if any) and the pipeline's output in one transaction, retried on conflicts.
 
         ``also`` writes more in the same transaction (the HL7 v2 door: the message's idempotency row).
         Returns what was stored for the inputs and for the outputs; the result's Bundle is updated
-        to show the stored versions.
+        to show the stored versions.  With ``access``, every resource passes its scope and tenant
+        checks and the request's AuditEvent commits in the same transaction.
         """
         produced = (
             []
@@ -143,14 +150,17 @@ class ClaimService:
             try:
                 with self.store.transaction() as connection:
                     now = datetime.now(UTC)
-                    stored_inputs = [self.store.put(connection, resource, now) for resource in inputs]
-                    stored = self._write(connection, produced, cancels, if_match, now)
+                    writer = _Writer(self.store, connection, now, access, result)
+                    stored_inputs = [writer.put(resource) for resource in inputs]
+                    stored = self._write(writer, produced, cancels, if_match)
                     self.x12.record_sources(connection, result, stored, now)
                     written = stored_inputs + stored
                     status = 201 if any(s.changed for s in written) else 200
                     self._record(digest, status, result, written, connection, operation)
                     if also is not None:
                         also(connection)
+                    if access is not None:
+                        access.committed(connection, written, status)
                 if not result.invalid:
                     _replace_entries(result.bundle, stored)
                 return stored_inputs, stored
@@ -166,32 +176,27 @@ class ClaimService:
         raise AssertionError("unreachable")
 
     def _write(
-        self,
-        connection: Connection,
-        produced: list[dict[str, Any]],
-        cancels: list[str],
-        if_match: int | None,
-        now: datetime,
+        self, writer: _Writer, produced: list[dict[str, Any]], cancels: list[str], if_match: int | None
     ) -> list[Stored]:
         claims = [r for r in produced if r["resourceType"] == "Claim"]
         if if_match is not None:
-            self._check_version(connection, claims, cancels, if_match)
-        stored = [self.store.put(connection, claim, now) for claim in claims]
+            self._check_version(writer.connection, claims, cancels, if_match)
+        stored = [writer.put(claim) for claim in claims]
         # the pipeline's Provenance points at urn:uuid:<claim id>; stored, it names the version it explains
         versions = {f"urn:uuid:{s.resource['id']}": f"Claim/{s.resource['id']}/_history/{s.version_id}" for s in stored}
         others = [rewrite_references(r, versions) for r in produced if r["resourceType"] != "Claim"]
-        stored += [self.store.put(connection, resource, now) for resource in others]
+        stored += [writer.put(resource) for resource in others]
         for claim_id in cancels:
-            current = self.store.read("Claim", claim_id, connection=connection)
+            current = self.store.read("Claim", claim_id, connection=writer.connection)
             if current is not None and current.resource.get("status") != "cancelled":
                 withdrawn = {k: v for k, v in current.resource.items() if k != "meta"} | {"status": "cancelled"}
-                stored.append(self.store.put(connection, withdrawn, now))
+                stored.append(writer.put(withdrawn))
         if self.destinations is not None:  # the outbox rows commit (or roll back) with the Claims
             provenance = [r for r in produced if r["resourceType"] == "Provenance"]
             for written in stored:
                 if written.changed and written.resource["resourceType"] == "Claim":
                     payer = claim_payer(provenance, written.resource["id"], self.payer_ids)
-                    enqueue(connection, self.destinations, written, payer, now)
+                    enqueue(writer.connection, self.destinations, written, payer, writer.now)
         return stored
 
     def _check_version(
@@ -258,6 +263,27 @@ class ClaimService:
         else:
             with self.store.transaction() as own:
                 self.store.record_submission(own, **values)
+
+
+class _Writer:
+    """Puts resources in one transaction, through the access checks when a Principal writes."""
+
+    def __init__(
+        self, store: Store, connection: Connection, now: datetime, access: WriteAccess | None, result: Result
+    ) -> None:
+        self.store = store
+        self.connection = connection
+        self.now = now
+        self.access = access
+        self.npi_by_claim = {
+            claim: o.billing_npi for o in result.outcomes for claim in (o.claim_id, o.cancels_claim) if claim
+        }
+
+    def put(self, resource: dict[str, Any]) -> Stored:
+        if self.access is None:
+            return self.store.put(self.connection, resource, self.now, tenant=tenant_for(resource, self.npi_by_claim))
+        tenant = self.access.tenant_of(resource, self.npi_by_claim)
+        return self.store.put(self.connection, resource, self.now, tenant=tenant, guard=self.access.guard)
 
 
 def _replace_entries(bundle: dict[str, Any], stored: list[Stored]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -19,6 +19,7 @@ from adapter.intake.slim import FHIR_ID
 from adapter.service.capability import INPUT_TYPES, OUTPUT_TYPES
 from adapter.service.docs_routes import fhir_responses
 from adapter.service.fhirhttp import FhirError, fhir_response, version_headers
+from adapter.service.guard import audit_of, principal_of
 from adapter.service.links import fhir_base
 from adapter.service.numbers import wire_int
 from adapter.service.search import collection_of, run_search
@@ -36,7 +37,8 @@ def interaction(code: str, scope: str, *, form: bool = False) -> dict[str, Any]:
     extra: dict[str, Any] = {
         "x-fhir-interaction": code,
         "x-smart-scope": scope,
-        "responses": fhir_responses("400", "404", "406", "503") | (NOT_MODIFIED if code.endswith("read") else {}),
+        "responses": fhir_responses("400", "401", "403", "404", "406", "503")
+        | (NOT_MODIFIED if code.endswith("read") else {}),
     }
     if code.startswith("search"):
         extra["parameters"] = _search_parameters()
@@ -83,6 +85,10 @@ def create_rest_router(store: Store, settings: Settings) -> APIRouter:
 
     def search_answer(resource_type: str, request: Request, params: list[tuple[str, str]]) -> Response:
         known_type(resource_type)
+        principal = principal_of(request)
+        principal.require(resource_type, "s")
+        context = audit_of(request)
+        context.interaction, context.query = "search-type", urlencode(params)
         lenient = "handling=lenient" in request.headers.get("prefer", "").replace(" ", "")
         bundle = run_search(
             store,
@@ -91,7 +97,13 @@ def create_rest_router(store: Store, settings: Settings) -> APIRouter:
             base=fhir_base(request, settings),
             lenient=lenient,
             page_size=settings.page_size,
+            tenant=principal.tenant,
         )
+        context.entities += [
+            f"{e['resource']['resourceType']}/{e['resource']['id']}"
+            for e in bundle.get("entry", [])
+            if "id" in e["resource"]
+        ]
         return fhir_response(bundle)
 
     @router.get("/fhir/{resource_type}", openapi_extra=interaction("search-type", "s"))
@@ -111,27 +123,31 @@ def create_rest_router(store: Store, settings: Settings) -> APIRouter:
     @router.get("/fhir/{resource_type}/_history", openapi_extra=interaction("history-type", "r"))
     def type_history(resource_type: str, request: Request) -> Response:
         known_type(resource_type)
+        principal = principal_of(request)
+        principal.require(resource_type, "r")
+        context = audit_of(request)
+        context.interaction, context.query = "history-type", str(request.url.query)
         since, limit = history_params(request)
-        versions = store.history(resource_type, None, since, limit)
+        versions = store.history(resource_type, None, since, limit, principal.tenant)
         return fhir_response(collection_of(versions, fhir_base(request, settings), bundle_type="history"))
 
     @router.get("/fhir/{resource_type}/{resource_id}", openapi_extra=interaction("read", "r"))
     def read(resource_type: str, resource_id: str, request: Request) -> Response:
-        stored = current(resource_type, resource_id)
+        stored = current(request, resource_type, resource_id, "read")
         return conditional(request, stored) or fhir_response(
             stored.resource, 200, version_headers(stored.version_id, stored.last_updated)
         )
 
     @router.get("/fhir/{resource_type}/{resource_id}/_history", openapi_extra=interaction("history-instance", "r"))
     def history(resource_type: str, resource_id: str, request: Request) -> Response:
-        current(resource_type, resource_id)
+        current(request, resource_type, resource_id, "history-instance")
         since, limit = history_params(request)
         versions = store.history(resource_type, resource_id, since, limit)
         return fhir_response(collection_of(versions, fhir_base(request, settings), bundle_type="history"))
 
     @router.get("/fhir/{resource_type}/{resource_id}/_history/{version_id}", openapi_extra=interaction("vread", "r"))
     def vread(resource_type: str, resource_id: str, version_id: str, request: Request) -> Response:
-        current(resource_type, resource_id)
+        current(request, resource_type, resource_id, "vread")
         number = wire_int(version_id)
         stored = None if number is None else store.read(resource_type, resource_id, number)
         if stored is None:
@@ -141,10 +157,16 @@ def create_rest_router(store: Store, settings: Settings) -> APIRouter:
             stored.resource, 200, version_headers(stored.version_id, stored.last_updated)
         )
 
-    def current(resource_type: str, resource_id: str) -> Stored:
+    def current(request: Request, resource_type: str, resource_id: str, interaction: str) -> Stored:
+        """The current version, if the caller may read it: another tenant's resource is not found."""
         known_type(resource_type)
+        principal = principal_of(request)
+        principal.require(resource_type, "r")
+        context = audit_of(request)
+        context.interaction = interaction
+        context.entities.append(f"{resource_type}/{resource_id}"[:200])
         stored = store.read(resource_type, resource_id) if FHIR_ID.match(resource_id) else None
-        if stored is None:
+        if stored is None or not principal.sees(stored.tenant):
             raise FhirError(404, "not-found", f"{resource_type}/{resource_id} is not known", "not-found")
         return stored
 

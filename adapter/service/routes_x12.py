@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from adapter.errors import RuleDataError
 from adapter.output.x12 import NotExportable, load_profile
 from adapter.service.fhirhttp import FhirError
+from adapter.service.guard import audit_of, principal_of
 from adapter.service.settings import Settings
 from adapter.service.store import Store
 from adapter.service.x12store import NotAvailable, X12Store
@@ -46,7 +47,13 @@ def x12_router(store: Store, exports: X12Store, settings: Settings) -> APIRouter
     @router.get(f"/fhir/Claim/{{claim_id}}{PATH_SUFFIX}", response_class=Response, openapi_extra=OPENAPI)
     def export_x12(claim_id: str, request: Request, profile: str | None = None) -> Response:
         _check_accept(request)
-        if store.read("Claim", claim_id) is None:
+        principal = principal_of(request)  # the Claim's own read rules: scope, then tenant
+        principal.require("Claim", "r")
+        context = audit_of(request)
+        context.interaction, context.operation = "operation", "export-x12"
+        context.entities.append(f"Claim/{claim_id}"[:200])
+        found = store.read("Claim", claim_id)
+        if found is None or not principal.sees(found.tenant):
             raise FhirError(404, "not-found", f"Claim/{claim_id} is not known", "not-found")
         try:
             chosen = load_profile(profile, settings.mappings_dir)

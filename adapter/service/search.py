@@ -14,10 +14,19 @@ from adapter.service.subsetting import subset
 
 
 def run_search(
-    store: Store, resource_type: str, params: list[tuple[str, str]], *, base: str, lenient: bool, page_size: int
+    store: Store,
+    resource_type: str,
+    params: list[tuple[str, str]],
+    *,
+    base: str,
+    lenient: bool,
+    page_size: int,
+    tenant: str | None = None,
 ) -> dict[str, Any]:
-    """The searchset Bundle of one page (R4 search: matches, includes, an outcome for what was ignored)."""
+    """The searchset Bundle of one page (R4 search: matches, includes, an outcome for what was ignored);
+    with ``tenant`` nothing of another organization matches or is included."""
     request = parse_search(resource_type, params, lenient=lenient, base=base, page_size=page_size)
+    request.query.tenant = tenant
     cursor = request.cursor or Cursor(datetime.now(UTC))
     size = 0 if request.summary == "count" else request.count
     with store.engine.connect() as connection:
@@ -28,7 +37,7 @@ def run_search(
         if request.total != "none" or request.summary == "count":
             total = count(connection, request.query, cursor.snapshot)
         matches = [stored for stored, _ in found]
-        included = _included(store, connection, request, matches, cursor.snapshot)
+        included = _included(store, connection, request, matches, cursor.snapshot, tenant)
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
     if total is not None:
         bundle["total"] = total
@@ -63,7 +72,12 @@ def _entry(base: str, stored: Stored, mode: str, request: SearchRequest) -> dict
 
 
 def _included(
-    store: Store, connection: Any, request: SearchRequest, matches: list[Stored], snapshot: datetime
+    store: Store,
+    connection: Any,
+    request: SearchRequest,
+    matches: list[Stored],
+    snapshot: datetime,
+    tenant: str | None,
 ) -> list[Stored]:
     """``_include`` targets (their current versions) and ``_revinclude`` sources, each once, none a match."""
     seen = {(s.resource["resourceType"], s.resource["id"]) for s in matches}
@@ -73,12 +87,12 @@ def _included(
             if include.target not in (None, rtype) or (rtype, rid) in seen:
                 continue
             target = store.read(rtype, rid, connection=connection)
-            if target is not None:
+            if target is not None and (tenant is None or target.tenant == tenant):
                 seen.add((rtype, rid))
                 found.append(target)
     keys = [(s.resource["resourceType"], s.resource["id"]) for s in matches]
     for include in request.revincludes:
-        for source in referring(connection, include.source, include.param, keys, snapshot):
+        for source in referring(connection, include.source, include.param, keys, snapshot, tenant):
             key = (source.resource["resourceType"], source.resource["id"])
             if key not in seen:
                 seen.add(key)
@@ -100,8 +114,11 @@ def _ignored_outcome(request: SearchRequest) -> dict[str, Any]:
     }
 
 
-def conditional_match(store: Store, condition: str, resource_type: str = "Claim") -> Stored | None:
-    """If-None-Exist: the one resource matching the criteria (None when none does; 412 when several do)."""
+def conditional_match(
+    store: Store, condition: str, resource_type: str = "Claim", tenant: str | None = None
+) -> Stored | None:
+    """If-None-Exist: the one resource matching the criteria (None when none does; 412 when several do);
+    with ``tenant``, among that organization's resources only."""
     params = parse_qsl(condition.lstrip("?"), keep_blank_values=True)
     if not params:
         raise FhirError(400, "invalid-if-none-exist", "If-None-Exist needs search criteria", "invalid")
@@ -110,6 +127,7 @@ def conditional_match(store: Store, condition: str, resource_type: str = "Claim"
         raise FhirError(
             400, "invalid-if-none-exist", "If-None-Exist takes search criteria only (no result parameters)", "invalid"
         )
+    request.query.tenant = tenant
     snapshot = datetime.now(UTC)
     with store.engine.connect() as connection:
         found = page(connection, request.query, Cursor(snapshot), 2)

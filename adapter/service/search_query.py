@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, and_, exists, false, func, literal, not_, 
 from sqlalchemy.engine import Connection
 
 from adapter.service.search_params import DATE, REFERENCE, Param
-from adapter.service.store import Stored, resource_history, search_index, stored_from_row
+from adapter.service.store import Stored, of_tenant, resource_history, search_index, stored_from_row
 
 NEVER = datetime(1, 1, 1)
 
@@ -64,6 +64,7 @@ class Query:
     resource_type: str
     criteria: list[Criterion] = field(default_factory=list)
     sort: Sort = Sort("_id")
+    tenant: str | None = None  # a tenant client's organization: only its resources can match
 
 
 def _visible(rtype: str, snapshot: datetime) -> ColumnElement[bool]:
@@ -173,7 +174,8 @@ def _sort_key(query: Query) -> Any:
 
 def _where(query: Query, snapshot: datetime) -> ColumnElement[bool]:
     now = snapshot.astimezone(UTC).replace(tzinfo=None)
-    return and_(_visible(query.resource_type, snapshot), *[_criterion(c, now) for c in query.criteria])
+    tenancy = [of_tenant(resource_history, query.tenant)] if query.tenant is not None else []
+    return and_(_visible(query.resource_type, snapshot), *tenancy, *[_criterion(c, now) for c in query.criteria])
 
 
 def count(connection: Connection, query: Query, snapshot: datetime) -> int:
@@ -239,16 +241,23 @@ def referenced(connection: Connection, stored: list[Stored], name: str) -> list[
 
 
 def referring(
-    connection: Connection, source_type: str, name: str, targets: list[tuple[str, str]], snapshot: datetime
+    connection: Connection,
+    source_type: str,
+    name: str,
+    targets: list[tuple[str, str]],
+    snapshot: datetime,
+    tenant: str | None = None,
 ) -> list[Stored]:
-    """Versions of ``source_type`` current at ``snapshot`` whose parameter ``name`` points at a target."""
+    """Versions of ``source_type`` current at ``snapshot`` whose parameter ``name`` points at a target
+    (with ``tenant``, only that organization's)."""
     if not targets:
         return []
     index, joined = _rows_of(name)
     points = or_(*[and_(index.c.system == t, index.c.code == i) for t, i in targets])
+    tenancy = [of_tenant(resource_history, tenant)] if tenant is not None else []
     statement = (
         select(resource_history.c.content, resource_history.c.version_id, resource_history.c.last_updated)
-        .where(_visible(source_type, snapshot), exists().where(joined, points))
+        .where(_visible(source_type, snapshot), *tenancy, exists().where(joined, points))
         .order_by(resource_history.c.id)
     )
     return [stored_from_row(row) for row in connection.execute(statement)]

@@ -50,6 +50,17 @@ class Settings(BaseSettings):
     mllp_tls_key: Path | None = Field(None, description="PEM private key of mllp_tls_cert")
     mllp_tls_client_ca: Path | None = Field(None, description="PEM CAs: MLLP peers must present a client certificate")
     hl7v2_timezone: str = Field("UTC", description="IANA time zone of HL7 v2 times sent without an offset")
+    clients: Path | None = Field(
+        None, description="client registry (YAML or JSON); without one, authentication is off and only loopback binds"
+    )
+    token_lifetime: int = Field(300, gt=0, le=3600, description="lifetime of an access token, in seconds")
+    trusted_proxies: str = Field(
+        "", description="comma-separated proxy addresses whose X-Forwarded-* headers are honoured (default: none)"
+    )
+    cors_origins: str = Field("", description="comma-separated origins allowed by CORS (default: CORS off)")
+    ssl_certfile: Path | None = Field(None, description="TLS certificate (PEM) for `theraclaim serve`")
+    ssl_keyfile: Path | None = Field(None, description="TLS private key (PEM) for `theraclaim serve`")
+    ssl_ca_certs: Path | None = Field(None, description="CA bundle to verify client certificates (mutual TLS)")
 
     # delivery downstream (adapter/service/delivery/)
     destinations: Path | None = Field(None, description="YAML file of delivery destinations (none: no delivery)")

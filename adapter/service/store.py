@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import (
@@ -30,6 +30,7 @@ from sqlalchemy import (
     and_,
     create_engine,
     event,
+    exists,
     func,
     insert,
     select,
@@ -216,6 +217,16 @@ deliveries = Table(
 VOLATILE = ("meta", "created", "identifiedDateTime", "recorded")
 
 
+class WriteGuard(Protocol):
+    """Called before a resource is written (or found unchanged): may refuse by raising.
+
+    ``existing_tenant`` is the stored resource's tenant (None when it is new or has none),
+    ``exists`` whether it is stored already, ``changes`` whether this put writes a new version.
+    """
+
+    def __call__(self, resource_type: str, exists: bool, existing_tenant: str | None, changes: bool) -> None: ...
+
+
 class WriteConflict(Exception):
     """Another writer changed the resource between our read and our write; retry the transaction."""
 
@@ -226,6 +237,7 @@ class Stored:
     version_id: int
     last_updated: datetime
     changed: bool  # a new resource or a new version was written
+    tenant: str | None = None  # the billing Organization's NPI the resource belongs to (current rows only)
 
     @property
     def etag(self) -> str:
@@ -286,8 +298,20 @@ class Store:
             connection.execute(text("SELECT 1"))
         return True
 
-    def put(self, connection: Connection, resource: dict[str, Any], now: datetime) -> Stored:
-        """Create or update one resource; an unchanged one keeps its version (idempotent writes)."""
+    def put(
+        self,
+        connection: Connection,
+        resource: dict[str, Any],
+        now: datetime,
+        *,
+        tenant: str | None = None,
+        guard: WriteGuard | None = None,
+    ) -> Stored:
+        """Create or update one resource; an unchanged one keeps its version (idempotent writes).
+
+        A new resource gets ``tenant``; a stored one keeps the tenant it has (or takes ``tenant``
+        when it had none).  ``guard`` may refuse the write (scopes, tenancy) before anything changes.
+        """
         rtype, rid = resource["resourceType"], resource["id"]
         digest = content_hash(resource)
         row = connection.execute(
@@ -296,10 +320,16 @@ class Store:
                 resource_current.c.content_hash,
                 resource_current.c.content,
                 resource_current.c.last_updated,
+                resource_current.c.tenant,
             ).where(resource_current.c.resource_type == rtype, resource_current.c.id == rid)
         ).first()
-        if row is not None and row.content_hash == digest:
+        unchanged = row is not None and row.content_hash == digest
+        if guard is not None:
+            guard(rtype, row is not None, row.tenant if row is not None else None, not unchanged)
+        if unchanged:
             return stored_from_row(row)
+        if row is not None and row.tenant is not None:
+            tenant = row.tenant
         version = 1 if row is None else row.version_id + 1
         stamped = _stamp(resource, version, now)
         body = orjson.dumps(stamped).decode()
@@ -308,6 +338,7 @@ class Store:
             "last_updated": now,
             "content_hash": digest,
             "content": body,
+            "tenant": tenant,
         }
         try:
             if row is None:
@@ -339,7 +370,7 @@ class Store:
                 )
         except IntegrityError as exc:
             raise WriteConflict(f"{rtype}/{rid}") from exc
-        return Stored(stamped, version, now, changed=True)
+        return Stored(stamped, version, now, changed=True, tenant=tenant)
 
     def read(
         self,
@@ -351,7 +382,10 @@ class Store:
         """The current (or a given) version; inside a transaction when ``connection`` is given."""
         if version_id is None:
             query = select(
-                resource_current.c.content, resource_current.c.version_id, resource_current.c.last_updated
+                resource_current.c.content,
+                resource_current.c.version_id,
+                resource_current.c.last_updated,
+                resource_current.c.tenant,
             ).where(resource_current.c.resource_type == resource_type, resource_current.c.id == resource_id)
         else:
             query = select(
@@ -376,10 +410,14 @@ class Store:
         resource_id: str | None = None,
         since: datetime | None = None,
         count: int | None = None,
+        tenant: str | None = None,
     ) -> list[Stored]:
-        """Versions, newest first, of one resource (or of every resource of the type)."""
+        """Versions, newest first, of one resource (or of every resource of the type), with
+        ``tenant`` only those of that organization."""
         h = resource_history.c
         conditions = [h.resource_type == resource_type]
+        if tenant is not None:
+            conditions.append(of_tenant(resource_history, tenant))
         if resource_id is not None:
             conditions.append(h.id == resource_id)
         if since is not None:
@@ -403,8 +441,18 @@ class Store:
 
 
 def stored_from_row(row: Any) -> Stored:
-    """A read row (content, version_id, last_updated) as a Stored resource."""
-    return Stored(orjson.loads(row.content), row.version_id, _aware(row.last_updated), changed=False)
+    """A read row (content, version_id, last_updated, and tenant when selected) as a Stored resource."""
+    tenant = row.tenant if "tenant" in row._fields else None
+    return Stored(orjson.loads(row.content), row.version_id, _aware(row.last_updated), changed=False, tenant=tenant)
+
+
+def of_tenant(table: Any, tenant: str) -> Any:
+    """Rows (of resource_history or an alias) whose resource belongs to ``tenant`` (a resource's
+    tenant never changes, so its current row says it for every version)."""
+    current = resource_current.c
+    return exists().where(
+        current.resource_type == table.c.resource_type, current.id == table.c.id, current.tenant == tenant
+    )
 
 
 def _aware(value: datetime) -> datetime:

@@ -20,6 +20,8 @@ from adapter.errors import Problem, problem_issue
 from adapter.intake.slim import FHIR_ID
 from adapter.intake.validation import validate_resource
 from adapter.pipeline import Result
+from adapter.service.auth.access import WriteAccess
+from adapter.service.auth.policy import Principal
 from adapter.service.capability import INPUT_TYPES
 from adapter.service.claims import ClaimService
 from adapter.service.fhirhttp import FhirError
@@ -104,7 +106,7 @@ class TransactionService:
         self.store = store
         self.claims = claims
 
-    def _entries(self, document: dict[str, Any]) -> list[_Entry]:
+    def _entries(self, document: dict[str, Any], principal: Principal | None) -> list[_Entry]:
         raw = document.get("entry", [])
         if not isinstance(raw, list):
             raise FhirError(400, "fhir-invalid", "Bundle.entry must be an array", "structure", "Bundle.entry")
@@ -154,7 +156,7 @@ class TransactionService:
             resource = dict(resource)
             _assign_id(entry, resource, path, problems)
             aliases = _aliases(resource["resourceType"], original, full_url)
-            matched = None if problems else self._condition(request, resource, path, problems)
+            matched = None if problems else self._condition(request, resource, path, problems, principal)
             status = 405 if any(p.code == "unsupported-method" for p in problems) else 0
             status = status or (412 if any(p.code.startswith("precondition") for p in problems) else 400)
             entries.append(_Entry(i, full_url, resource, problems, status if problems else 0, method, aliases, matched))
@@ -169,18 +171,26 @@ class TransactionService:
         return _Entry(index, None, None, [], 0, "GET", get_url=url)
 
     def _condition(
-        self, request: dict[str, Any], resource: dict[str, Any], path: str, problems: list[Problem]
+        self,
+        request: dict[str, Any],
+        resource: dict[str, Any],
+        path: str,
+        problems: list[Problem],
+        principal: Principal | None,
     ) -> Stored | None:
         """ifNoneExist (POST): the match, if any, replaces the write; ifMatch (PUT): the version must be current."""
         condition, if_match = request.get("ifNoneExist"), request.get("ifMatch")
         if isinstance(condition, str) and condition:
             try:
-                return conditional_match(self.store, condition, resource["resourceType"])
+                tenant = principal.tenant if principal else None
+                return conditional_match(self.store, condition, resource["resourceType"], tenant)
             except FhirError as refused:
                 code = "precondition-failed" if refused.status == 412 else refused.code
                 problems.append(Problem(code, refused.message, f"{path}.request.ifNoneExist"))
         if isinstance(if_match, str) and if_match:
             current = self.store.read(resource["resourceType"], resource["id"])
+            if current is not None and principal is not None and not principal.sees(current.tenant):
+                current = None  # another organization's resource is not found
             expected = if_match.strip().removeprefix("W/").strip('"')
             if current is None or str(current.version_id) != expected:
                 found = "none" if current is None else current.version_id
@@ -188,7 +198,9 @@ class TransactionService:
                 problems.append(Problem("precondition-failed", message, f"{path}.request.ifMatch", "conflict"))
         return None
 
-    def process(self, document: dict[str, Any], base: str = "") -> dict[str, Any]:
+    def process(self, document: dict[str, Any], base: str = "", access: WriteAccess | None = None) -> dict[str, Any]:
+        """Store a transaction (all or nothing) or batch; with ``access``, as that Principal:
+        only visits billed by its organization, each write within its scopes, audited with it."""
         kind = document.get("type")
         if document.get("resourceType") != "Bundle" or kind not in ("transaction", "batch"):
             raise FhirError(
@@ -198,7 +210,8 @@ class TransactionService:
                 "invalid",
                 "Bundle.type",
             )
-        entries = self._entries(document)
+        principal = access.principal if access is not None else None
+        entries = self._entries(document, principal)
         failed = [e for e in entries if e.problems]
         if kind == "transaction" and failed:
             problems = [p for e in failed for p in e.problems]
@@ -235,7 +248,7 @@ class TransactionService:
             ],
         }
         if not good:  # only reads (or only failures in a batch): nothing to store or claim
-            return self._response(kind, entries, [], [], None, base)
+            return self._response(kind, entries, [], [], None, base, principal)
         result = self.claims.convert(visit, None)
         if kind == "transaction" and result.invalid:
             issues = result.bundle["entry"][0]["resource"]["issue"]
@@ -250,10 +263,12 @@ class TransactionService:
         digest = canonical_digest(document)
         writes = [e for e in good if e.matched is None]
         inputs = tuple(e.resource for e in writes if e.resource is not None)
-        stored_inputs, _ = self.claims.store_result(result, digest, inputs=inputs, operation=f"{kind}")
+        if access is not None and not result.invalid:
+            access.check_billing(o.billing_npi for o in result.outcomes if o.status or o.cancels_claim)
+        stored_inputs, _ = self.claims.store_result(result, digest, inputs=inputs, operation=f"{kind}", access=access)
         stored = dict(zip((e.index for e in writes), stored_inputs, strict=True))
         stored |= {e.index: e.matched for e in good if e.matched is not None}
-        return self._response(kind, entries, good, [stored[e.index] for e in good], result, base)
+        return self._response(kind, entries, good, [stored[e.index] for e in good], result, base, principal)
 
     def _response(
         self,
@@ -263,13 +278,15 @@ class TransactionService:
         stored: list[Stored],
         result: Result | None,
         base: str,
+        principal: Principal | None,
     ) -> dict[str, Any]:
         by_index = {entry.index: item for entry, item in zip(good, stored, strict=True)}
         claim_outcome = _claim_outcome(result, good) if result is not None else None
         response_entries = []
         for entry in entries:
             if entry.get_url is not None:
-                response_entries.append(read_entry(self.store, entry.get_url, base, self.claims.settings.page_size))
+                page_size = self.claims.settings.page_size
+                response_entries.append(read_entry(self.store, entry.get_url, base, page_size, principal))
                 continue
             if entry.problems:
                 response = {

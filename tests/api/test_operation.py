@@ -464,7 +464,7 @@ def test_writes_that_keep_conflicting_end_in_409(api: Api, monkeypatch: pytest.M
     """A lost race is retried; when every attempt loses, the answer is 409 and nothing is stored."""
     attempts = []
 
-    def always_conflicting(_connection: Any, resource: dict[str, Any], _now: Any) -> Any:
+    def always_conflicting(_connection: Any, resource: dict[str, Any], _now: Any, **_checks: Any) -> Any:
         attempts.append(resource["resourceType"])
         raise WriteConflict(resource["resourceType"])
 
@@ -481,11 +481,11 @@ def test_a_lost_race_is_retried(api: Api, monkeypatch: pytest.MonkeyPatch) -> No
     real_put = api.store.put
     lost = []
 
-    def lose_once(connection: Any, resource: dict[str, Any], now: Any) -> Any:
+    def lose_once(connection: Any, resource: dict[str, Any], now: Any, **checks: Any) -> Any:
         if not lost:
             lost.append(resource["resourceType"])
             raise WriteConflict(resource["resourceType"])
-        return real_put(connection, resource, now)
+        return real_put(connection, resource, now, **checks)
 
     monkeypatch.setattr(api.store, "put", lose_once)
     response = api.push(bb.visit(massage()))

@@ -1,0 +1,150 @@
+"""``GET /fhir/AuditEvent`` and ``/fhir/AuditEvent/{id}``: the audit trail, for holders of
+``system/AuditEvent.rs``.  A tenant client sees the events of its own requests only.  Reading
+the trail is itself audited (by the guard, like every request)."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy import and_, func, not_, or_, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from adapter.service.auth.policy import Principal
+from adapter.service.fhirhttp import FhirError, fhir_response
+from adapter.service.search_params import date_range
+from adapter.service.store import Store, audit_event
+
+DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
+SEARCH_PARAMS = {
+    "date": "AuditEvent.recorded (every precision; prefixes eq ne gt lt ge le sa eb)",
+    "agent": "the client_id of the requestor (as value, or system|value)",
+    "entity": "a reference the event names (Claim/x finds every version of it)",
+    "outcome": "0 success, 4 minor failure, 8 serious failure",
+    "_count": "page size",
+    "_offset": "position of the page",
+}
+
+
+def audit_router(store: Store, principal_of: Any, audit_of: Any, page_size: int) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/fhir/AuditEvent", tags=["audit"])
+    def search(request: Request) -> Response:
+        principal: Principal = principal_of(request)
+        principal.require("AuditEvent", "s")
+        context = audit_of(request)
+        context.interaction = "search-type"
+        context.query = str(request.url.query)
+        params = list(request.query_params.multi_items())
+        conditions = _conditions(params, principal)
+        count = _number(request.query_params.get("_count"), "_count", page_size, 1000)
+        offset = _number(request.query_params.get("_offset"), "_offset", 0, 10**9)
+        where = and_(*conditions) if conditions else and_(True)
+        with store.engine.connect() as connection:
+            total = connection.execute(select(func.count()).select_from(audit_event).where(where)).scalar_one()
+            rows = connection.execute(
+                select(audit_event.c.content)
+                .where(where)
+                .order_by(audit_event.c.recorded, audit_event.c.id)
+                .limit(count)
+                .offset(offset)
+            ).all()
+        events = [orjson.loads(r.content) for r in rows]
+        context.entities += [f"AuditEvent/{e['id']}" for e in events]
+        base = f"{request.base_url}fhir/AuditEvent"
+        kept = [(k, v) for k, v in params if k != "_offset"]
+        links = [{"relation": "self", "url": f"{base}?{urlencode([*kept, ('_offset', str(offset))])}"}]
+        if count and offset + count < total:
+            links.append({"relation": "next", "url": f"{base}?{urlencode([*kept, ('_offset', str(offset + count))])}"})
+        bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": total, "link": links}
+        if events:
+            bundle["entry"] = [
+                {"fullUrl": f"{base}/{e['id']}", "resource": e, "search": {"mode": "match"}} for e in events
+            ]
+        return fhir_response(bundle)
+
+    @router.get("/fhir/AuditEvent/{event_id}", tags=["audit"])
+    def read(event_id: str, request: Request) -> Response:
+        principal: Principal = principal_of(request)
+        principal.require("AuditEvent", "r")
+        context = audit_of(request)
+        context.interaction = "read"
+        context.entities.append(f"AuditEvent/{event_id}")
+        query = select(audit_event.c.content, audit_event.c.agent).where(audit_event.c.id == event_id[:64])
+        with store.engine.connect() as connection:
+            row = connection.execute(query).first()
+        if row is None or (principal.organization is not None and row.agent != principal.client_id):
+            raise FhirError(404, "not-found", f"AuditEvent/{event_id} is not known", "not-found")
+        return fhir_response(orjson.loads(row.content))
+
+    return router
+
+
+def _conditions(params: list[tuple[str, str]], principal: Principal) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if principal.organization is not None:  # a tenant reads its own requests' trail only
+        conditions.append(audit_event.c.agent == principal.client_id)
+    for name, value in params:
+        if name == "date":
+            conditions.append(_recorded(value))
+        elif name == "agent":
+            conditions.append(or_(*(audit_event.c.agent == v.split("|")[-1] for v in value.split(","))))
+        elif name == "entity":
+            conditions.append(or_(*(audit_event.c.entity.contains(f" {v} ") for v in value.split(","))))
+        elif name == "outcome":
+            conditions.append(audit_event.c.outcome.in_([v.split("|")[-1] for v in value.split(",")]))
+        elif name not in ("_count", "_offset", "_format"):
+            raise FhirError(
+                400,
+                "unknown-parameter",
+                f"AuditEvent has no search parameter {name!r}; supported: {', '.join(SEARCH_PARAMS)}",
+                "not-supported",
+                name,
+            )
+    return conditions
+
+
+def _recorded(value: str) -> ColumnElement[bool]:
+    """``date``: AuditEvent.recorded (an instant) against the range the value covers at its precision."""
+    prefix = value[:2] if value[:2] in DATE_PREFIXES else "eq"
+    bounds = date_range(value[2:] if prefix == value[:2] else value)
+    if bounds is None:
+        message = f"date {value[:40]!r} is not a FHIR date or date-time"
+        raise FhirError(400, "invalid-search", message, "invalid", "date")
+    low, high = (bound.replace(tzinfo=UTC) for bound in bounds)
+    recorded = audit_event.c.recorded
+    within = and_(recorded >= low, recorded < high)
+    conditions: dict[str, ColumnElement[bool]] = {
+        "eq": within,
+        "ap": within,
+        "ne": not_(within),
+        "gt": recorded >= high,
+        "sa": recorded >= high,
+        "lt": recorded < low,
+        "eb": recorded < low,
+        "ge": recorded >= low,
+        "le": recorded < high,
+    }
+    return conditions[prefix]
+
+
+def _number(value: str | None, name: str, default: int, ceiling: int) -> int:
+    if value is None:
+        return default
+    if not (value.isascii() and value.isdigit()) or len(value) > 10:
+        raise FhirError(400, "invalid-search", f"{name} must be a non-negative integer", "invalid", name)
+    return min(int(value), ceiling)
+
+
+def decode_query(event: dict[str, Any]) -> str | None:
+    """The search query an AuditEvent recorded (for tests and tools)."""
+    for entity in event.get("entity", []):
+        if "query" in entity:
+            return base64.b64decode(entity["query"]).decode()
+    return None
