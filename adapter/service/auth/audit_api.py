@@ -16,6 +16,7 @@ from sqlalchemy import and_, func, not_, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from adapter.service.auth.policy import Principal
+from adapter.service.docs_routes import fhir_responses
 from adapter.service.fhirhttp import FhirError, fhir_response
 from adapter.service.search_params import date_range
 from adapter.service.store import Store, audit_event
@@ -34,7 +35,15 @@ SEARCH_PARAMS = {
 def audit_router(store: Store, principal_of: Any, audit_of: Any, page_size: int) -> APIRouter:
     router = APIRouter()
 
-    @router.get("/fhir/AuditEvent", tags=["audit"])
+    @router.get(
+        "/fhir/AuditEvent",
+        tags=["audit"],
+        openapi_extra={
+            "x-fhir-interaction": "search-type",
+            "x-smart-scope": "s",
+            "responses": fhir_responses("400", "401", "403", "406", "503", success="searchset Bundle of AuditEvents"),
+        },
+    )
     def search(request: Request) -> Response:
         principal: Principal = principal_of(request)
         principal.require("AuditEvent", "s")
@@ -69,7 +78,15 @@ def audit_router(store: Store, principal_of: Any, audit_of: Any, page_size: int)
             ]
         return fhir_response(bundle)
 
-    @router.get("/fhir/AuditEvent/{event_id}", tags=["audit"])
+    @router.get(
+        "/fhir/AuditEvent/{event_id}",
+        tags=["audit"],
+        openapi_extra={
+            "x-fhir-interaction": "read",
+            "x-smart-scope": "r",
+            "responses": fhir_responses("401", "403", "404", "406", "503", success="the AuditEvent"),
+        },
+    )
     def read(event_id: str, request: Request) -> Response:
         principal: Principal = principal_of(request)
         principal.require("AuditEvent", "r")
