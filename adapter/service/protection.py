@@ -26,9 +26,14 @@ def is_loopback(host: str) -> bool:
 
 
 def check_bind(host: str, settings: Settings) -> None:
-    if settings.clients is None and not is_loopback(host):
-        raise ProtectionError(
-            f"refusing to listen on {host}: without a client registry authentication is disabled, so only "
-            "loopback addresses (127.0.0.1, ::1, localhost) are allowed; set THERACLAIM_CLIENTS to a registry "
-            "(see `theraclaim clients new-key`) to serve the network"
-        )
+    """Refuse a non-loopback HTTP (or MLLP) address while authentication is disabled."""
+    if settings.clients is not None:
+        return
+    listening = [host] + ([settings.mllp_host or host] if settings.mllp_port is not None else [])
+    for address in listening:
+        if not is_loopback(address):
+            raise ProtectionError(
+                f"refusing to listen on {address}: without a client registry authentication is disabled, so only "
+                "loopback addresses (127.0.0.1, ::1, localhost) are allowed; set THERACLAIM_CLIENTS to a registry "
+                "(see `theraclaim clients new-key`) to serve the network"
+            )

@@ -55,8 +55,13 @@ class Client:
 
     def assertion(self, token_url: str, header: dict[str, Any] | None = None, **claims: Any) -> str:
         now = int(time.time())
-        body = {"iss": self.client_id, "sub": self.client_id, "aud": token_url, "exp": now + 240,
-                "jti": str(uuid.uuid4())} | claims
+        body = {
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "aud": token_url,
+            "exp": now + 240,
+            "jti": str(uuid.uuid4()),
+        } | claims
         body = {k: v for k, v in body.items() if v is not None}
         protected = {"alg": self.alg, "kid": self.kid, "typ": "JWT"} | (header or {})
         return jwt.encode(protected, body, self.key, algorithms=[self.alg])

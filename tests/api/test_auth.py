@@ -274,8 +274,12 @@ def test_two_tenants_cannot_see_or_touch_each_others_claims(server: LiveServer, 
     issues = [e["resource"] for e in created.json()["entry"] if e["resource"]["resourceType"] == "DetectedIssue"]
     assert issues
     # B: reads, history and vread are "not found"; searches find nothing
-    for path in (f"/fhir/Claim/{claim_id}", f"/fhir/Claim/{claim_id}/_history", f"/fhir/Claim/{claim_id}/_history/1",
-                 f"/fhir/DetectedIssue/{issues[0]['id']}"):
+    for path in (
+        f"/fhir/Claim/{claim_id}",
+        f"/fhir/Claim/{claim_id}/_history",
+        f"/fhir/Claim/{claim_id}/_history/1",
+        f"/fhir/DetectedIssue/{issues[0]['id']}",
+    ):
         assert get(server, b, path).status_code == 404, path
     for resource_type in ("Claim", "DetectedIssue", "Provenance"):
         assert not get(server, b, f"/fhir/{resource_type}").json().get("entry")
@@ -346,8 +350,8 @@ def test_n_requests_leave_n_audit_events(server: LiveServer, clients: dict[str, 
     events = audit_events(server, auditor)
     # 1 push + the 6 requests + the first audit search itself
     assert len(events) == start + 1 + 1 + len(requests)
-    recent = events[-(len(requests) + 1):-0 or None]
-    assert [e["outcome"] for e in recent[-len(requests):]] == ["0", "0", "0", "4", "4", "4"]
+    recent = events[-(len(requests) + 1) : -0 or None]
+    assert [e["outcome"] for e in recent[-len(requests) :]] == ["0", "0", "0", "4", "4", "4"]
     push_event = recent[0]
     assert push_event["subtype"][0]["code"] == "operation"
     assert push_event["subtype"][1]["code"] == "from-encounter"
@@ -375,8 +379,11 @@ def test_n_requests_leave_n_audit_events(server: LiveServer, clients: dict[str, 
 
 def test_protected_mode_without_a_registry(tmp_path: Path) -> None:
     with live_server(tmp_path, f"sqlite:///{tmp_path / 'theraclaim.sqlite3'}", None) as live:
-        response = httpx.post(f"{live.base}{OPERATION}", content=json.dumps(visit_of(NPI_A)),
-                              headers={"Content-Type": "application/fhir+json"})
+        response = httpx.post(
+            f"{live.base}{OPERATION}",
+            content=json.dumps(visit_of(NPI_A)),
+            headers={"Content-Type": "application/fhir+json"},
+        )
         assert response.status_code == 201
         for answer in (response, httpx.get(f"{live.base}/healthz"), httpx.get(f"{live.base}/fhir/Claim")):
             assert answer.headers["x-theraclaim-authentication"] == "disabled"
@@ -455,8 +462,112 @@ def test_the_log_formatter_withholds_exception_text() -> None:
     except KeyError:
         import sys
 
-        record = logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1, "Exception in ASGI application",
-                                   None, sys.exc_info())
+        record = logging.LogRecord(
+            "uvicorn.error", logging.ERROR, __file__, 1, "Exception in ASGI application", None, sys.exc_info()
+        )
     text = PhiSafeFormatter().format(record)
     assert "KeyError" in text and "test_auth.py" in text
     assert NAME not in text and SSN not in text
+
+
+# --- keys by jwks_url --------------------------------------------------------------------------
+
+
+class _JwksServer:
+    """A client's JWKS endpoint on loopback; its key set can be rotated and its hits counted."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        self.keys: dict[str, Any] = {"keys": []}
+        self.hits = 0
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner.hits += 1
+                body = json.dumps(owner.keys).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_keys_from_a_jwks_url_are_fetched_cached_and_rotated(tmp_path: Path) -> None:
+    first, rotated = Client.new("url-client", "ES384"), Client.new("url-client", "RS384")
+    rotated.key = Client.new("url-client-2", "RS384").key  # a new kid
+    jwks = _JwksServer()
+    jwks.keys = first.public_jwks()
+    try:
+        entry = {"client_id": "url-client", "jwks_url": jwks.url, "scope": "system/Claim.rs"}
+        registry = write_registry(tmp_path / "clients.yaml", [entry])
+        with live_server(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}", registry) as live:
+            live.token(first, "system/Claim.rs")
+            live.token(first, "system/Claim.rs")
+            assert jwks.hits == 1, "the key set is cached"
+            jwks.keys = {"keys": first.public_jwks()["keys"] + rotated.public_jwks()["keys"]}
+            token = live.token(rotated, "system/Claim.rs")  # an unknown kid: refetched once
+            assert jwks.hits == 2
+            assert get(live, token, "/fhir/Claim").status_code == 200
+            unknown = Client("url-client", Client.new("x", "ES384").key, "ES384")
+            for _ in range(3):  # unknown kids do not hammer the URL: at most one refetch a minute
+                refused(
+                    httpx.post(live.token_url, data=token_form(unknown.assertion(live.token_url), "system/Claim.rs"))
+                )
+            assert jwks.hits == 2
+    finally:
+        jwks.close()
+
+
+def test_a_bad_registry_stops_the_server_naming_the_entry(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    registry = tmp_path / "clients.yaml"
+    registry.write_text(
+        "clients:\n  - client_id: ok\n    scope: system/Claim.rs\n    jwks: {keys: [{kty: oct, kid: a, k: c2VjcmV0}]}\n"
+    )
+    env = {**__import__("os").environ, "THERACLAIM_CLIENTS": str(registry), "THERACLAIM_DATABASE_URL": "sqlite://"}
+    done = subprocess.run(
+        [sys.executable, "-m", "adapter.cli", "serve"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 3
+    assert "clients[0] (ok).jwks" in done.stderr
+    check = subprocess.run(
+        [sys.executable, "-m", "adapter.cli", "clients", "check", str(registry)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert check.returncode == 3 and "clients[0] (ok).jwks" in check.stderr
+
+
+def test_without_a_registry_only_loopback_binds(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "THERACLAIM_CLIENTS"} | {"THERACLAIM_DATABASE_URL": "sqlite://"}
+    done = subprocess.run(
+        [sys.executable, "-m", "adapter.cli", "serve", "--host", "0.0.0.0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 3
+    assert "refusing to listen on 0.0.0.0" in done.stderr and "THERACLAIM_CLIENTS" in done.stderr

@@ -1,7 +1,8 @@
 """Client public keys: inline JWKS from the registry, or a ``jwks_url`` fetched with httpx.
 
-A fetched JWKS is cached; an assertion naming a ``kid`` the cache lacks triggers a refetch, at
-most once per ``REFRESH_INTERVAL`` per client, so an attacker cannot make us hammer the URL.
+A fetched JWKS is cached for ``CACHE_SECONDS``; an assertion naming a ``kid`` the cache lacks
+triggers a refetch (key rotation), at most once per ``REFETCH_INTERVAL`` per client, so an
+attacker sending made-up kids cannot make us hammer the URL.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from joserfc.jwk import KeySet
 
 from adapter.service.auth.registry import ClientEntry
 
-REFRESH_INTERVAL = 60.0  # seconds between fetches of one client's jwks_url
+CACHE_SECONDS = 300.0  # a fetched key set is used this long
+REFETCH_INTERVAL = 60.0  # at most one unknown-kid refetch per client in this many seconds
 FETCH_TIMEOUT = 5.0
 MAX_JWKS_BYTES = 256 * 1024
 
@@ -28,6 +30,7 @@ class KeyUnavailable(Exception):
 class ClientKeys:
     def __init__(self) -> None:
         self._cache: dict[str, tuple[float, KeySet]] = {}
+        self._refetched: dict[str, float] = {}  # when an unknown kid last caused a refetch
         self._lock = threading.Lock()
 
     def key_set(self, client: ClientEntry, kid: str) -> KeySet:
@@ -35,11 +38,14 @@ class ClientKeys:
         if client.jwks is not None:
             return KeySet.import_key_set(cast(Any, client.jwks))
         assert client.jwks_url is not None
+        now = time.monotonic()
         with self._lock:
             cached = self._cache.get(client.client_id)
-        now = time.monotonic()
-        if cached is not None and (_has_kid(cached[1], kid) or now - cached[0] < REFRESH_INTERVAL):
-            return cached[1]
+            if cached is not None and now - cached[0] < CACHE_SECONDS:
+                recently = now - self._refetched.get(client.client_id, -REFETCH_INTERVAL) < REFETCH_INTERVAL
+                if _has_kid(cached[1], kid) or recently:
+                    return cached[1]
+                self._refetched[client.client_id] = now
         fetched = _fetch(client.jwks_url)
         with self._lock:
             self._cache[client.client_id] = (now, fetched)
