@@ -17,7 +17,8 @@ from adapter.output.x12 import load_profile
 from adapter.output.x12.ack import read_999
 from adapter.rules.catalog import Rules
 from adapter.service.x12store import X12Store
-from tests.api.conftest import Api, assert_outcome, entries, visit_for
+from tests.api.auth_support import Client, bearer, token_form, write_registry
+from tests.api.conftest import Api, assert_outcome, entries, make_api, visit_for
 from tests.conftest import NOW, ROOT, shared_path
 from tests.x12_support import pyx12_accepts, segments, validate_x12, with_demographics
 
@@ -246,3 +247,35 @@ def test_since_limits_the_export_to_claim_versions_recorded_from_that_date(api: 
     assert exports.export(PROFILE, NOW, since=tomorrow).content is None
     export = exports.export(PROFILE, NOW, since=tomorrow - timedelta(days=1))
     assert [p.claim_id for p in export.sent] == [claim_id]
+
+
+def test_export_x12_follows_the_claims_read_rules_scope_and_tenant(
+    database_url: str, rules: Rules, tmp_path: Path
+) -> None:
+    """Same policy as reading the Claim: anonymous 401, no Claim.r 403, another tenant 404."""
+    owner, other, no_claims = Client.new("clinic-a"), Client.new("clinic-b"), Client.new("patients-only")
+    registry = write_registry(
+        tmp_path / "clients.yaml",
+        [
+            owner.entry("system/*.cruds", "1234567893"),  # the visit's billing Organization
+            other.entry("system/*.cruds", "1245319599"),
+            no_claims.entry("system/Patient.r", "1234567893"),
+        ],
+    )
+    with make_api(database_url, rules, clients=registry) as secured:
+        token_url = "http://testserver/auth/token"
+
+        def token(client: Client, scope: str) -> dict[str, str]:
+            answer = secured.client.post(token_url, data=token_form(client.assertion(token_url), scope))
+            assert answer.status_code == 200, answer.text
+            return bearer(str(answer.json()["access_token"]))
+
+        mine = token(owner, "system/*.cruds")
+        pushed = secured.push(_visit(30), headers=mine)
+        assert pushed.status_code == 201, pushed.text
+        claim_id = entries(pushed.json(), "Claim")[0]["id"]
+        path = f"/fhir/Claim/{claim_id}/$export-x12"
+        assert secured.client.get(path, headers=mine).status_code == 200
+        assert_outcome(secured.client.get(path), 401)
+        assert_outcome(secured.client.get(path, headers=token(no_claims, "system/Patient.r")), 403)
+        assert_outcome(secured.client.get(path, headers=token(other, "system/*.cruds")), 404)
