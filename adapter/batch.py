@@ -1,19 +1,23 @@
 """``theraclaim batch``: replay many Bundles through the rules, streaming, in input order.
 
 Input is NDJSON (one Bundle per line) or a folder of ``*.json`` files; output is NDJSON with one
-result Bundle per input, in the same order (a bad input gets its OperationOutcome Bundle, and its
-line number is reported on stderr: one bad line never loses the run).  Memory stays constant: at
-most ``WINDOW`` chunks are in flight, whatever the input size.  Workers are processes, each
-loading the rule data once.
+result Bundle per input record, in the same order, each naming its input line (or file) number in
+``Bundle.identifier``.  A bad record, whatever it holds, gets its OperationOutcome Bundle and its
+number on stderr: one bad line never loses the run.  Blank lines are counted, not converted.
+Memory stays constant: at most ``WINDOW_PER_WORKER`` chunks per worker are in flight, whatever the
+input size.  Workers are processes, each loading the rule data once; an interrupt (SIGINT,
+SIGTERM) terminates them and the caller reports what was done.
 """
 
 from __future__ import annotations
 
+import hashlib
+import multiprocessing
 import os
+import signal
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,13 +25,16 @@ from typing import IO, Any
 
 import orjson
 
+from adapter.errors import InputError, Problem
 from adapter.intake.wire import Limits
+from adapter.output.fhir import render_invalid
 from adapter.pipeline import Result, run
 from adapter.rules.catalog import Rules, load_rules
 from adapter.rules.claim import ClaimOptions
 
 CHUNK = 64  # records per task: amortises inter-process overhead
 WINDOW_PER_WORKER = 4  # chunks in flight per worker: bounds memory
+RECORD_SYSTEM = "https://theraclaim.org/fhir/NamingSystem/batch-input-record"  # Bundle.identifier of each output
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,7 @@ class Job:
 @dataclass
 class Tally:
     records: int = 0
+    blank: int = 0
     invalid: int = 0
     encounters: int = 0
     claims: int = 0
@@ -65,9 +73,10 @@ class Tally:
         self.findings.update(codes)
 
     def report(self) -> str:
+        blank = f" ({self.blank} blank lines skipped)" if self.blank else ""
         lines = [
-            f"{self.records} bundles: {self.claims} claims ({self.held} held for review), {self.invalid} invalid, "
-            f"{self.without_claim} encounters without a claim, {self.blocked} with blocked lines",
+            f"{self.records} bundles{blank}: {self.claims} claims ({self.held} held for review), {self.invalid} "
+            f"invalid, {self.without_claim} encounters without a claim, {self.blocked} with blocked lines",
         ]
         if self.findings:
             lines.append("findings: " + ", ".join(f"{code} {n}" for code, n in self.findings.most_common()))
@@ -103,9 +112,15 @@ _worker_rules: Rules | None = None
 _worker_job: Job | None = None
 
 
-def _init_worker(job: Job) -> None:
+def _load(job: Job) -> None:
     global _worker_rules, _worker_job
     _worker_rules, _worker_job = load_rules(job.mappings_dir), job
+
+
+def _init_worker(job: Job) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the workers too: the parent decides
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler: the pool's terminate() must end us
+    _load(job)
 
 
 def convert_records(records: list[tuple[int, bytes]]) -> list[tuple[int, bytes, tuple[Any, ...]]]:
@@ -115,20 +130,36 @@ def convert_records(records: list[tuple[int, bytes]]) -> list[tuple[int, bytes, 
 
 
 def _convert(number: int, payload: bytes, rules: Rules, job: Job) -> tuple[int, bytes, tuple[Any, ...]]:
-    result = run(
-        payload,
-        rules=rules,
-        now=job.now,
-        payer=job.payer,
-        options=job.options,
-        limits=job.limits,
-        validation=job.validation,
-    )
-    return number, orjson.dumps(result.bundle), _summary(result)
+    try:
+        result = run(
+            payload,
+            rules=rules,
+            now=job.now,
+            payer=job.payer,
+            options=job.options,
+            limits=job.limits,
+            validation=job.validation,
+        )
+    except Exception as error:  # a record, whatever it holds, must not end the run; the type says enough
+        failed = InputError(
+            [
+                Problem(
+                    "processing-failed",
+                    f"the record could not be processed ({type(error).__name__})",
+                    None,
+                    "exception",
+                )
+            ]
+        )
+        result = Result(render_invalid(failed, hashlib.sha256(payload).hexdigest(), job.now), (), invalid=True)
+    bundle = result.bundle
+    numbered = {"resourceType": bundle["resourceType"], "id": bundle["id"]}
+    numbered["identifier"] = {"system": RECORD_SYSTEM, "value": str(number)}
+    return number, orjson.dumps(numbered | bundle), _summary(result)
 
 
-def read_records(source: Path) -> Iterator[tuple[int, bytes]]:
-    """(line number or file number, bytes) of every input record, lazily."""
+def read_records(source: Path, tally: Tally) -> Iterator[tuple[int, bytes]]:
+    """(line number or file number, bytes) of every input record, lazily; blank lines are counted."""
     if source.is_dir():
         for number, path in enumerate(sorted(p for p in source.iterdir() if p.suffix == ".json"), start=1):
             yield number, path.read_bytes()
@@ -137,6 +168,8 @@ def read_records(source: Path) -> Iterator[tuple[int, bytes]]:
         for number, line in enumerate(handle, start=1):
             if line.strip():
                 yield number, line.rstrip(b"\r\n")
+            else:
+                tally.blank += 1
 
 
 def _chunks(records: Iterator[tuple[int, bytes]]) -> Iterator[list[tuple[int, bytes]]]:
@@ -185,9 +218,15 @@ class Progress:
             self.stream.write("\n")
 
 
-def run_batch(source: Path, out: IO[bytes], job: Job, workers: int, errors: IO[str]) -> Tally:
-    """Convert every record of ``source`` into ``out`` in input order; returns the tally."""
-    tally = Tally()
+def run_batch(
+    source: Path, out: IO[bytes], job: Job, workers: int, errors: IO[str], tally: Tally | None = None
+) -> Tally:
+    """Convert every record of ``source`` into ``out`` in input order; returns the tally.
+
+    Pass ``tally`` to keep the counts of what was written when an interrupt (KeyboardInterrupt, or
+    the exception a SIGTERM handler raises) ends the run early: the workers are terminated first.
+    """
+    tally = tally if tally is not None else Tally()
     progress = Progress(source, errors)
 
     def emit(results: list[tuple[int, bytes, tuple[Any, ...]]], size: int) -> None:
@@ -198,23 +237,46 @@ def run_batch(source: Path, out: IO[bytes], job: Job, workers: int, errors: IO[s
                 errors.write(f"record {number}: invalid ({summary[-1]}); its OperationOutcome is in the output\n")
         progress.advance(len(results), size)
 
+    records = read_records(source, tally)
     if workers <= 1:
-        _init_worker(job)
-        for chunk in _chunks(read_records(source)):
+        _load(job)
+        for chunk in _chunks(records):
             emit(convert_records(chunk), _size(chunk))
     else:
-        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(job,)) as pool:
-            pending: deque[tuple[Future[list[tuple[int, bytes, tuple[Any, ...]]]], int]] = deque()
-            for chunk in _chunks(read_records(source)):
-                pending.append((pool.submit(convert_records, chunk), _size(chunk)))
+        pool = multiprocessing.Pool(workers, initializer=_init_worker, initargs=(job,))
+        try:
+            pending: deque[tuple[Any, int]] = deque()
+            for chunk in _chunks(records):
+                pending.append((pool.apply_async(convert_records, (chunk,)), _size(chunk)))
                 if len(pending) >= workers * WINDOW_PER_WORKER:
-                    future, size = pending.popleft()
-                    emit(future.result(), size)
+                    result, size = pending.popleft()
+                    emit(result.get(), size)
             while pending:
-                future, size = pending.popleft()
-                emit(future.result(), size)
+                result, size = pending.popleft()
+                emit(result.get(), size)
+            pool.close()
+        finally:
+            pool.terminate()  # at the end a no-op; on an interrupt it stops the workers at once
+            pool.join()
     progress.finish()
     return tally
+
+
+def looks_like_one_document(source: Path, max_bytes: int) -> bool:
+    """True when an NDJSON input is rather one JSON object spread over lines (pretty-printed)."""
+    if source.is_dir() or source.stat().st_size > max_bytes:
+        return False
+    with source.open("rb") as handle:
+        first = next((line for line in handle if line.strip()), b"")
+    try:
+        orjson.loads(first)
+        return False
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return isinstance(orjson.loads(source.read_bytes()), dict)
+    except orjson.JSONDecodeError:
+        return False
 
 
 def default_workers() -> int:

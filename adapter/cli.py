@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from adapter.batch import Job, default_workers, run_batch
+from adapter.batch import Job, Tally, default_workers, looks_like_one_document, run_batch
 from adapter.cli_x12 import (
     add_ack_command,
     add_convert_options,
@@ -189,11 +190,29 @@ def convert(args: argparse.Namespace, settings: Settings) -> int:
     return result.exit_code
 
 
+class Terminated(Exception):
+    """Raised in the main thread by SIGTERM, so ``batch`` stops like on Ctrl-C."""
+
+
+def _terminate(_signal: int, _frame: object) -> None:
+    raise Terminated
+
+
+INTERRUPTED = {KeyboardInterrupt: 130, Terminated: 143}  # 128 + SIGINT / SIGTERM, as shells report them
+
+
 def batch(args: argparse.Namespace, settings: Settings) -> int:
     if not args.input.exists():
         print(f"theraclaim batch: {args.input} does not exist", file=sys.stderr)
         return 2
     load_rules(settings.mappings_dir)  # fail fast (exit 3) before any worker starts
+    if looks_like_one_document(args.input, settings.max_bytes):
+        print(
+            f"theraclaim batch: {args.input} is one JSON document over several lines (pretty-printed), not NDJSON "
+            f"(one Bundle per line): convert it with `theraclaim convert {args.input}`",
+            file=sys.stderr,
+        )
+        return 2
     job = Job(
         now=args.now or datetime.now(UTC).replace(microsecond=0),
         payer=args.payer,
@@ -202,17 +221,32 @@ def batch(args: argparse.Namespace, settings: Settings) -> int:
         validation=args.validation or settings.validation,
         mappings_dir=settings.mappings_dir,
     )
-    if args.out == "-":
-        tally = run_batch(args.input, sys.stdout.buffer, job, args.workers, sys.stderr)
-    else:
-        with open(args.out, "wb") as out:
-            tally = run_batch(args.input, out, job, args.workers, sys.stderr)
+    tally = Tally()
+    target = None if args.out == "-" else Path(args.out)
+    partial = None if target is None else target.with_name(target.name + ".partial")
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        if target is None or partial is None:
+            run_batch(args.input, sys.stdout.buffer, job, args.workers, sys.stderr, tally)
+        else:
+            with partial.open("wb") as out:
+                run_batch(args.input, out, job, args.workers, sys.stderr, tally)
+            os.replace(partial, target)  # OUT appears only complete
+    except (KeyboardInterrupt, Terminated) as stop:
+        where = f"; what was done is in {partial}" if partial else ""
+        print(f"\ntheraclaim batch: interrupted, workers stopped{where}", file=sys.stderr)
+        print(tally.report(), file=sys.stderr)
+        return INTERRUPTED[type(stop)]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(tally.report(), file=sys.stderr)
     return tally.exit_code
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn  # the service's dependencies load only when serving
+
+    load_rules(settings.mappings_dir)  # broken rule data: exit 3 with one message, before uvicorn starts
 
     if args.host:  # the app (and its workers) read the settings again: the MLLP listener defaults to this host
         os.environ["THERACLAIM_HOST"] = args.host
