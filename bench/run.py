@@ -37,6 +37,7 @@ from fhir.resources.R4B.bundle import Bundle
 from adapter.pipeline import run
 from adapter.rules.catalog import load_rules
 from bench import bundles
+from bench.auth import auth_section
 from bench.delivery import delivery_section
 from bench.hl7v2 import hl7v2_section
 from bench.http import http_section
@@ -112,6 +113,7 @@ def main() -> None:
     parser.add_argument("--skip-batch", action="store_true")
     parser.add_argument("--skip-hl7v2", action="store_true")
     parser.add_argument("--skip-delivery", action="store_true")
+    parser.add_argument("--skip-auth", action="store_true")
     parser.add_argument("--batch-size", type=int, default=100_000)
     parser.add_argument(
         "--database-url",
@@ -137,5 +139,7 @@ def main() -> None:
         figures["hl7v2"] = hl7v2_section(args.database_url, args.quick, median_seconds)
     if not args.skip_delivery:
         figures["delivery"] = delivery_section(args.database_url, quick=args.quick)
+    if not args.skip_auth:
+        figures["auth"] = auth_section(args.database_url, quick=args.quick)
     args.json.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"\nfigures written to {args.json}")

@@ -23,6 +23,7 @@ from adapter.service.store import Store, auth_signing_key
 KEY_ID = "access-token-key-1"
 ALGORITHM = "HS256"
 ISSUER = "theraclaim"
+VERIFIED_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,7 @@ class TokenAuthority:
         self.lifetime = lifetime
         self._store = store
         self._loaded: OctKey | None = None  # read on first use: the server may start before its database
+        self._verified: dict[str, AccessClaims] = {}
 
     @property
     def _key(self) -> OctKey:
@@ -65,6 +67,17 @@ class TokenAuthority:
         return token, self.lifetime
 
     def verify(self, token: str) -> AccessClaims:
+        """The token's claims; a token verified before is looked up, not verified again, until it expires."""
+        known = self._verified.get(token)
+        if known is not None and known.expires > datetime.now(UTC).timestamp():
+            return known
+        claims = self._verify(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()  # bounded: a flood of tokens costs a re-verification, never memory
+        self._verified[token] = claims
+        return claims
+
+    def _verify(self, token: str) -> AccessClaims:
         try:
             decoded = jwt.decode(token, self._key, algorithms=[ALGORITHM])
         except (JoseError, ValueError, TypeError) as error:
