@@ -571,3 +571,19 @@ def test_without_a_registry_only_loopback_binds(tmp_path: Path) -> None:
     )
     assert done.returncode == 3
     assert "refusing to listen on 0.0.0.0" in done.stderr and "THERACLAIM_CLIENTS" in done.stderr
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+def test_forwarded_headers_count_only_from_trusted_proxies(
+    tmp_path: Path, clients: dict[str, Client], trusted: bool
+) -> None:
+    """The audit trail records the caller's address: X-Forwarded-For is believed only from a proxy
+    listed in THERACLAIM_TRUSTED_PROXIES (here the test itself, on 127.0.0.1)."""
+    registry = write_registry(tmp_path / "clients.yaml", [clients["auditor"].entry("system/*.rs")])
+    env = {"THERACLAIM_TRUSTED_PROXIES": "127.0.0.1"} if trusted else {}
+    with live_server(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}", registry, **env) as live:
+        token = live.token(clients["auditor"], "system/*.rs")
+        forwarded = {**bearer(token), "X-Forwarded-For": "203.0.113.7"}
+        assert httpx.get(f"{live.base}/fhir/Claim", headers=forwarded).status_code == 200
+        [event] = [e for e in audit_events(live, token) if e["subtype"][0]["code"] == "search-type"][:1]
+        assert event["agent"][0]["network"]["address"] == ("203.0.113.7" if trusted else "127.0.0.1")
