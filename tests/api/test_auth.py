@@ -284,6 +284,10 @@ def test_two_tenants_cannot_see_or_touch_each_others_claims(server: LiveServer, 
     for resource_type in ("Claim", "DetectedIssue", "Provenance"):
         assert not get(server, b, f"/fhir/{resource_type}").json().get("entry")
     assert not get(server, b, "/fhir/Claim", patient="Patient/pat-1").json().get("entry")
+    for resource_type, include in (("Claim", "Claim:patient"), ("Provenance", "Provenance:target")):
+        assert not get(server, b, f"/fhir/{resource_type}", _include=include).json().get("entry")
+        assert not get(server, b, "/fhir/Claim", _revinclude="Provenance:target").json().get("entry")
+    assert get(server, b, "/fhir/Claim/_history").json().get("entry") is None
     # B cannot push a visit billed by A's organization, nor cancel A's Claim that way
     before = get(server, operator, f"/fhir/Claim/{claim_id}").json()["meta"]["versionId"]
     assert push(server, b, visit_of(NPI_A, minutes=45)).status_code == 403
@@ -297,6 +301,8 @@ def test_two_tenants_cannot_see_or_touch_each_others_claims(server: LiveServer, 
     assert after["meta"]["versionId"] == before and after["status"] != "cancelled"
     # A sees its own; B's own push works and A cannot see it
     assert get(server, a, f"/fhir/Claim/{claim_id}").status_code == 200
+    included = get(server, a, "/fhir/Claim", _include="Claim:patient").json()["entry"]
+    assert {e["resource"]["resourceType"] for e in included} == {"Claim", "Patient"}
     mine = push(server, b, visit_of(NPI_B, "enc-b"))
     assert mine.status_code == 201, mine.text
     b_claim = mine.headers["location"].split("/Claim/")[1].split("/")[0]
