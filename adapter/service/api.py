@@ -79,8 +79,8 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None, clo
     app.state.schema = install_database_faults(app, store)
     app.include_router(x12_router(store, claims.x12, settings))
     hl7v2.ready = app.state.schema.ready.is_set
-    app.include_router(hl7v2_router(hl7v2, settings))
-    install_mllp(app, hl7v2, settings)
+    app.include_router(hl7v2_router(hl7v2, settings, policy))
+    install_mllp(app, hl7v2, settings, policy)
     app.include_router(task_router(store, settings))  # before the generic /fhir/{type} routes
 
     def public_base(request: Request) -> str:

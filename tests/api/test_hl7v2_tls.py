@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from adapter.rules.catalog import Rules
+from tests.api.auth_support import Client, write_registry
 from tests.api.conftest import make_api
 from tests.api.test_hl7v2_mllp import port_of
 from tests.hl7v2.messages import visit
-from tests.hl7v2.peer import Peer, fields
+from tests.hl7v2.peer import Peer, fields, frame
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -85,6 +86,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _signed("server", "ca", folder, "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
     _signed("engine", "ca", folder, "extendedKeyUsage=clientAuth\n")
     _signed("stranger", "other-ca", folder, "extendedKeyUsage=clientAuth\n")
+    _signed("unregistered", "ca", folder, "extendedKeyUsage=clientAuth\n")
+    _signed("tenant", "ca", folder, "extendedKeyUsage=clientAuth\n")
     return folder
 
 
@@ -116,3 +119,58 @@ def test_mllp_over_tls_needs_a_client_certificate_of_the_configured_ca(pki: Path
                 finally:
                     refused.close()
         assert len([r for r in api.rows("hl7v2_messages")]) == 1
+
+
+def _tls(pki: Path) -> dict[str, object]:
+    return {
+        "mllp_port": 0,
+        "mllp_host": "127.0.0.1",
+        "mllp_tls_cert": pki / "server.pem",
+        "mllp_tls_key": pki / "server.key",
+        "mllp_tls_client_ca": pki / "ca.pem",
+    }
+
+
+def _refused(port: int, context: ssl.SSLContext | None) -> bool:
+    try:
+        peer = Peer(port, context=context)
+    except (ssl.SSLError, OSError):
+        return True
+    try:
+        peer.send(frame(visit("NOT-YOURS")))
+        return peer.closed_by_listener()
+    except (ssl.SSLError, OSError):
+        return True
+    finally:
+        peer.close()
+
+
+def test_with_a_client_registry_an_mllp_peer_is_a_registered_client(pki: Path, rules: Rules, tmp_path: Path) -> None:
+    """The one auth policy: the certificate's commonName must be a registered client_id; its scopes and
+    organization apply as over HTTP, and every message leaves an AuditEvent naming the client."""
+    registry = write_registry(
+        tmp_path / "clients.yaml",
+        [Client.new("engine").entry("system/*.cruds"), Client.new("tenant").entry("system/*.cruds", "1234567893")],
+    )
+    with make_api(f"sqlite:///{tmp_path / 'registry.sqlite3'}", rules, clients=registry, **_tls(pki)) as api:
+        port = port_of(api)
+        peer = Peer(port, context=_client(pki, "engine"))
+        assert fields(peer.exchange(visit("REG-1")), "MSA")[1:3] == ["AA", "REG-1"]
+        assert fields(peer.exchange(visit("REG-1")), "MSA")[1] == "AA"  # the resend: no write, still audited
+        peer.close()
+        tenant = Peer(port, context=_client(pki, "tenant"))  # a tenant writes only its own organization's visits
+        refused = tenant.exchange(visit("REG-2", visit_number="V-REG-2"))
+        assert fields(refused, "MSA")[1] == "AE" and "foreign-organization" in refused
+        tenant.close()
+        assert _refused(port, _client(pki, "unregistered"))  # signed by the CA, but no registered client
+        audit = api.rows("audit_event")
+        assert [r["agent"] for r in audit].count("engine") == 2 and [r["agent"] for r in audit].count("tenant") == 1
+        assert len(api.rows("hl7v2_messages")) == 1
+
+
+def test_with_a_client_registry_plain_mllp_is_refused(rules: Rules, tmp_path: Path) -> None:
+    registry = write_registry(tmp_path / "clients.yaml", [Client.new("engine").entry("system/*.cruds")])
+    settings = {"mllp_port": 0, "mllp_host": "127.0.0.1", "clients": registry}
+    with make_api(f"sqlite:///{tmp_path / 'plain.sqlite3'}", rules, **settings) as api:
+        assert _refused(port_of(api), None)
+        assert api.rows("resource_current") == [] and api.rows("hl7v2_messages") == []

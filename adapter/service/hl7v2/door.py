@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from adapter.intake.hl7v2 import V2Outcome, content_digest, convert_message, load_mapping
 from adapter.intake.hl7v2.ack import AckIssue, build_ack
 from adapter.intake.hl7v2.er7 import V2Error, read_header
+from adapter.service.auth.access import WriteAccess
 from adapter.service.claims import ClaimService
 from adapter.service.faults import DATABASE_DOWN
 from adapter.service.fhirhttp import FhirError
@@ -52,8 +53,25 @@ class Hl7v2Door:
         self.tz = ZoneInfo(self.settings.hl7v2_timezone)
         self.ready: Callable[[], bool] = lambda: True  # the schema is up (the app sets this)
 
-    def handle(self, raw: bytes) -> str | None:
-        """The ACK to send for one message (None when enhanced mode asks for no accept ACK)."""
+    def handle(self, raw: bytes, access: WriteAccess | None = None) -> str | None:
+        """The ACK to send for one message (None when enhanced mode asks for no accept ACK).
+
+        With ``access`` the message is written as that Principal (scope and tenant checks, the
+        AuditEvent in the write's transaction); a message that writes nothing still leaves its
+        AuditEvent (recorded here once the outcome is known).
+        """
+        ack, code = self._handle(raw, access)
+        self._audit(access, code)
+        return ack
+
+    def _audit(self, access: WriteAccess | None, code: str) -> None:
+        if access is not None and not access.context.recorded:
+            try:
+                access.recorder.record_after(access.context, STATUS[code])
+            except DATABASE_DOWN as down:
+                log.warning("hl7v2 AuditEvent not recorded (%s)", type(down).__name__)
+
+    def _handle(self, raw: bytes, access: WriteAccess | None) -> tuple[str | None, str]:
         now = self.claims.clock()  # the service's decision clock (timely filing, future dates)
         settings = self.settings
         outcome = convert_message(
@@ -68,38 +86,51 @@ class Hl7v2Door:
         )
         key = outcome.key
         if outcome.code != "AA" or key is None:
-            return self._refuse(outcome, now)
+            return self._refuse(outcome, now), outcome.code
         if not self.ready():
-            return self._unavailable(outcome, now, "the database is not ready")
+            return self._unavailable(outcome, now, "the database is not ready"), "AR"
+        assert outcome.result is not None
+        result = outcome.result
         try:
+            if access is not None:
+                access.principal.require("Claim", "c")
+                access.check_billing(o.billing_npi for o in result.outcomes if o.status or o.cancels_claim)
             found = self._ledger(key)
             if found is not None:
                 raise _Acknowledged(*found)
             ack = outcome.ack(now) or ""
-            assert outcome.result is not None
             self.claims.store_result(
-                outcome.result,
+                result,
                 outcome.content_sha256,
                 inputs=outcome.inputs,
                 operation="hl7v2",
                 also=lambda connection: self._claim_key(connection, key, outcome.content_sha256, ack, now),
+                access=access,
             )
         except _Acknowledged as seen:
-            return self._again(outcome, seen, now)
-        except FhirError as failed:  # the database is down or writes kept conflicting: nothing was stored
-            return self._unavailable(outcome, now, failed.message, "207" if failed.status == 503 else "206")
+            again = self._again(outcome, seen, now)
+            return again, "AA" if again == seen.ack else "AE"
+        except FhirError as failed:
+            if failed.status in (401, 403):  # this client may not write this visit: never taken as sent
+                issue = AckIssue("E", "207", failed.code, f"{failed.message}; nothing was stored", None)
+                refused = replace(outcome, code="AE", text=f"refused: {failed.message}", issues=[issue])
+                return self._refuse(refused, now), "AE"
+            # the database is down or writes kept conflicting: nothing was stored, resend later
+            return self._unavailable(outcome, now, failed.message, "207" if failed.status == 503 else "206"), "AR"
         except DATABASE_DOWN as down:
             log.warning("hl7v2 database unreachable (%s)", type(down).__name__)
-            return self._unavailable(outcome, now, "the database cannot be reached")
+            return self._unavailable(outcome, now, "the database cannot be reached"), "AR"
         log.info("hl7v2 AA stored payload=%s", outcome.content_sha256[:12])
-        return ack or None
+        return ack or None, "AA"
 
     def _unavailable(self, outcome: V2Outcome, now: datetime, reason: str, code: str = "207") -> str | None:
         """AR (not the sender's fault, HL7 2.9.2): nothing was stored; the sender should resend later."""
         issue = AckIssue("E", code, "database-unavailable", f"{reason}; nothing was stored, resend later", None)
         return self._refuse(replace(outcome, code="AR", text=f"rejected: {reason}", issues=[issue]), now)
 
-    def reject_frame(self, head: bytes, message: str, hl7_code: str = "207") -> str | None:
+    def reject_frame(
+        self, head: bytes, message: str, hl7_code: str = "207", access: WriteAccess | None = None
+    ) -> str | None:
         """AR for a frame that cannot be taken (oversized, no start block); MSA-2 when its MSH is readable."""
         now = datetime.now(UTC).replace(microsecond=0)
         try:
@@ -108,7 +139,9 @@ class Hl7v2Door:
             header = None
         issue = AckIssue("E", hl7_code, "hl7v2-frame", message, None)
         outcome = V2Outcome(header, "AR", f"rejected: {message}", [issue], content_digest(head))
-        return self._refuse(outcome, now)
+        ack = self._refuse(outcome, now)
+        self._audit(access, "AR")
+        return ack
 
     def _ledger(self, key: tuple[str, str], connection: Connection | None = None) -> tuple[str, str] | None:
         query = select(hl7v2_messages.c.content_sha256, hl7v2_messages.c.ack).where(

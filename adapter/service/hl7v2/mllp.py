@@ -16,9 +16,12 @@ import asyncio
 import ipaddress
 import logging
 import ssl
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+from adapter.service.auth.access import WriteAccess
+from adapter.service.auth.audit import AuditContext
+from adapter.service.auth.policy import AuthPolicy, Principal
 from adapter.service.hl7v2.door import HEAD_BYTES, Hl7v2Door
 from adapter.service.settings import Settings
 
@@ -108,17 +111,27 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
-# Who may send: the peer's address and its TLS client certificate (None without TLS). The one auth
-# policy of the service plugs in here (a registered client for the certificate / network).
-PeerCheck = Callable[[str, dict[str, object] | None], bool]
+def certificate_name(certificate: dict[str, Any] | None) -> str | None:
+    """The commonName of a verified TLS client certificate (the registered client_id it stands for)."""
+    for rdn in (certificate or {}).get("subject", ()):
+        for name, value in rdn:
+            if name == "commonName":
+                return str(value)
+    return None
 
 
 class MllpListener:
-    def __init__(self, door: Hl7v2Door, settings: Settings, peer_check: PeerCheck | None = None) -> None:
+    """With a client registry (THERACLAIM_CLIENTS) an MLLP peer is a registered client: it must present
+    a TLS client certificate (THERACLAIM_MLLP_TLS_CLIENT_CA) whose commonName is a registered client_id,
+    and it writes with that client's scopes and organization, as through the HTTP doors.  Without a
+    registry (protected loopback mode) an allowed peer is the local operator.  Every message leaves an
+    AuditEvent (agent: the client, source: the peer's address)."""
+
+    def __init__(self, door: Hl7v2Door, settings: Settings, policy: AuthPolicy) -> None:
         self.door = door
         self.settings = settings
         self.allowed = networks(settings.mllp_allow)
-        self.peer_check = peer_check
+        self.policy = policy
         self.server: asyncio.Server | None = None
         self.open = 0
         self.port = 0
@@ -135,23 +148,29 @@ class MllpListener:
             self.server.close()
             await self.server.wait_closed()
 
-    def _admitted(self, writer: asyncio.StreamWriter) -> bool:
+    def _admitted(self, writer: asyncio.StreamWriter) -> Principal | None:
+        """The peer as a Principal, or None when it may not send (it is then disconnected)."""
         peer = writer.get_extra_info("peername")
         address = ipaddress.ip_address(peer[0]) if peer else None
         if address is None or not any(address in net for net in self.allowed):
             log.warning("MLLP peer %s refused: not in THERACLAIM_MLLP_ALLOW", peer[0] if peer else "?")
-            return False
+            return None
         if self.open >= self.settings.mllp_max_connections:
             log.warning("MLLP peer %s refused: %s connections open", peer[0], self.open)
-            return False
-        certificate = writer.get_extra_info("peercert")
-        if self.peer_check is not None and not self.peer_check(str(address), certificate):
-            log.warning("MLLP peer %s refused: not an authorized client", peer[0])
-            return False
-        return True
+            return None
+        registry = self.policy.registry
+        if registry is None:
+            return self.policy.authenticate(None, str(address))  # protected loopback mode: the operator
+        name = certificate_name(writer.get_extra_info("peercert"))
+        client = registry.get(name) if name else None
+        if client is None:
+            log.warning("MLLP peer %s refused: no TLS client certificate of a registered client", peer[0])
+            return None
+        return Principal(client.client_id, client.allowed, client.organization, str(address))
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if not self._admitted(writer):
+        principal = self._admitted(writer)
+        if principal is None:
             writer.close()
             return
         self.open += 1
@@ -166,7 +185,7 @@ class MllpListener:
                 if not data:
                     return
                 for frame in framer.feed(data):
-                    ack = await asyncio.to_thread(self._answer, frame)
+                    ack = await asyncio.to_thread(self._answer, frame, principal)
                     if ack is not None:
                         writer.write(START + ack.encode("utf-8") + END)
                         await writer.drain()
@@ -176,7 +195,9 @@ class MllpListener:
             self.open -= 1
             writer.close()
 
-    def _answer(self, frame: Frame) -> str | None:
+    def _answer(self, frame: Frame, principal: Principal) -> str | None:
+        context = AuditContext("operation", "hl7v2", client_id=principal.client_id, address=principal.address)
+        access = WriteAccess(principal, context, self.policy.audit)
         if frame.fault is not None:
-            return self.door.reject_frame(frame.payload, frame.fault, frame.hl7_code)
-        return self.door.handle(frame.payload)
+            return self.door.reject_frame(frame.payload, frame.fault, frame.hl7_code, access)
+        return self.door.handle(frame.payload, access)

@@ -6,7 +6,10 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from adapter.service.auth.access import WriteAccess
+from adapter.service.auth.policy import AuthPolicy
 from adapter.service.fhirhttp import read_body
+from adapter.service.guard import audit_of, principal_of
 from adapter.service.hl7v2.door import Hl7v2Door
 from adapter.service.hl7v2.mllp import MllpListener
 from adapter.service.settings import Settings
@@ -15,13 +18,16 @@ ER7 = "x-application/hl7-v2+er7"
 ER7_BODY = {"requestBody": {"required": True, "content": {ER7: {"schema": {"type": "string"}}}}}
 
 
-def hl7v2_router(door: Hl7v2Door, settings: Settings) -> APIRouter:
+def hl7v2_router(door: Hl7v2Door, settings: Settings, policy: AuthPolicy) -> APIRouter:
     router = APIRouter()
 
     @router.post("/hl7v2", openapi_extra=ER7_BODY, response_class=Response)
     async def hl7v2(request: Request) -> Response:
+        context = audit_of(request)  # the guard authenticated the caller; the AuditEvent commits with the write
+        context.interaction, context.operation = "operation", "hl7v2"
+        access = WriteAccess(principal_of(request), context, policy.audit)
         body = await read_body(request, settings.mllp_max_bytes, (ER7,))
-        ack = await run_in_threadpool(door.handle, body)
+        ack = await run_in_threadpool(door.handle, body, access)
         if ack is None:  # enhanced mode: the sender asked for no accept acknowledgment here
             return Response(status_code=204)
         return Response(ack.encode("utf-8"), 200, media_type=f"{ER7}; charset=utf-8")
@@ -29,11 +35,11 @@ def hl7v2_router(door: Hl7v2Door, settings: Settings) -> APIRouter:
     return router
 
 
-def install_mllp(app: FastAPI, door: Hl7v2Door, settings: Settings) -> None:
+def install_mllp(app: FastAPI, door: Hl7v2Door, settings: Settings, policy: AuthPolicy) -> None:
     """Start the MLLP listener with the app when THERACLAIM_MLLP_PORT is set (0: any free port)."""
     if settings.mllp_port is None:
         return
-    listener = MllpListener(door, settings)
+    listener = MllpListener(door, settings, policy)
     app.state.mllp = listener
 
     async def start() -> None:
