@@ -123,7 +123,7 @@ def _delay(store: Store, destinations: Destinations, settings: Settings, count: 
 
 def delivery_section(database_url: str, quick: bool) -> dict[str, Any]:
     count = 300 if quick else 3000
-    print(f"\n7. delivery through the outbox (PostgreSQL, loopback FHIR destination, {count} deliveries)")
+    print(f"\n8. delivery through the outbox (PostgreSQL, loopback FHIR destination, {count} deliveries)")
     with TemporaryDirectory() as folder:
         path = Path(folder) / "destinations.yaml"
         entry = {"id": "bench", "kind": "fhir", "base": "http://127.0.0.1:9/fhir"}

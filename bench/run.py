@@ -12,7 +12,8 @@ counts (the machines are shared and noisy):
 5. the 837P of a visit's decisions vs the pipeline run that made them;
 6. the HL7 v2 door: a DFT^P03 message vs the same visit as a FHIR Bundle in process, and MLLP
    messages per second on one worker (one core) with ACK latency p50 / p99 vs an MLLP echo;
-7. delivery through the outbox: deliveries per second of one worker vs direct PUTs to the same
+7. token checking and auditing per request (bench/auth.py);
+8. delivery through the outbox: deliveries per second of one worker vs direct PUTs to the same
    loopback receiver, and the delay from commit to delivery (p50 / p99) vs the poll interval.
 
 The figures also go to a JSON file (default bench/results.json) so runs can be compared.

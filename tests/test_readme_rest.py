@@ -38,7 +38,7 @@ def capability_table(statement: dict[str, Any]) -> str:
 
 def test_the_readme_lists_what_the_capability_statement_says() -> None:
     text = README.read_text(encoding="utf-8")
-    generated = capability_table(capability_statement("2026-01-01T00:00:00Z"))
+    generated = capability_table(capability_statement("2026-01-01T00:00:00Z", "https://theraclaim.example/auth/token"))
     start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
     if os.environ.get("THERACLAIM_UPDATE_README"):
         README.write_text(text[:start] + "\n" + generated + "\n" + text[end:], encoding="utf-8")

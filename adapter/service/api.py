@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None, clo
     hl7v2.ready = app.state.schema.ready.is_set
     app.include_router(hl7v2_router(hl7v2, settings, policy))
     install_mllp(app, hl7v2, settings, policy)
-    app.include_router(task_router(store, settings))  # before the generic /fhir/{type} routes
+    app.include_router(task_router(store, settings, policy.audit))  # before the generic /fhir/{type} routes
 
     def public_base(request: Request) -> str:
         """The server's root URL (the FHIR base without /fhir): for the token endpoint."""

@@ -21,11 +21,19 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from adapter.rules.catalog import Rules
-from adapter.service.delivery.config import load_destinations
-from adapter.service.delivery.outbox import enqueue
 from adapter.service.delivery.send import idempotency_key
 from bench.receiver import TOKEN, Receiver
-from tests.api.conftest import Api, assert_outcome, entries, make_api, require_postgres, reset_postgres, visit_for
+from tests.api.auth_support import Client, token_form, write_registry
+from tests.api.conftest import (
+    Api,
+    assert_outcome,
+    entries,
+    find_resource,
+    make_api,
+    require_postgres,
+    reset_postgres,
+    visit_for,
+)
 from tests.api.delivery_helpers import destinations_file, drain, fhir_destination, states, worker_for
 from tests.conftest import validate_fhir, write_json
 from tests.x12_support import validate_x12, with_demographics
@@ -169,11 +177,11 @@ def test_filters_choose_the_changes_each_destination_gets(
     chosen = [
         fhir_destination(receiver.base, id="medicare-active", filter={"payers": ["medicare"], "statuses": ["active"]}),
         fhir_destination(receiver.base, id="commercial", filter={"payers": ["commercial"]}),
-        fhir_destination(receiver.base, id="org-1", filter={"tenants": ["Organization/org-1"]}),
-        fhir_destination(receiver.base, id="other-org", filter={"tenants": ["Organization/other"]}),
+        fhir_destination(receiver.base, id="org-1", filter={"tenants": ["1234567893"]}),
+        fhir_destination(receiver.base, id="other-org", filter={"tenants": ["1245319599"]}),
     ]
     with api_with(database_url, rules, tmp_path, *chosen) as api:
-        claim_id = claim_id_of(api.push(visit_for("enc-1", 30)))  # medicare, Organization/org-1
+        claim_id = claim_id_of(api.push(visit_for("enc-1", 30)))  # medicare, billed by NPI 1234567893
         api.push(visit_for("enc-1", 30, status="cancelled"))
         claim_id_of(api.push(visit_for("enc-2", 30, dvt=True)))  # held (draft): not ready to bill
         api.push(visit_for("enc-3", 30, status="cancelled"))  # a cancellation of nothing delivered
@@ -303,16 +311,60 @@ def test_a_committed_change_wakes_an_idle_worker_on_postgresql(
     assert receiver.effects == [(claim_id, 1, "active")]
 
 
-@pytest.mark.parametrize("reference", ["Organization/" + "x" * 300, "Organization/a\x00b", None])
-def test_a_provider_reference_no_tenant_column_can_hold_belongs_to_no_tenant(
-    delivering: Api, reference: str | None
+NPI_A, NPI_B = "1234567893", "1245319599"  # the builder's billing Organization, and another
+
+
+def visit_billed_by(npi: str, enc_id: str) -> dict[str, Any]:
+    document = visit_for(enc_id, 30)
+    if npi == NPI_B:  # another clinic's visit has its own resource ids (stored inputs are shared by id)
+        document = json.loads(json.dumps(document).replace('-1"', '-b"').replace("-1/", "-b/"))
+    find_resource(document, "Organization")["identifier"] = [{"system": "http://hl7.org/fhir/sid/us-npi", "value": npi}]
+    return document
+
+
+def test_tasks_go_through_the_auth_policy_and_tenants_see_their_own(
+    database_url: str, rules: Rules, tmp_path: Path, receiver: Receiver
 ) -> None:
-    loaded = load_destinations(delivering.settings.destinations)
-    assert loaded is not None
-    claim: dict[str, Any] = {"resourceType": "Claim", "id": "c-1", "status": "active"}
-    if reference is not None:
-        claim["provider"] = {"reference": reference}
-    now = datetime.now(UTC)
-    with delivering.store.transaction() as connection:
-        assert enqueue(connection, loaded, delivering.store.put(connection, claim, now), None, now) == 1
-    assert [row["tenant"] for row in delivering.rows("deliveries")] == [None]
+    clients = {name: Client.new(name) for name in ("clinic-a", "clinic-b", "operator", "claims-only")}
+    registry = write_registry(
+        tmp_path / "clients.yaml",
+        [
+            clients["clinic-a"].entry("system/*.cruds", NPI_A),
+            clients["clinic-b"].entry("system/*.cruds", NPI_B),
+            clients["operator"].entry("system/*.cruds"),
+            clients["claims-only"].entry("system/Claim.rs"),
+        ],
+    )
+    chosen = fhir_destination(receiver.base)
+    with api_with(database_url, rules, tmp_path, chosen, clients=str(registry)) as api:
+        token_url = "http://testserver/auth/token"
+
+        def token(name: str, scope: str = "system/*.cruds") -> dict[str, str]:
+            form = token_form(clients[name].assertion(token_url), scope)
+            answer = api.client.post("/auth/token", data=form)
+            assert answer.status_code == 200, answer.text
+            return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+        a, b, operator = token("clinic-a"), token("clinic-b"), token("operator")
+        pushed = api.push(visit_billed_by(NPI_A, "enc-1"), headers=a)
+        claim_a = claim_id_of(pushed)
+        claim_b = claim_id_of(api.push(visit_billed_by(NPI_B, "enc-b"), headers=b))
+        assert sorted(r["tenant"] for r in api.rows("deliveries")) == [NPI_A, NPI_B]
+
+        def seen(headers: dict[str, str]) -> set[str]:
+            answer = api.client.get("/fhir/Task", headers=headers)
+            assert answer.status_code == 200, answer.text
+            return {e["resource"]["focus"]["reference"].split("/")[1] for e in answer.json()["entry"]}
+
+        assert seen(a) == {claim_a} and seen(b) == {claim_b} and seen(operator) == {claim_a, claim_b}
+        (task_a,) = (r["task_id"] for r in api.rows("deliveries") if r["claim_id"] == claim_a)
+        assert api.client.get(f"/fhir/Task/{task_a}", headers=a).status_code == 200
+        assert_outcome(api.client.get(f"/fhir/Task/{task_a}", headers=b), 404)  # another tenant's: not found
+        assert_outcome(api.client.post(f"/fhir/Task/{task_a}/$retry", headers=b), 404)
+        assert_outcome(api.client.get("/fhir/Task"), 401)
+        assert_outcome(api.client.get("/fhir/Task", headers=token("claims-only", "system/Claim.rs")), 403)
+        assert_outcome(api.client.post(f"/fhir/Task/{task_a}/$retry", headers=token("operator", "system/Task.rs")), 403)
+        # $retry of A's (not failed) Task by A: refused (409), and audited like every request
+        assert_outcome(api.client.post(f"/fhir/Task/{task_a}/$retry", headers=a), 409)
+        events = api.rows("audit_event")
+        assert any(f"Task/{task_a}" in e["entity"] for e in events)

@@ -6,7 +6,7 @@ destinations:
     kind: fhir
     base: https://billing.example.org/fhir
     method: put            # PUT [base]/Claim/<id>; or submit: POST [base]/Claim/$submit + Idempotency-Key
-    filter: {payers: [medicare], statuses: [active], tenants: [Organization/org-1]}
+    filter: {payers: [medicare], statuses: [active], tenants: ["1234567893"]}
     auth: {kind: smart, token_url: https://billing.example.org/token, client_id: theraclaim,
            key_file: /run/secrets/billing-key.jwk, algorithm: RS384, scope: system/Claim.write}
     timeout: {connect: 5, read: 30}
@@ -43,7 +43,7 @@ class Filter(_Model):
     statuses: tuple[Status, ...] = Field(
         STATUSES, min_length=1, description="active: new Claims and versions; cancelled: cancellations"
     )
-    tenants: tuple[str, ...] | None = Field(None, description="billing providers (Claim.provider references)")
+    tenants: tuple[str, ...] | None = Field(None, description="billing Organization NPIs (the Claims' tenants)")
 
     def accepts(self, status: str, payer: str | None, tenant: str | None) -> bool:
         return (

@@ -12,6 +12,7 @@ Claim it cancels.  ``finish`` only changes a row its worker still holds.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -71,10 +72,7 @@ def enqueue(connection: Connection, destinations: Destinations, claim: Stored, p
     """Write the delivery rows of one new Claim version (call in the Claim's transaction)."""
     resource = claim.resource
     status = str(resource.get("status"))
-    provider = resource.get("provider")
-    reference = provider.get("reference") if isinstance(provider, dict) else None
-    # a reference the column cannot hold (PostgreSQL refuses NUL) belongs to no tenant a filter names
-    tenant = reference if isinstance(reference, str) and len(reference) <= 256 and "\x00" not in reference else None
+    tenant = claim.tenant  # the billing Organization's NPI (adapter/service/auth), as stored with the Claim
     written = 0
     for destination in destinations.fhir:  # a folder takes every new version, at its next export
         row_payer = payer
@@ -238,8 +236,9 @@ class RetryRefused(Exception):
     """The delivery is not a dead letter, or a newer version of its Claim was already delivered."""
 
 
-def retry(store: Store, task_id: str) -> RowMapping | None:
-    """Send a dead letter again: back to requested, attempts from zero (None: no such delivery)."""
+def retry(store: Store, task_id: str, also: Callable[[Connection], None] | None = None) -> RowMapping | None:
+    """Send a dead letter again: back to requested, attempts from zero (None: no such delivery).
+    ``also`` writes in the same transaction (the request's AuditEvent)."""
     now = datetime.now(UTC)
     with store.transaction() as connection:
         row = (
@@ -268,6 +267,8 @@ def retry(store: Store, task_id: str) -> RowMapping | None:
             .where(deliveries.c.seq == row["seq"])
             .values(state=REQUESTED, attempts=0, next_attempt_at=now, updated_at=now, version=row["version"] + 1)
         )
+        if also is not None:
+            also(connection)
         return connection.execute(select(deliveries).where(deliveries.c.seq == row["seq"])).mappings().one()
 
 

@@ -16,13 +16,15 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import Connection, RowMapping
 from starlette.concurrency import run_in_threadpool
 
 from adapter.intake.slim import FHIR_ID
+from adapter.service.auth.audit import AuditRecorder
 from adapter.service.delivery import outbox
 from adapter.service.docs_routes import fhir_responses
 from adapter.service.fhirhttp import FhirError, fhir_response, version_headers
+from adapter.service.guard import audit_of, principal_of
 from adapter.service.numbers import wire_int
 from adapter.service.settings import Settings
 from adapter.service.store import Store
@@ -188,30 +190,49 @@ SEARCH_DOCS = {
 }
 
 
-def task_router(store: Store, settings: Settings) -> APIRouter:
-    """The Task routes; register before the generic ``/fhir/{type}`` routes.
+def _allowed(request: Request, action: str, interaction: str) -> tuple[str, ...] | None:
+    """The caller may ``action`` Tasks (SMART scope, else 403); the tenants it sees (None: all)."""
+    principal = principal_of(request)
+    principal.require("Task", action)
+    context = audit_of(request)
+    if interaction == "retry":
+        context.interaction, context.operation = "operation", "retry"
+    else:
+        context.interaction = interaction
+        context.query = urlencode(list(request.query_params.multi_items())) if interaction == "search-type" else None
+    return None if principal.organization is None else (principal.organization,)
 
-    ``tenants`` (the billing providers a caller may see) is None, everyone, until the auth policy of
-    issue 9 gives each caller a Principal; then it comes from that Principal.
-    """
+
+def task_router(store: Store, settings: Settings, audit: AuditRecorder) -> APIRouter:
+    """The Task routes, behind the auth policy's guard like every door; register before the
+    generic ``/fhir/{type}`` routes.  A tenant client sees the deliveries of its own Claims only
+    (another tenant's Task is "not found" to it)."""
     router = APIRouter()
-    tenants: tuple[str, ...] | None = None
 
-    @router.get("/fhir/Task", openapi_extra=_openapi("search-type", "s", "400"))
+    @router.get("/fhir/Task", openapi_extra=_openapi("search-type", "s", "400", "401", "403"))
     def search(request: Request) -> Response:
-        return fhir_response(search_tasks(store, settings, request, tenants))
+        return fhir_response(search_tasks(store, settings, request, _allowed(request, "s", "search-type")))
 
-    @router.get("/fhir/Task/{task_id}", openapi_extra=_openapi("read", "r", "404"))
-    def read(task_id: str) -> Response:
+    @router.get("/fhir/Task/{task_id}", openapi_extra=_openapi("read", "r", "401", "403", "404"))
+    def read(task_id: str, request: Request) -> Response:
+        tenants = _allowed(request, "r", "read")
         row = outbox.read(store, task_id) if FHIR_ID.match(task_id) else None
+        audit_of(request).entities.append(f"Task/{task_id}")
         return _answer(_visible(row, task_id, tenants))
 
-    @router.post("/fhir/Task/{task_id}/$retry", openapi_extra=_openapi("operation", "u", "404", "409"))
-    async def retry(task_id: str) -> Response:
+    @router.post("/fhir/Task/{task_id}/$retry", openapi_extra=_openapi("operation", "u", "401", "403", "404", "409"))
+    async def retry(task_id: str, request: Request) -> Response:
+        tenants = _allowed(request, "u", "retry")
         row = await run_in_threadpool(outbox.read, store, task_id) if FHIR_ID.match(task_id) else None
         _visible(row, task_id, tenants)
+        context = audit_of(request)
+        context.entities.append(f"Task/{task_id}")
+
+        def recorded(connection: Connection) -> None:  # the AuditEvent commits with the retry
+            audit.record_in(connection, context, 200)
+
         try:
-            again = await run_in_threadpool(outbox.retry, store, task_id)
+            again = await run_in_threadpool(outbox.retry, store, task_id, recorded)
         except outbox.RetryRefused as refused:
             raise FhirError(409, "retry-refused", str(refused), "business-rule") from refused
         return _answer(_visible(again, task_id, tenants))
