@@ -161,11 +161,16 @@ def test_with_a_client_registry_an_mllp_peer_is_a_registered_client(pki: Path, r
         tenant = Peer(port, context=_client(pki, "tenant"))  # a tenant writes only its own organization's visits
         refused = tenant.exchange(visit("REG-2", visit_number="V-REG-2"))
         assert fields(refused, "MSA")[1] == "AE" and "foreign-organization" in refused
+        own = visit("REG-3", visit_number="V-REG-3", extra={4: "CLINIC^1234567893^NPI"})  # MSH-4: its billing NPI
+        # its own patient and therapist: the ones "engine" stored belong to no tenant, so not to this one
+        own = own.replace(b"MRN123", b"MRN777").replace(b"1245319599", b"1679576722")
+        accepted = tenant.exchange(own)
+        assert fields(accepted, "MSA")[1] == "AA", accepted
         tenant.close()
         assert _refused(port, _client(pki, "unregistered"))  # signed by the CA, but no registered client
         audit = api.rows("audit_event")
-        assert [r["agent"] for r in audit].count("engine") == 2 and [r["agent"] for r in audit].count("tenant") == 1
-        assert len(api.rows("hl7v2_messages")) == 1
+        assert [r["agent"] for r in audit].count("engine") == 2 and [r["agent"] for r in audit].count("tenant") == 2
+        assert len(api.rows("hl7v2_messages")) == 2
 
 
 def test_with_a_client_registry_plain_mllp_is_refused(rules: Rules, tmp_path: Path) -> None:

@@ -76,6 +76,8 @@ def plus_minutes(start: Instant, minutes: int) -> Instant:
 
 def authority_system(namespace: str, universal: str, universal_type: str, mapping: Hl7v2Mapping) -> str | None:
     """An HD (assigning authority) as an identifier system: an ISO OID, else a namespace under the base."""
+    if universal and universal_type.upper() == "NPI":  # e.g. MSH-4 CLINIC^1234567893^NPI: the billing NPI
+        return NPI_SYSTEM
     if universal and universal_type.upper() == "ISO":
         return NPI_SYSTEM if universal == NPI_OID else f"urn:oid:{universal}"
     if namespace:
