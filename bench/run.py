@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [--skip-http] [--skip-batch] [--skip-delivery] [--json PATH]``
+"""``python -m bench [--quick] [--skip-SECTION ...] [--json PATH] [--update-results]``
 
 Every figure is printed next to a baseline measured in the same run, and the ratio is what
 counts (the machines are shared and noisy):
@@ -14,9 +14,12 @@ counts (the machines are shared and noisy):
    messages per second on one worker (one core) with ACK latency p50 / p99 vs an MLLP echo;
 7. token checking and auditing per request (bench/auth.py);
 8. delivery through the outbox: deliveries per second of one worker vs direct PUTs to the same
-   loopback receiver, and the delay from commit to delivery (p50 / p99) vs the poll interval.
+   loopback receiver, and the delay from commit to delivery (p50 / p99) vs the poll interval;
+9. the worst-case inputs of issue 10 (bench/worst.py): output bytes per input byte and time per KB
+   next to an ordinary visit, and the peak RSS of a ~9 MB worst case.
 
-The figures also go to a JSON file (default bench/results.json) so runs can be compared.
+The figures go to a JSON file (default bench/results-latest.json, git-ignored) so runs can be
+compared; ``--update-results`` writes the committed bench/results.json the README quotes.
 """
 
 from __future__ import annotations
@@ -43,9 +46,12 @@ from bench.delivery import delivery_section
 from bench.hl7v2 import hl7v2_section
 from bench.http import http_section
 from bench.replay import batch_section
+from bench.worst import worst_case_section
 from bench.x12 import x12_section
 
 NOW = datetime(2025, 1, 15, 12, tzinfo=UTC)
+COMMITTED = Path(__file__).resolve().parent / "results.json"  # the figures the README quotes
+LATEST = Path(__file__).resolve().parent / "results-latest.json"  # every other run (git-ignored)
 
 
 def median_seconds(action: Callable[[], object], budget: float = 0.5, at_least: int = 15) -> float:
@@ -120,7 +126,13 @@ def main() -> None:
         "--database-url",
         default=os.environ.get("THERACLAIM_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"),
     )
-    parser.add_argument("--json", type=Path, default=Path(__file__).resolve().parent / "results.json")
+    parser.add_argument("--skip-worst", action="store_true", help="skip the worst-case inputs section")
+    parser.add_argument(
+        "--json", type=Path, default=LATEST, help=f"where the figures go (default {LATEST.name}, not committed)"
+    )
+    parser.add_argument(
+        "--update-results", action="store_true", help=f"write the committed {COMMITTED.name} (a deliberate update)"
+    )
     args = parser.parse_args()
     machine = {
         "python": platform.python_version(),
@@ -142,5 +154,8 @@ def main() -> None:
         figures["delivery"] = delivery_section(args.database_url, quick=args.quick)
     if not args.skip_auth:
         figures["auth"] = auth_section(args.database_url, quick=args.quick)
-    args.json.write_text(json.dumps(figures, indent=2) + "\n")
-    print(f"\nfigures written to {args.json}")
+    if not args.skip_worst:
+        figures["worst_case"] = worst_case_section(args.quick)
+    target = COMMITTED if args.update_results else args.json
+    target.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"\nfigures written to {target}")

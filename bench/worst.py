@@ -94,7 +94,7 @@ def peak_rss_kb(procedures: int) -> tuple[int, int, int]:
 
 def worst_case_section(quick: bool) -> dict[str, Any]:
     rules = load_rules()
-    print("\n5. worst-case inputs (best of 3, in process)")
+    print("\n9. worst-case inputs (best of 3, in process)")
     print(f"{'input':<34}{'KB':>9}{'out/in':>8}{'ms':>10}{'us/KB':>9}{'x ordinary':>12}")
     rows = []
     baseline = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import sys
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cached_property
@@ -297,18 +298,40 @@ def export_schemas(target: Path) -> list[Path]:
     return written
 
 
-def main() -> None:
+def missing_prices(rules: Rules) -> list[str]:
+    """``pack: CPT`` for every catalog code a payer pack has no price for (such a line is held)."""
+    return [
+        f"{pack_id}: {cpt}"
+        for pack_id, pack in sorted(rules.payers.items())
+        for cpt in sorted(rules.procedures.codes)
+        if pack.fee_schedule.cents(cpt) is None
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Check the rule data, or export its JSON Schemas.")
     parser.add_argument("--export-schema", action="store_true", help="write mappings/schema/*.schema.json")
-    args = parser.parse_args()
+    parser.add_argument("mappings", nargs="?", type=Path, help="rule data folder (default: the packaged mappings/)")
+    args = parser.parse_args(argv)
     if args.export_schema:
         for path in export_schemas(default_mappings_dir() / "schema"):
             print(path)
-    rules = load_rules()
+    try:
+        rules = load_rules(args.mappings)
+    except RuleDataError as error:
+        print(f"theraclaim: broken rule data: {error}", file=sys.stderr)
+        return 3
     print(
         f"rule data ok: {len(rules.procedures.codes)} CPT codes, packs {sorted(rules.payers)}, {rules.fingerprint[:12]}"
     )
+    for missing in missing_prices(rules):
+        print(
+            f"warning: no price for CPT {missing.split(': ')[1]} in pack {missing.split(': ')[0]}: "
+            "a line of it is held (no-fee-schedule-entry)",
+            file=sys.stderr,
+        )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
