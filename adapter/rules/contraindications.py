@@ -25,12 +25,11 @@ into a warning only when every Procedure the finding concerns documents one for 
 
 from __future__ import annotations
 
-import threading
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from adapter.model import (
     ConditionFact,
@@ -41,6 +40,7 @@ from adapter.model import (
     ProcedureFact,
 )
 from adapter.rules.catalog import Rules
+from adapter.rules.per_patient import once_per_patient
 from adapter.rules.screening_data import (
     ContraindicationClass,
     ContraindicationPolicy,
@@ -135,18 +135,6 @@ def _condition_matches(classes: list[ContraindicationClass], condition: Conditio
 _Fact = TypeVar("_Fact")
 
 
-class _PerPatient(threading.local):
-    """The matches of the last patient's facts seen by this thread (intake hands every Encounter of
-    a patient the same tuples), so N Encounters of one patient match its N Conditions once, not N
-    times; one patient per kind is kept, so memory stays bounded."""
-
-    def __init__(self) -> None:
-        self.last: dict[str, tuple[object, object, list[Any]]] = {}
-
-
-_PER_PATIENT = _PerPatient()
-
-
 def _matching(
     kind: str,
     classes: list[ContraindicationClass],
@@ -154,12 +142,9 @@ def _matching(
     matches_of: Callable[[list[ContraindicationClass], _Fact], list[Match]],
 ) -> list[tuple[_Fact, list[Match]]]:
     """The facts that belong to at least one class, with their matches (computed once per patient)."""
-    held = _PER_PATIENT.last.get(kind)
-    if held is not None and held[0] is classes and held[1] is facts:
-        return held[2]
-    found = [(fact, matches) for fact in facts if (matches := matches_of(classes, fact))]
-    _PER_PATIENT.last[kind] = (classes, facts, found)
-    return found
+    return once_per_patient(
+        kind, (classes, facts), lambda: [(fact, found) for fact in facts if (found := matches_of(classes, fact))]
+    )
 
 
 def _medication_matches(classes: list[ContraindicationClass], medication: MedicationFact) -> list[Match]:

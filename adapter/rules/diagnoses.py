@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from adapter.model import Diagnosis, EncounterFacts, Finding, Severity
+from adapter.rules.per_patient import once_per_patient
 
 ICD10CM_SYSTEM = "http://hl7.org/fhir/sid/icd-10-cm"
 MAX_DIAGNOSES = 12  # X12 837P HI segment (billing-rules.md F8.3)
@@ -10,7 +11,9 @@ MAX_DIAGNOSES = 12  # X12 837P HI segment (billing-rules.md F8.3)
 
 def claim_diagnoses(encounter: EncounterFacts, findings: list[Finding]) -> tuple[list[Diagnosis], dict[str, int]]:
     """ICD-10-CM diagnoses in claim order (principal first), deduplicated by code."""
-    conditions = {c.ref: c for c in encounter.conditions}
+    conditions = once_per_patient(
+        "conditions-by-ref", (encounter.conditions,), lambda: {c.ref: c for c in encounter.conditions}
+    )
     diagnoses: list[Diagnosis] = []
     sequence_of: dict[str, int] = {}
     by_code: dict[str, int] = {}
