@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import hl7
+import hl7.containers
+import hl7.util
 
 from adapter.errors import InputError, Problem
 from adapter.intake.hl7v2.mapping import Hl7v2Mapping
@@ -43,6 +45,12 @@ TABLE_0357_TEXT = {
     "207": "Application internal error",
 }
 
+
+# python-hl7 logs the whole field (PHI) when it meets a bad escape sequence, through the deprecated
+# Logger.warn: that logger stays silent, and its warn is the non-deprecated warning.
+for _hl7_log in (hl7.util.logger, hl7.containers.logger):  # named by file path, not by module
+    _hl7_log.disabled = True
+    _hl7_log.warn = _hl7_log.warning
 
 # What python-hl7 raises on input it cannot split (it also asserts on some malformed encoding characters).
 PARSE_FAILURES = (hl7.HL7Exception, ValueError, IndexError, AssertionError)
@@ -130,7 +138,7 @@ class Seg:
         if found is None:
             try:
                 found = str(self.segment.extract_field(1, field, repetition, component, subcomponent)).strip()
-            except IndexError:
+            except (IndexError, ValueError):  # absent, or an escape sequence python-hl7 cannot decode
                 found = ""
             self._values[key] = found
         return found
