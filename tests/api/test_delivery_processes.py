@@ -11,10 +11,11 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
+import httpx
 import orjson
 import pytest
 from sqlalchemy import func, insert, select
@@ -22,6 +23,7 @@ from sqlalchemy import func, insert, select
 from adapter.rules.catalog import Rules
 from adapter.service.store import deliveries, resource_history
 from bench.receiver import Receiver
+from tests.api.auth_support import live_server
 from tests.api.conftest import Api, make_api, require_postgres, reset_postgres, visit_for
 from tests.api.delivery_helpers import destinations_file, fhir_destination
 
@@ -156,3 +158,31 @@ def test_four_workers_in_two_processes_share_postgresql_without_duplicates(
     for request in receiver.requests:
         order.setdefault(request.claim_id, []).append(request.version)
     assert all(seen == [1, 2] for seen in order.values())
+
+
+def recent_visit() -> dict[str, Any]:
+    """The builder's visit moved to two days ago: a served Claim is dated by the wall clock, and a
+    visit of 2025 is past timely filing (held, so not delivered)."""
+    day = date.today() - timedelta(days=2)
+    text = orjson.dumps(visit_for("enc-1", 30)).decode()
+    for old, new in (
+        ("2025-01-14", day),
+        ("2025-01-01", day - timedelta(days=13)),
+        ("2025-03-31", day + timedelta(days=76)),
+    ):
+        text = text.replace(old, new.isoformat())
+    return dict(orjson.loads(text))
+
+
+def test_serve_runs_a_delivery_worker(database_url: str, tmp_path: Path, receiver: Receiver) -> None:
+    """`theraclaim serve` with destinations delivers what it stores (one worker by default)."""
+    path = destinations_file(tmp_path, fhir_destination(receiver.base))
+    with live_server(tmp_path, database_url, None, THERACLAIM_DESTINATIONS=str(path)) as server:
+        pushed = httpx.post(
+            f"{server.base}/fhir/Claim/$from-encounter",
+            content=orjson.dumps(recent_visit()),
+            headers={"Content-Type": "application/fhir+json"},
+        )
+        assert pushed.status_code == 201, pushed.text
+        wait_for(lambda: bool(receiver.effects), 60, "the delivery by the server's worker")
+    assert [(version, status) for _, version, status in receiver.effects] == [(1, "active")]
