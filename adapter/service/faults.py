@@ -62,6 +62,13 @@ class Schema:
         self._stop.set()
 
 
+def _checkpoint(store: Store) -> None:
+    try:
+        store.checkpoint()
+    except DATABASE_DOWN as error:  # shutting down anyway; the log is replayed at the next start
+        log.warning("checkpoint at shutdown failed (%s)", type(error).__name__)
+
+
 def install_database_faults(app: FastAPI, store: Store) -> Schema:
     """Bring the schema up (now or later) and map database outages to 503 on every route."""
     schema = Schema(store)
@@ -81,4 +88,5 @@ def install_database_faults(app: FastAPI, store: Store) -> Schema:
             return unavailable()
 
     app.router.on_shutdown.append(schema.close)
+    app.router.on_shutdown.append(lambda: _checkpoint(store))
     return schema

@@ -298,6 +298,13 @@ class Store:
             connection.execute(text("SELECT 1"))
         return True
 
+    def checkpoint(self) -> None:
+        """SQLite: move the write-ahead log into the database file and truncate it (at shutdown), so
+        the database is one self-contained file; other databases need nothing."""
+        if self.dialect == "sqlite":
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def put(
         self,
         connection: Connection,

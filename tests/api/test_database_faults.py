@@ -5,6 +5,7 @@ service recovers by itself, and it starts while the database is down (not ready 
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -100,3 +101,18 @@ def test_the_service_starts_while_the_database_is_down(proxy: TcpProxy, rules: R
         wait_ready(api)
         response = api.post(OPERATION, visit_for("enc-1"))
         assert response.status_code == 201, response.text[:300]
+
+
+def test_sqlite_checkpoints_its_write_ahead_log_at_shutdown(tmp_path: Any, rules: Rules) -> None:
+    database = tmp_path / "theraclaim.sqlite3"
+    wal = database.with_name(database.name + "-wal")
+    with make_api(f"sqlite:///{database}", rules) as api:
+        assert api.push(visit_for("enc-1")).status_code == 201
+        reader = sqlite3.connect(database)  # another process has the file open: no checkpoint on close
+        reader.execute("SELECT COUNT(*) FROM resource_current").fetchone()
+        assert wal.stat().st_size > 0  # the write is in the log while serving
+    try:
+        assert wal.stat().st_size == 0, "the shutdown did not checkpoint the log into the database"
+        assert reader.execute("SELECT COUNT(*) FROM resource_current WHERE resource_type = 'Claim'").fetchone() == (1,)
+    finally:
+        reader.close()
