@@ -8,8 +8,10 @@ server does not answer, the PostgreSQL half is skipped with the reason, the SQLi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, inspect, make_url, text
@@ -27,7 +30,7 @@ from adapter.service.api import create_app
 from adapter.service.settings import Settings
 from adapter.service.store import Store, sqlalchemy_url
 from tests import bundle_builder as bb
-from tests.conftest import NOW
+from tests.conftest import NOW, VALIDATE_FHIR, validate_fhir
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 FHIR_JSON = "application/fhir+json"
@@ -157,9 +160,37 @@ def make_api(database_url: str, rules: Rules | None = None, **settings: Any) -> 
     app = create_app(config, rules, clock=service_clock)
     try:
         with TestClient(app, raise_server_exceptions=False) as client:
+            client.event_hooks["response"].append(_record_body)
             yield Api(client, app.state.store, config)
     finally:
         app.state.store.engine.dispose()
+
+
+# Every FHIR JSON body the API tests receive, once per distinct content (issue 11: each is
+# handed to ../shared/tools/validate-fhir when the session ends).
+_BODIES: dict[str, bytes] = {}
+
+
+def _record_body(response: httpx.Response) -> None:
+    if response.headers.get("content-type", "").startswith(FHIR_JSON):
+        body = response.read()
+        if body:
+            _BODIES.setdefault(hashlib.sha256(body).hexdigest(), body)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _every_response_validates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """At the end of the session, every FHIR JSON body the API tests received passes validate-fhir."""
+    yield
+    if not _BODIES or not VALIDATE_FHIR.exists() or shutil.which("node") is None:
+        return  # nothing received, or no validator here (the tests that need it say so themselves)
+    folder = tmp_path_factory.mktemp("responses")
+    paths = []
+    for digest, body in sorted(_BODIES.items()):
+        path = folder / f"{digest[:16]}.json"
+        path.write_bytes(body)
+        paths.append(path)
+    validate_fhir(paths)
 
 
 @pytest.fixture
