@@ -39,13 +39,15 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
-def validate_fhir(paths: list[Path]) -> None:
-    """Run ../shared/tools/validate-fhir on files; fail with its report when any file has an error."""
+def validate_fhir(paths: list[Path], layers: str | None = None) -> None:
+    """Run ../shared/tools/validate-fhir on files (all layers, or the listed ones); fail with its
+    report when any file has an error."""
     tool = shared_path("tools", "validate-fhir")
     if shutil.which("node") is None:
         pytest.skip("node is not installed: ../shared/tools/validate-fhir needs it")
+    chosen = ["--layers", layers] if layers else []
     completed = subprocess.run(
-        [str(tool), "--quiet", *map(str, paths)], capture_output=True, text=True, timeout=1800, check=False
+        [str(tool), "--quiet", *chosen, *map(str, paths)], capture_output=True, text=True, timeout=1800, check=False
     )
     assert completed.returncode == 0, f"validate-fhir rejected the output:\n{completed.stdout}\n{completed.stderr}"
 

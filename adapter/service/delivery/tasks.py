@@ -144,15 +144,12 @@ def search_tasks(store: Store, settings: Settings, request: Request, tenants: tu
     links = [{"relation": "self", "url": f"{base}?{urlencode([*kept, ('_offset', str(offset))])}"}]
     if count and offset + count < total:
         links.append({"relation": "next", "url": f"{base}?{urlencode([*kept, ('_offset', str(offset + count))])}"})
-    return {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": total,
-        "link": links,
-        "entry": [
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": total, "link": links}
+    if rows:  # FHIR JSON has no empty arrays: an empty page has no entry
+        bundle["entry"] = [
             {"fullUrl": f"{base}/{row['task_id']}", "resource": task(row), "search": {"mode": "match"}} for row in rows
-        ],
-    }
+        ]
+    return bundle
 
 
 def _visible(row: RowMapping | None, task_id: str, tenants: tuple[str, ...] | None) -> RowMapping:
