@@ -27,7 +27,7 @@ from adapter.service.delivery.worker import Worker
 from adapter.service.migrate import upgrade
 from adapter.service.settings import Settings
 from adapter.service.store import Store, deliveries
-from bench.http import _reset
+from bench.procs import reset_database as _reset
 from bench.receiver import Receiver
 
 
