@@ -219,9 +219,16 @@ class Progress:
 
 
 def run_batch(
-    source: Path, out: IO[bytes], job: Job, workers: int, errors: IO[str], tally: Tally | None = None
+    source: Path,
+    out: IO[bytes],
+    job: Job,
+    workers: int,
+    errors: IO[str],
+    tally: Tally | None = None,
+    records: Iterator[tuple[int, bytes]] | None = None,
 ) -> Tally:
-    """Convert every record of ``source`` into ``out`` in input order; returns the tally.
+    """Convert every record of ``source`` (or the ``records`` given, e.g. the Bundles assembled
+    from a Bulk Data export) into ``out`` in input order; returns the tally.
 
     Pass ``tally`` to keep the counts of what was written when an interrupt (KeyboardInterrupt, or
     the exception a SIGTERM handler raises) ends the run early: the workers are terminated first.
@@ -237,7 +244,7 @@ def run_batch(
                 errors.write(f"record {number}: invalid ({summary[-1]}); its OperationOutcome is in the output\n")
         progress.advance(len(results), size)
 
-    records = read_records(source, tally)
+    records = read_records(source, tally) if records is None else records
     if workers <= 1:
         _load(job)
         for chunk in _chunks(records):

@@ -13,7 +13,8 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from contextlib import ExitStack
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import orjson
 from pydantic import ValidationError
 
 from adapter.batch import Job, Tally, default_workers, looks_like_one_document, run_batch
+from adapter.bulk import BulkIndex
 from adapter.cli_x12 import (
     add_ack_command,
     add_convert_options,
@@ -39,9 +41,21 @@ from adapter.rules.catalog import load_rules
 from adapter.service.delivery import cli as delivery_cli
 from adapter.service.delivery.config import DestinationError
 from adapter.service.settings import Settings
+from adapter.source.bulk_export import export
+from adapter.source.subscribe import create, listed, subscription
+from adapter.sourcing import (
+    SourceClient,
+    SourceError,
+    SourceProblem,
+    amend,
+    observation_codes,
+    pull_or_fill,
+    source_config,
+)
 from adapter.version import __version__
 
 EXIT_BROKEN_DEPLOYMENT = 3
+EXIT_SOURCE_UNAVAILABLE = 4
 
 
 def _aware(value: str) -> datetime:
@@ -54,6 +68,16 @@ def _aware(value: str) -> datetime:
     return parsed
 
 
+def _since(value: str) -> str:
+    """A date (midnight UTC) or an instant with a time zone, as the FHIR instant ``_since`` takes."""
+    if len(value) == 10:
+        try:
+            return f"{date.fromisoformat(value).isoformat()}T00:00:00Z"
+        except ValueError:
+            pass
+    return _aware(value).isoformat()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="theraclaim", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"theraclaim {__version__}")
@@ -64,7 +88,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Write one FHIR Bundle (collection) with the Claims, Provenance "
         "and an OperationOutcome to stdout; a summary goes to stderr.",
     )
-    convert.add_argument("file", help="Bundle JSON file, or - for standard input")
+    convert.add_argument("file", nargs="?", help="Bundle JSON file, or - for standard input")
+    convert.add_argument(
+        "--encounter",
+        metavar="URL",
+        help="pull the visit from the source instead: the Encounter's URL there (or Encounter/<id> on "
+        "THERACLAIM_SOURCE_FHIR_BASE)",
+    )
     convert.add_argument("--payer", help="payer pack id, overriding the match on the Coverage")
     convert.add_argument("--now", type=_aware, help="date-time for Claim.created and the ids (default: the clock)")
     convert.add_argument(
@@ -84,11 +114,45 @@ def _parser() -> argparse.ArgumentParser:
         "(an invalid record).",
     )
     batch.add_argument("input", type=Path, help="NDJSON file (one Bundle per line) or a folder of .json files")
+    batch.add_argument(
+        "--bulk",
+        action="store_true",
+        help="the input is a FHIR Bulk Data export folder (NDJSON per resource type): one Bundle per Encounter",
+    )
     batch.add_argument("--out", required=True, help="output NDJSON file, or - for stdout")
     batch.add_argument("--workers", type=int, default=default_workers(), help="processes (default: every core)")
     batch.add_argument("--payer", help="payer pack id, overriding the match on the Coverage")
     batch.add_argument("--now", type=_aware, help="date-time for Claim.created and the ids (default: the clock)")
     batch.add_argument("--validation", choices=VALIDATION_LEVELS, help="fields or full")
+    bulk_export = commands.add_parser(
+        "bulk-export",
+        help="download a FHIR Bulk Data export from the source (then: batch --bulk DIR)",
+        description="Kick off $export at THERACLAIM_SOURCE_FHIR_BASE, wait for it (honouring Retry-After), "
+        "download the NDJSON files into --out with a manifest.json, and delete the job at the source.",
+    )
+    bulk_export.add_argument("--out", type=Path, required=True, help="folder for the NDJSON files")
+    bulk_export.add_argument("--since", type=_since, help="only resources changed since (a date or an instant)")
+    bulk_export.add_argument("--group", help="export a Group's patients (Group/<id>/$export) instead of everything")
+    subscribe = commands.add_parser(
+        "subscribe",
+        help="create a topic-based Subscription at the source that notifies this server",
+        description="POST a Subscriptions Backport (R4) Subscription to THERACLAIM_SOURCE_FHIR_BASE: rest-hook to "
+        "--endpoint (this server's /subscriptions/notify), id-only content.",
+    )
+    subscribe.add_argument("--topic", required=True, help="canonical URL of the source's SubscriptionTopic")
+    subscribe.add_argument("--endpoint", required=True, help="where the source posts: https://…/subscriptions/notify")
+    subscribe.add_argument(
+        "--filter", default="Encounter?status=finished", help="filter criteria (default: %(default)s)"
+    )
+    subscribe.add_argument("--heartbeat", type=int, default=3600, help="heartbeat period in seconds")
+    subscribe.add_argument("--header", help="an HTTP header the source sends with each notification")
+    subscriptions = commands.add_parser(
+        "subscriptions",
+        help="list the source's Subscriptions and the local queue of pulls",
+        description="The Subscriptions at the source (status, topic, endpoint, error) and, from "
+        "THERACLAIM_DATABASE_URL, how many queued pulls are in each state.",
+    )
+    subscriptions.add_argument("--endpoint", help="only the Subscriptions posting to this endpoint")
     serve = commands.add_parser(
         "serve",
         help="run the FHIR REST service (uvicorn)",
@@ -165,13 +229,21 @@ def _emit(document: object) -> None:
 
 
 def convert(args: argparse.Namespace, settings: Settings) -> int:
+    if (args.file is None) == (args.encounter is None):
+        print("theraclaim convert: give a FILE or --encounter URL (one of them)", file=sys.stderr)
+        return 2
     now = args.now or datetime.now(UTC).replace(microsecond=0)
     try:
-        payload = _read(args.file)
+        payload: bytes | dict[str, Any] = b"" if args.file is None else _read(args.file)
     except InputError as error:
         result = Result(render_invalid(error, hashlib.sha256(args.file.encode()).hexdigest(), now), (), invalid=True)
     else:
         rules = load_rules(settings.mappings_dir)
+        try:
+            payload, report = pull_or_fill(settings, rules, payload, args.encounter)
+        except SourceProblem as problem:
+            print(f"theraclaim convert: {problem}", file=sys.stderr)
+            return EXIT_SOURCE_UNAVAILABLE if problem.unavailable else 2
         result = run(
             payload,
             rules=rules,
@@ -181,6 +253,8 @@ def convert(args: argparse.Namespace, settings: Settings) -> int:
             limits=settings.limits,
             validation=args.validation or settings.validation,
         )
+        if report is not None:
+            result = amend(result, report)
         if args.format == "x12":
             return convert_x12(args, result, rules, now, settings.mappings_dir)
     if args.format == "x12" and result.invalid:
@@ -205,8 +279,11 @@ def batch(args: argparse.Namespace, settings: Settings) -> int:
     if not args.input.exists():
         print(f"theraclaim batch: {args.input} does not exist", file=sys.stderr)
         return 2
-    load_rules(settings.mappings_dir)  # fail fast (exit 3) before any worker starts
-    if looks_like_one_document(args.input, settings.max_bytes):
+    if args.bulk and not args.input.is_dir():
+        print(f"theraclaim batch: --bulk needs the export's folder; {args.input} is not one", file=sys.stderr)
+        return 2
+    rules = load_rules(settings.mappings_dir)  # fail fast (exit 3) before any worker starts
+    if not args.bulk and looks_like_one_document(args.input, settings.max_bytes):
         print(
             f"theraclaim batch: {args.input} is one JSON document over several lines (pretty-printed), not NDJSON "
             f"(one Bundle per line): convert it with `theraclaim convert {args.input}`",
@@ -226,12 +303,18 @@ def batch(args: argparse.Namespace, settings: Settings) -> int:
     partial = None if target is None else target.with_name(target.name + ".partial")
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        if target is None or partial is None:
-            run_batch(args.input, sys.stdout.buffer, job, args.workers, sys.stderr, tally)
-        else:
-            with partial.open("wb") as out:
-                run_batch(args.input, out, job, args.workers, sys.stderr, tally)
-            os.replace(partial, target)  # OUT appears only complete
+        with ExitStack() as stack:
+            records = None
+            if args.bulk:  # a Bulk Data export: one Bundle per Encounter, from an on-disk index
+                index = stack.enter_context(BulkIndex())
+                print(index.load(args.input, sys.stderr).report(), file=sys.stderr)
+                records = index.encounter_bundles(observation_codes(rules))
+            if target is None or partial is None:
+                run_batch(args.input, sys.stdout.buffer, job, args.workers, sys.stderr, tally, records)
+            else:
+                with partial.open("wb") as out:
+                    run_batch(args.input, out, job, args.workers, sys.stderr, tally, records)
+                os.replace(partial, target)  # OUT appears only complete
     except (KeyboardInterrupt, Terminated) as stop:
         where = f"; what was done is in {partial}" if partial else ""
         print(f"\ntheraclaim batch: interrupted, workers stopped{where}", file=sys.stderr)
@@ -241,6 +324,71 @@ def batch(args: argparse.Namespace, settings: Settings) -> int:
         signal.signal(signal.SIGTERM, previous)
     print(tally.report(), file=sys.stderr)
     return tally.exit_code
+
+
+def bulk_export(args: argparse.Namespace, settings: Settings) -> int:
+    config = source_config(settings)
+    if config is None:
+        print("theraclaim bulk-export: set THERACLAIM_SOURCE_FHIR_BASE to the source's FHIR base URL", file=sys.stderr)
+        return 2
+    try:
+        with SourceClient(config) as client:
+            done = export(client, args.out, since=args.since, group=args.group, progress=sys.stderr)
+    except SourceError as error:
+        print(f"theraclaim bulk-export: {error.reason}", file=sys.stderr)
+        return EXIT_SOURCE_UNAVAILABLE
+    except OSError as error:
+        print(f"theraclaim bulk-export: cannot write to {args.out}: {error.strerror}", file=sys.stderr)
+        return 2
+    print(
+        f"{done.resources} resources in {len(done.files)} file(s) in {args.out} ({done.errors} error file(s)); "
+        f"job {'deleted' if done.deleted else 'left'} at the source; next: theraclaim batch --bulk {args.out}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def subscribe(args: argparse.Namespace, settings: Settings) -> int:
+    config = source_config(settings)
+    if config is None:
+        print("theraclaim subscribe: set THERACLAIM_SOURCE_FHIR_BASE to the source's FHIR base URL", file=sys.stderr)
+        return 2
+    resource = subscription(
+        args.topic, args.endpoint, filter_criteria=args.filter, heartbeat=args.heartbeat, header=args.header
+    )
+    try:
+        with SourceClient(config) as client:
+            created = create(client, resource)
+    except SourceError as error:
+        print(f"theraclaim subscribe: {error.reason}", file=sys.stderr)
+        return EXIT_SOURCE_UNAVAILABLE
+    print(f"Subscription/{created.get('id')} {created.get('status')}", file=sys.stderr)
+    _emit(created)
+    return 0
+
+
+def subscriptions(args: argparse.Namespace, settings: Settings) -> int:
+    config = source_config(settings)
+    if config is None:
+        print("theraclaim subscriptions: set THERACLAIM_SOURCE_FHIR_BASE", file=sys.stderr)
+        return 2
+    try:
+        with SourceClient(config) as client:
+            rows = listed(client, args.endpoint)
+    except SourceError as error:
+        print(f"theraclaim subscriptions: {error.reason}", file=sys.stderr)
+        return EXIT_SOURCE_UNAVAILABLE
+    for row in rows:
+        failing = f"  error: {row['error']}" if row["error"] else ""
+        print(f"Subscription/{row['id']}  {row['status']}  topic {row['topic']}  -> {row['endpoint']}{failing}")
+    print(f"{len(rows)} subscription(s) at the source", file=sys.stderr)
+    from adapter.service.pull_queue import queue_counts  # the service's modules load only when needed
+
+    counts = queue_counts(settings.database_url)
+    if counts is not None:
+        summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "empty"
+        print(f"queue of pulls: {summary}", file=sys.stderr)
+    return 0
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -318,6 +466,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         commands = {
             "convert": convert,
             "batch": batch,
+            "bulk-export": bulk_export,
+            "subscribe": subscribe,
+            "subscriptions": subscriptions,
             "serve": serve,
             "export-837": export_837,
             "read-999": read_999_command,

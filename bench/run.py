@@ -17,6 +17,7 @@ counts (the machines are shared and noisy):
    loopback receiver, and the delay from commit to delivery (p50 / p99) vs the poll interval;
 9. the worst-case inputs of issue 10 (bench/worst.py): output bytes per input byte and time per KB
    next to an ordinary visit, and the peak RSS of a ~9 MB worst case.
+10. ``theraclaim batch --bulk`` of the Synthea Bulk Data sample at 1x and 10x, and peak RSS.
 
 The figures go to a JSON file (default bench/results-latest.json, git-ignored) so runs can be
 compared; ``--update-results`` writes the committed bench/results.json the README quotes.
@@ -42,6 +43,7 @@ from adapter.pipeline import run
 from adapter.rules.catalog import load_rules
 from bench import bundles
 from bench.auth import auth_section
+from bench.bulk import bulk_section
 from bench.delivery import delivery_section
 from bench.hl7v2 import hl7v2_section
 from bench.http import http_section
@@ -121,6 +123,7 @@ def main() -> None:
     parser.add_argument("--skip-hl7v2", action="store_true")
     parser.add_argument("--skip-delivery", action="store_true")
     parser.add_argument("--skip-auth", action="store_true")
+    parser.add_argument("--skip-bulk", action="store_true")
     parser.add_argument("--batch-size", type=int, default=100_000)
     parser.add_argument(
         "--database-url",
@@ -156,6 +159,8 @@ def main() -> None:
         figures["auth"] = auth_section(args.database_url, quick=args.quick)
     if not args.skip_worst:
         figures["worst_case"] = worst_case_section(args.quick)
+    if not args.skip_bulk:
+        figures["bulk"] = bulk_section(args.quick)
     target = COMMITTED if args.update_results else args.json
     target.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"\nfigures written to {target}")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,7 +47,10 @@ from adapter.service.guard import audit_of, install_guard, principal_of
 from adapter.service.hl7v2.door import Hl7v2Door
 from adapter.service.hl7v2.routes import hl7v2_router, install_mllp
 from adapter.service.links import fhir_base
+from adapter.service.notify_routes import notify_router
 from adapter.service.numbers import wire_int
+from adapter.service.pull_queue import PullQueue, PullWorker
+from adapter.service.pulls import PullService
 from adapter.service.rest_routes import create_rest_router
 from adapter.service.routes_x12 import PATH_SUFFIX as X12_PATH_SUFFIX
 from adapter.service.routes_x12 import x12_router
@@ -66,6 +71,19 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None, clo
     claims = ClaimService(store, rules, settings, clock)
     transactions = TransactionService(store, claims)
     hl7v2 = Hl7v2Door(claims)
+    pulls = PullService(settings, rules)
+    queue = PullQueue(store, pulls)
+    worker = PullWorker(queue, claims)
+
+    @asynccontextmanager
+    async def lifespan(running: FastAPI) -> AsyncIterator[None]:
+        if pulls.configured:
+            worker.start(settings.source_workers, running.state.schema.ready)
+        try:
+            yield
+        finally:
+            worker.stop()
+
     app = FastAPI(
         title="theraclaim",
         version=rules.fingerprint[:12],
@@ -73,7 +91,9 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None, clo
         redoc_url=None,
         redirect_slashes=False,
         default_response_class=FhirJsonResponse,
+        lifespan=lifespan,
     )
+    app.include_router(notify_router(settings, queue))
     install_error_handlers(app)
     install_docs(app)
     app.state.schema = install_database_faults(app, store)
@@ -156,7 +176,8 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None, clo
         writer = access(request, "from-encounter")
         writer.principal.require("Claim", "c")
         body = await read_body(request, settings.max_bytes)
-        payload, payer = _operation_input(body, settings, request.query_params.get("payer"))
+        pushed, payer, encounter = _operation_input(body, settings, request.query_params.get("payer"))
+        payload, report = await run_in_threadpool(pulls.prepare, pushed, encounter)
         condition = request.headers.get("if-none-exist")
         if condition:
             writer.principal.require("Claim", "s")
@@ -171,7 +192,7 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None, clo
         validation = request.query_params.get("validation")
         if validation is not None and validation not in VALIDATION_LEVELS:
             raise FhirError(400, "invalid-parameter", f"validation must be one of {VALIDATION_LEVELS}", "invalid")
-        result = await run_in_threadpool(claims.from_encounter, payload, payer, if_match, validation, writer)
+        result = await run_in_threadpool(claims.from_encounter, payload, payer, if_match, validation, writer, report)
         return _answer(request, result.http_status, result.bundle, result.claims, fhir_base(request, settings))
 
     @app.get("/fhir/Claim/$from-encounter", include_in_schema=False)
@@ -213,6 +234,7 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None, clo
     app.include_router(create_rest_router(store, settings))
 
     app.state.store = store
+    app.state.pull_worker = worker
     app.state.rules = rules
     app.state.policy = policy
     return app
@@ -235,31 +257,39 @@ def _unprocessable(error: InputError, status: int = 422) -> FhirError:
     return FhirError(status, first.code, str(error), first.issue_type, first.expression)
 
 
-def _operation_input(body: bytes, settings: Settings, payer: str | None) -> tuple[dict[str, Any], str | None]:
-    """The Bundle and payer from the body: a Bundle itself, or Parameters (bundle, payer)."""
+def _operation_input(
+    body: bytes, settings: Settings, payer: str | None
+) -> tuple[dict[str, Any] | None, str | None, tuple[int, dict[str, Any]] | None]:
+    """The Bundle and payer from the body: a Bundle itself, or Parameters (bundle, payer), or
+    Parameters with ``encounter`` (to pull from the source) instead of ``bundle``."""
     document = _json(body, settings)
     if document.get("resourceType") != "Parameters":
-        return document, payer
+        return document, payer, None
     bundle = None
+    encounter = None
     for i, parameter in enumerate(_parameters(document)):
         name = parameter.get("name")
         if name == "bundle":
             bundle = parameter.get("resource")
+        elif name == "encounter":
+            encounter = (i, parameter)
         elif name == "payer":
             payer = parameter.get("valueString") or parameter.get("valueCode")
             if not isinstance(payer, str):
                 raise FhirError(
                     400, "invalid-parameter", "payer must be a string", "invalid", f"Parameters.parameter[{i}]"
                 )
+    if encounter is not None and bundle is None:
+        return None, payer, encounter
     if not isinstance(bundle, dict):
         raise FhirError(
             400,
             "missing-parameter",
-            "Parameters needs a 'bundle' parameter with the Bundle resource",
+            "Parameters needs a 'bundle' parameter with the Bundle resource (or 'encounter' to pull it)",
             "required",
             "Parameters.parameter",
         )
-    return bundle, payer
+    return bundle, payer, None
 
 
 def _parameters(document: dict[str, Any]) -> list[dict[str, Any]]:

@@ -31,6 +31,7 @@ from adapter.service.inputs import rewrite_references, storable_visit
 from adapter.service.settings import Settings
 from adapter.service.store import Store, Stored, WriteConflict
 from adapter.service.x12store import X12Store
+from adapter.sourcing import SourceReport, amend
 
 STORED_TYPES = ("Claim", "DetectedIssue", "Provenance")
 MAX_ATTEMPTS = 8
@@ -80,11 +81,14 @@ class ClaimService:
         if_match: int | None = None,
         validation: str | None = None,
         access: WriteAccess | None = None,
+        source: SourceReport | None = None,
     ) -> Outcome:
         """Convert the visit and store its Claims with the visit's resources, in one transaction;
         with ``access``, as that Principal (its organization's visits only, within its scopes)."""
         visit, inputs, binding_problems = storable_visit(payload) if isinstance(payload, dict) else (payload, (), [])
         result = self.convert(visit, payer, validation)
+        if source is not None:  # what the source gave (pulled or filled): provenance, holds
+            result = amend(result, source)
         digest = _payload_digest(payload)
         if access is not None and not result.invalid:
             access.check_billing(o.billing_npi for o in result.outcomes if o.status or o.cancels_claim)

@@ -20,7 +20,7 @@ ASSET_URL = "/docs/assets"
 FHIR_CONTENT = {"application/fhir+json": {"schema": {"type": "object"}}}
 ERRORS = {
     "400": "OperationOutcome: invalid request (a search parameter, modifier or value it names)",
-    "401": "OperationOutcome: no valid access token (WWW-Authenticate: Bearer error=\"invalid_token\")",
+    "401": 'OperationOutcome: no valid access token (WWW-Authenticate: Bearer error="invalid_token")',
     "403": "OperationOutcome: the access token lacks the scope it names, or another organization's visit",
     "404": "OperationOutcome: unknown resource type, id or version",
     "406": "OperationOutcome: only FHIR JSON is served (no FHIR XML)",

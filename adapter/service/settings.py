@@ -61,6 +61,21 @@ class Settings(BaseSettings):
     ssl_certfile: Path | None = Field(None, description="TLS certificate (PEM) for `theraclaim serve`")
     ssl_keyfile: Path | None = Field(None, description="TLS private key (PEM) for `theraclaim serve`")
     ssl_ca_certs: Path | None = Field(None, description="CA bundle to verify client certificates (mutual TLS)")
+    # the pull from the EHR (adapter/source/, issue 14)
+    source_fhir_base: str | None = Field(None, pattern=r"^https?://", description="the EHR's FHIR base URL")
+    source_client_id: str | None = Field(None, description="SMART Backend Services client id at the source")
+    source_private_key: Path | None = Field(None, description="PEM or JWK file of the client's private key")
+    source_scope: str = Field("system/*.read", description="scopes asked of the source's token endpoint")
+    source_timeout: float = Field(10.0, gt=0, description="seconds each request to the source may take")
+    source_workers: int = Field(1, ge=0, description="threads per server process working the queue of pulls")
+    source_events: str = Field(
+        "backport",
+        pattern=r"^(backport|azure|google)(,(backport|azure|google))*$",
+        description="notification shapes POST /subscriptions/notify accepts: backport, azure, google (comma-separated)",
+    )
+    source_fill: Literal["never", "missing", "always"] = Field(
+        "missing", description="fetch from the source what a pushed Bundle lacks: never, missing categories, always"
+    )
 
     # delivery downstream (adapter/service/delivery/)
     destinations: Path | None = Field(None, description="YAML file of delivery destinations (none: no delivery)")

@@ -213,6 +213,34 @@ deliveries = Table(
     Index("ix_deliveries_claim", "claim_id", "claim_version"),
 )
 
+# Pulls queued by Subscription notifications (issue 14): one row per Encounter to fetch from the
+# source; ``event_key`` (subscription + event number) makes a repeated notification a no-op.
+pull_queue = Table(
+    "pull_queue",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("event_key", String(512), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # encounter | catch-up
+    Column("encounter_id", String(64), index=True),  # the Encounter's id on the source (kind encounter)
+    Column("since", DateTime(timezone=True)),  # catch-up: Encounters updated after this
+    Column("status", String(16), nullable=False, index=True),  # queued | running | done | failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("last_error", String(255)),  # a safe reason ("source answered 503"), never data
+    Column("claim_id", String(64)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# The highest event number seen per Subscription at the source, to notice a gap.
+subscription_state = Table(
+    "subscription_state",
+    metadata,
+    Column("subscription", String(512), primary_key=True),
+    Column("last_event", Integer, nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+)
+
 # Elements that change on every push without changing what the resource says.
 VOLATILE = ("meta", "created", "identifiedDateTime", "recorded")
 
