@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,7 +47,7 @@ from adapter.service.hl7v2.routes import hl7v2_router, install_mllp
 from adapter.service.links import fhir_base
 from adapter.service.notify_routes import notify_router
 from adapter.service.numbers import wire_int
-from adapter.service.pull_queue import PullQueue, PullWorker
+from adapter.service.pull_queue import PullQueue, PullWorker, install_pull_workers
 from adapter.service.pulls import PullService
 from adapter.service.rest_routes import create_rest_router
 from adapter.service.routes_x12 import PATH_SUFFIX as X12_PATH_SUFFIX
@@ -75,15 +73,6 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None, clo
     queue = PullQueue(store, pulls)
     worker = PullWorker(queue, claims)
 
-    @asynccontextmanager
-    async def lifespan(running: FastAPI) -> AsyncIterator[None]:
-        if pulls.configured:
-            worker.start(settings.source_workers, running.state.schema.ready)
-        try:
-            yield
-        finally:
-            worker.stop()
-
     app = FastAPI(
         title="theraclaim",
         version=rules.fingerprint[:12],
@@ -91,9 +80,9 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None, clo
         redoc_url=None,
         redirect_slashes=False,
         default_response_class=FhirJsonResponse,
-        lifespan=lifespan,
     )
     app.include_router(notify_router(settings, queue))
+    install_pull_workers(app, worker, pulls.configured, settings.source_workers)
     install_error_handlers(app)
     install_docs(app)
     app.state.schema = install_database_faults(app, store)

@@ -170,6 +170,18 @@ class PullQueue:
             return list(connection.execute(query))
 
 
+def install_pull_workers(app: Any, worker: PullWorker, configured: bool, count: int) -> None:
+    """Start the worker threads with the app (after the schema is ready), stop them with it."""
+    if not configured or count == 0:
+        return
+
+    def start() -> None:
+        worker.start(count, app.state.schema.ready)
+
+    app.router.on_startup.append(start)
+    app.router.on_shutdown.append(worker.stop)
+
+
 def queue_counts(database_url: str) -> dict[str, int] | None:
     """Rows of the queue by status, or None when the database or the table is not there."""
     try:
