@@ -12,11 +12,11 @@ import hashlib
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import ValidationError
@@ -56,6 +56,7 @@ from adapter.version import __version__
 
 EXIT_BROKEN_DEPLOYMENT = 3
 EXIT_SOURCE_UNAVAILABLE = 4
+T = TypeVar("T")
 
 
 def _aware(value: str) -> datetime:
@@ -326,17 +327,35 @@ def batch(args: argparse.Namespace, settings: Settings) -> int:
     return tally.exit_code
 
 
-def bulk_export(args: argparse.Namespace, settings: Settings) -> int:
+class SourceCommandFailed(Exception):
+    """A source command could not run (the cause is already on stderr); ``code`` is the exit status."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _at_source(settings: Settings, command: str, action: Callable[[SourceClient], T]) -> T:
+    """Run ``action`` with a client of THERACLAIM_SOURCE_FHIR_BASE; exit 2 when none is set, 4 when it fails."""
     config = source_config(settings)
     if config is None:
-        print("theraclaim bulk-export: set THERACLAIM_SOURCE_FHIR_BASE to the source's FHIR base URL", file=sys.stderr)
-        return 2
+        print(f"theraclaim {command}: set THERACLAIM_SOURCE_FHIR_BASE to the source's FHIR base URL", file=sys.stderr)
+        raise SourceCommandFailed(2)
     try:
         with SourceClient(config) as client:
-            done = export(client, args.out, since=args.since, group=args.group, progress=sys.stderr)
+            return action(client)
     except SourceError as error:
-        print(f"theraclaim bulk-export: {error.reason}", file=sys.stderr)
-        return EXIT_SOURCE_UNAVAILABLE
+        print(f"theraclaim {command}: {error.reason}", file=sys.stderr)
+        raise SourceCommandFailed(EXIT_SOURCE_UNAVAILABLE) from None
+
+
+def bulk_export(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        done = _at_source(
+            settings,
+            "bulk-export",
+            lambda client: export(client, args.out, since=args.since, group=args.group, progress=sys.stderr),
+        )
     except OSError as error:
         print(f"theraclaim bulk-export: cannot write to {args.out}: {error.strerror}", file=sys.stderr)
         return 2
@@ -349,35 +368,17 @@ def bulk_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def subscribe(args: argparse.Namespace, settings: Settings) -> int:
-    config = source_config(settings)
-    if config is None:
-        print("theraclaim subscribe: set THERACLAIM_SOURCE_FHIR_BASE to the source's FHIR base URL", file=sys.stderr)
-        return 2
     resource = subscription(
         args.topic, args.endpoint, filter_criteria=args.filter, heartbeat=args.heartbeat, header=args.header
     )
-    try:
-        with SourceClient(config) as client:
-            created = create(client, resource)
-    except SourceError as error:
-        print(f"theraclaim subscribe: {error.reason}", file=sys.stderr)
-        return EXIT_SOURCE_UNAVAILABLE
+    created = _at_source(settings, "subscribe", lambda client: create(client, resource))
     print(f"Subscription/{created.get('id')} {created.get('status')}", file=sys.stderr)
     _emit(created)
     return 0
 
 
 def subscriptions(args: argparse.Namespace, settings: Settings) -> int:
-    config = source_config(settings)
-    if config is None:
-        print("theraclaim subscriptions: set THERACLAIM_SOURCE_FHIR_BASE", file=sys.stderr)
-        return 2
-    try:
-        with SourceClient(config) as client:
-            rows = listed(client, args.endpoint)
-    except SourceError as error:
-        print(f"theraclaim subscriptions: {error.reason}", file=sys.stderr)
-        return EXIT_SOURCE_UNAVAILABLE
+    rows = _at_source(settings, "subscriptions", lambda client: listed(client, args.endpoint))
     for row in rows:
         failing = f"  error: {row['error']}" if row["error"] else ""
         print(f"Subscription/{row['id']}  {row['status']}  topic {row['topic']}  -> {row['endpoint']}{failing}")
@@ -478,6 +479,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "clients": clients,
         }
         return commands[args.command](args, settings)
+    except SourceCommandFailed as failed:
+        return failed.code
     except RuleDataError as error:
         _emit(to_operation_outcome(error))
         print(f"theraclaim: broken rule data: {error}", file=sys.stderr)
