@@ -1,7 +1,9 @@
 """The notification door: ``POST /subscriptions/notify`` and the queue's status as FHIR Tasks.
 
-Every route here is built by ``notify_router`` so the auth policy (issue 9) is added in one place
-(a ``dependencies=[...]`` on the router) when it lands.
+Both go through the auth policy (the guard authenticates every request): a notification makes
+Claims, so it needs the Claim create scope; the queue is read with the Task search scope.  The
+rows are not tied to a tenant (the billing Organization is known only once the visit is pulled),
+so both are for clients without an organization (operators, the EHR's integration client).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from adapter.errors import InputError
 from adapter.intake.wire import parse_document
 from adapter.service.cloud_events import CloudEvents, is_azure, is_google, read_azure, read_google
 from adapter.service.fhirhttp import FhirError, fhir_response, outcome, read_body
+from adapter.service.guard import principal_of
 from adapter.service.pull_queue import PullQueue, utc
 from adapter.service.settings import Settings
 from adapter.service.subscriptions import read_notification
@@ -28,6 +31,7 @@ def notify_router(settings: Settings, queue: PullQueue) -> APIRouter:
 
     @router.post("/subscriptions/notify")
     async def notify(request: Request) -> Response:
+        _operator(request, "Claim", "c")
         body = await read_body(request, settings.max_bytes)
         array = body.lstrip().startswith(b"[")
         try:  # an Event Grid array is read inside an object, so the same size and depth limits apply
@@ -63,6 +67,7 @@ def notify_router(settings: Settings, queue: PullQueue) -> APIRouter:
 
     @router.get("/subscriptions/pulls")
     def pulls(request: Request) -> Response:
+        _operator(request, "Task", "s")
         rows = queue.rows()
         base = (settings.source_fhir_base or "").rstrip("/")
         entries = [
@@ -71,6 +76,18 @@ def notify_router(settings: Settings, queue: PullQueue) -> APIRouter:
         return fhir_response({"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries})
 
     return router
+
+
+def _operator(request: Request, resource_type: str, action: str) -> None:
+    principal = principal_of(request)
+    principal.require(resource_type, action)
+    if principal.organization is not None:
+        raise FhirError(
+            403,
+            "tenant-not-allowed",
+            "the queue of pulls is not tied to a billing organization: use a client without an organization",
+            "forbidden",
+        )
 
 
 async def _cloud(queue: PullQueue, events: CloudEvents, service: str) -> Response:
