@@ -83,6 +83,7 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None, clo
     )
     app.include_router(notify_router(settings, queue))
     install_pull_workers(app, worker, pulls.configured, settings.source_workers)
+    app.router.on_shutdown.append(pulls.close)
     install_error_handlers(app)
     install_docs(app)
     app.state.schema = install_database_faults(app, store)

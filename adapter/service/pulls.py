@@ -49,6 +49,13 @@ class PullService:
                     raise FhirError(503, "source-misconfigured", error.reason, "exception") from None
             return self._client
 
+    def close(self) -> None:
+        """Close the client's connections (the app's shutdown)."""
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
     def prepare(
         self, bundle: dict[str, Any] | None, encounter: tuple[int, dict[str, Any]] | None
     ) -> tuple[dict[str, Any], SourceReport | None]:
