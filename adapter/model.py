@@ -69,6 +69,10 @@ class ProcedureFact:
     plan_refs: tuple[str, ...] = ()  # Procedure.basedOn: ServiceRequest / CarePlan
     device_codes: tuple[Coding, ...] = ()  # usedCode and the types of focalDevice.manipulated
     modifiers: tuple[str, ...] = ()  # modifiers the sender attached (procedure-modifier extension)
+    encounter_ref: str | None = None  # the visit (Encounter) the Procedure belongs to
+    description: str | None = None  # Procedure.code.text, else its first note: what an unlisted code needs
+    instant: datetime | None = None  # the moment the date of service is taken from (period start / performed)
+    extensions: tuple[tuple[str, str], ...] = ()  # (url, valueCode) of simple coded extensions (treatment-phase)
 
     @property
     def minutes(self) -> int | None:
@@ -134,6 +138,7 @@ class PlanFact:
     categories: tuple[Coding, ...]
     start: date | None
     end: date | None
+    treatment_days_since_progress: int | None = None  # treatment days since the last progress report (extension)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +182,21 @@ class EncounterFacts:
     period_start: datetime | date | None = None  # Encounter.period (a date when it has no time)
     period_end: datetime | date | None = None
     billing_npi: str | None = None  # the billing Organization's NPI: the tenant its Claims belong to
+    patient_identity: str | None = None  # Patient.identifier system|value: the same patient across pushes
+    provider_identity: str | None = None  # the billing Organization's identifier (NPI) system|value
+    service_date: date | None = None  # the Encounter's date (Encounter.period.start) when no Procedure gives one
+    visit_refs: tuple[str, ...] = ()  # the Encounters pooled into this day's Claim (empty: this one alone)
+    withdrawn_visits: tuple[str, ...] = ()  # cancelled / entered-in-error visits of the day left out of the pool
+    visit_identities: tuple[str, ...] = ()  # the identities of every visit of the day (pooled or withdrawn)
+    start_instant: datetime | None = None  # Encounter.period.start with its time, when it has one
+    timezone: str | None = None  # the clinic's IANA time zone (FHIR timezone extension on Location / Organization)
+    timezone_path: str | None = None  # where it was read
+    class_code: str | None = None  # Encounter.class code (v3-ActCode: AMB, VR virtual, HH home health, ...)
+    location_codes: tuple[Coding, ...] = ()  # Location.type and physicalType of the Encounter's Locations
+
+    @property
+    def visits(self) -> tuple[str, ...]:
+        return self.visit_refs or (self.ref,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,11 +211,16 @@ class UnitDerivation:
     remainder_unit: bool
     units: int
     tie_break: str | None = None  # which criterion settled a tie on remainders, when one did
+    visits: int = 1  # visits of the date of service whose timed minutes were pooled
+    excluded_minutes: int = 0  # timed minutes of the day left out of the pool (lines not billed, blocked)
 
     @property
     def text(self) -> str:
         if self.method == "cms-pooled":
-            basis = f"{self.code_minutes} of {self.pooled_minutes} pooled timed minutes"
+            day = f" of the day's {self.visits} visits" if self.visits > 1 else ""
+            basis = f"{self.code_minutes} of {self.pooled_minutes} pooled timed minutes{day}"
+            if self.excluded_minutes:
+                basis += f" ({self.excluded_minutes} minutes of lines not billed were not counted)"
         else:
             basis = f"{self.code_minutes} timed minutes"
         parts = [f"{self.full_units} full unit{'s' if self.full_units != 1 else ''}"]
@@ -219,6 +244,7 @@ class ServiceLine:
     modifiers: tuple[str, ...] = ()
     unit_price_cents: int | None = None
     description: str | None = None  # the narrative an unlisted code (97039) needs
+    discipline: str | None = None  # pt / ot / slp when units are pooled per discipline
 
     @property
     def net_cents(self) -> int | None:

@@ -17,6 +17,8 @@ from adapter.model import ClaimDecision
 from adapter.output.fhir import render_bundle, render_invalid
 from adapter.rules.catalog import Rules
 from adapter.rules.claim import NOT_BILLABLE, ClaimOptions, decide
+from adapter.rules.dates import localize
+from adapter.rules.day import DAY_PREFIX, pool_days
 from adapter.version import __version__
 
 DEFAULT_OPTIONS = ClaimOptions()
@@ -34,6 +36,8 @@ class EncounterOutcome:
     findings: tuple[str, ...]  # finding codes
     cancels_claim: str | None = None  # the Claim a cancelled / entered-in-error Encounter withdraws
     billing_npi: str | None = None  # the billing Organization's NPI (the tenant of the Claim)
+    day: str | None = None  # the day's identity (patient, billing provider, date) when the Claim is the day's
+    visit_identities: tuple[str, ...] = ()  # the identities of the visits of that day in this input
 
     @classmethod
     def of(cls, decision: ClaimDecision) -> EncounterOutcome:
@@ -45,6 +49,8 @@ class EncounterOutcome:
             findings=tuple(f.code for f in decision.findings),
             cancels_claim=decision.claim_id if decision.encounter.status in NOT_BILLABLE else None,
             billing_npi=decision.encounter.billing_npi,
+            day=decision.encounter.identity if decision.encounter.identity.startswith(DAY_PREFIX) else None,
+            visit_identities=decision.encounter.visit_identities,
         )
 
 
@@ -54,6 +60,7 @@ class Result:
     outcomes: tuple[EncounterOutcome, ...]
     invalid: bool = False
     decisions: tuple[ClaimDecision, ...] = ()  # what the Bundle was rendered from (other outputs start here)
+    source: dict[str, Any] | None = None  # the parsed input (the service pools a day's visits across pushes)
 
     @property
     def exit_code(self) -> int:
@@ -84,8 +91,13 @@ def run(
     try:
         document = check_document(payload, limits) if isinstance(payload, dict) else parse_document(payload, limits)
         digest = _digest(document)
-        decisions, problems = [], []
+        decisions, problems, local = [], [], []
         for facts in read_bundle(document, limits, validation):
+            try:  # dates of service in the clinic's time zone, before the day's pool is formed
+                local.append(localize(facts, rules, payer, options.default_payer))
+            except InputError as error:
+                problems += [p for p in error.problems if p not in problems]
+        for facts in pool_days(local):
             try:  # report the problems of every Encounter, not only the first one's
                 decisions.append(decide(facts, rules, payer=payer, options=options, now=now))
             except InputError as error:
@@ -102,4 +114,5 @@ def run(
     bundle = render_bundle(
         decisions, now=now, input_digest=digest, version=__version__, cpt_displays=rules.procedures.displays
     )
-    return Result(bundle, tuple(EncounterOutcome.of(d) for d in decisions), decisions=tuple(decisions))
+    outcomes = tuple(EncounterOutcome.of(d) for d in decisions)
+    return Result(bundle, outcomes, decisions=tuple(decisions), source=document)

@@ -288,9 +288,9 @@ def _write_json(path: Path, document: Any) -> None:
 
 def all_cases() -> list[Case]:
     """The cases of this module plus the contraindication and payer-edit cases (own modules)."""
-    from tests import golden_contraindications, golden_edits  # they import Case from here
+    from tests import golden_billing, golden_contraindications, golden_edits  # they import Case from here
 
-    return CASES + golden_contraindications.CASES + golden_edits.CASES
+    return CASES + golden_contraindications.CASES + golden_edits.CASES + golden_billing.CASES
 
 
 def write_cases(root: Path = GOLDEN) -> list[str]:

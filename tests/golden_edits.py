@@ -203,7 +203,8 @@ def _modified(code: str, minutes: int, *modifiers: str) -> Callable[[], Bundle]:
 
 KX_SOURCE = (
     "billing-rules.md F4.5-F4.8 (PT+SLP share one threshold, OT separate; KX only when a year-to-date "
-    "amount crosses it); medicare.yaml edits.kx 2480.00 (PLACEHOLDER: CY2026 from secondary sources)"
+    "amount crosses it); medicare.yaml edits.kx.by_year: the visits are in 2025, CY2025 2410.00 (secondary "
+    "sources: labelled placeholder)"
 )
 ORDER_SOURCE = "adapter/rules/edits.py docstring (documented order); billing-rules.md F4.4 (any order, at most 4)"
 
@@ -246,13 +247,13 @@ CASES += [
     Case(
         "edit-modifier-kx-over-threshold",
         "Medicare: the Coverage says 2450.00 of PT/SLP therapy so far this year; 97140 x2 = 90.00 -> 2540.00 "
-        "> 2480.00 -> 97140 with GP, KX (kx-added, rule edits/kx); Claim active.\n"
+        "> 2410.00 -> 97140 with GP, KX (kx-added, rule edits/kx); Claim active.\n"
         f"Source: {KX_SOURCE}",
         lambda: _with(*back_to_back(("97140", 23)), change=_year_to_date(2450.00)),
     ),
     Case(
         "edit-modifier-kx-below-threshold",
-        "Medicare: 1000.00 PT/SLP so far this year + 90.00 = 1090.00 <= 2480.00 -> 97140 x2 with GP only, no "
+        "Medicare: 1000.00 PT/SLP so far this year + 90.00 = 1090.00 <= 2410.00 -> 97140 x2 with GP only, no "
         "KX and no KX finding; Claim active.\n"
         f"Source: {KX_SOURCE}; F4.8 (KX below the threshold is abuse)",
         lambda: _with(*back_to_back(("97140", 23)), change=_year_to_date(1000.00)),
@@ -267,7 +268,7 @@ CASES += [
     Case(
         "edit-modifier-kx-ot-threshold-separate",
         "Medicare, OT plan, an OT does 97140 23 min: PT/SLP so far 2450.00 (would cross) but OT so far 100.00 -> "
-        "OT is its own group: 100.00 + 90.00 <= 2480.00 -> 97140 with GO only, no KX; Claim active.\n"
+        "OT is its own group: 100.00 + 90.00 <= 2410.00 -> 97140 with GO only, no KX; Claim active.\n"
         f"Source: {KX_SOURCE}",
         lambda: _ot_visit(OT, ot_ytd=100.00, pt_ytd=2450.00),
     ),

@@ -38,7 +38,7 @@ SNOMED = "http://snomed.info/sct"
 LOWER_BACK = ("37822005", "Lower back structure")
 SYNTHETIC_PROCEDURE = "synthetic-97124"
 NAMESPACE = uuid.UUID("3a4f0c52-6f7e-4d8e-9a0b-5c1d2e3f4a5b")
-TIER = re.compile(r"Tier (full|lesser|minor) -> (hold|block|warn);")
+TIER = re.compile(r"Tier (full|lesser|minor)(?: \(lowered: [^)]*\))? -> (hold|block|warn);")
 
 
 def synthea_bundles() -> list[Path]:

@@ -13,6 +13,7 @@ from adapter.model import Coding, PlanFact, PractitionerFact
 MODIFIER_URL = "https://theraclaim.org/fhir/StructureDefinition/procedure-modifier"
 YEAR_TO_DATE_URL = "https://theraclaim.org/fhir/StructureDefinition/therapy-year-to-date"
 PLAN_TYPES = ("ServiceRequest", "CarePlan")
+PROGRESS_URL = "https://theraclaim.org/fhir/StructureDefinition/treatment-days-since-progress-report"
 
 
 def read_practitioner(index: BundleIndex, entry: Entry) -> PractitionerFact:
@@ -62,7 +63,16 @@ def read_plan(entry: Entry, problems: list[Problem]) -> PlanFact:
         start = first_day(resource, "occurrence", entry.path, problems)
         end = last_day(resource, "occurrence", entry.path, problems)
     categories = tuple(c for concept in resource.get("category", []) for c in codings(concept))
-    return PlanFact(entry.ref, entry.path, entry.resource_type, resource["status"], categories, start, end)
+    extensions = resource.get("extension")
+    since = next(
+        (
+            e["valueInteger"]
+            for e in (extensions if isinstance(extensions, list) else [])
+            if isinstance(e, dict) and e.get("url") == PROGRESS_URL and type(e.get("valueInteger")) is int
+        ),
+        None,
+    )
+    return PlanFact(entry.ref, entry.path, entry.resource_type, resource["status"], categories, start, end, since)
 
 
 def device_codes(index: BundleIndex, entry: Entry) -> tuple[Coding, ...]:
@@ -83,7 +93,33 @@ def sent_modifiers(resource: dict[str, Any]) -> tuple[str, ...]:
         if isinstance(extension.get("valueCode"), str):
             found.append(extension["valueCode"].upper())
         found += [c.code.upper() for c in codings(extension.get("valueCodeableConcept"))]
-    return tuple(dict.fromkeys(found))
+    return tuple(found)  # as sent: a modifier sent twice is reported by the rules (rules/sent.py)
+
+
+TREATMENT_PHASE_URL = "https://theraclaim.org/fhir/StructureDefinition/treatment-phase"
+
+
+def coded_extensions(resource: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """(url, valueCode) of the Procedure extensions the rules read (treatment-phase: active | maintenance)."""
+    extensions = resource.get("extension")
+    return tuple(
+        (e["url"], e["valueCode"])
+        for e in (extensions if isinstance(extensions, list) else [])
+        if isinstance(e, dict) and e.get("url") == TREATMENT_PHASE_URL and isinstance(e.get("valueCode"), str)
+    )
+
+
+def narrative(resource: dict[str, Any]) -> str | None:
+    """Procedure.code.text, else the first Procedure.note text: the description an unlisted code needs."""
+    code = resource.get("code")
+    text = code.get("text") if isinstance(code, dict) else None
+    if isinstance(text, str) and text.strip():
+        return text.strip()
+    notes = resource.get("note")
+    for note in notes if isinstance(notes, list) else []:
+        if isinstance(note, dict) and isinstance(note.get("text"), str) and note["text"].strip():
+            return str(note["text"]).strip()
+    return None
 
 
 def year_to_date(resource: dict[str, Any]) -> tuple[tuple[str, int], ...]:

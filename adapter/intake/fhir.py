@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from adapter.errors import InputError, Problem
@@ -27,9 +28,10 @@ from adapter.intake.resources import (
     read_procedure,
 )
 from adapter.intake.validation import validate_resource
-from adapter.intake.values import when
+from adapter.intake.values import codings, day_of, when
 from adapter.intake.wire import Limits
 from adapter.model import (
+    Coding,
     ConditionFact,
     CoverageFact,
     DiagnosisFact,
@@ -234,13 +236,15 @@ def _encounter(
     if patient is None:
         return None
     procedure_entries = sorted(procedures_by_encounter.get(encounter.index, []), key=lambda e: e.index)
-    procedures = [read_procedure(index, p, problems) for p in procedure_entries]
+    procedures = [replace(read_procedure(index, p, problems), encounter_ref=encounter.ref) for p in procedure_entries]
     diagnoses = _diagnoses(index, encounter, procedures, problems)
     used = procedure_entries + [e for d in diagnoses if (e := index.lookup(d.condition_ref)) is not None]
     for resource_entry in {e.index: e for e in used}.values():
         _same_patient(index, patient, resource_entry, problems)
+    clinic_zone = _timezone(index, encounter, provider)
     known = by_patient.facts(patient)
-    period = resource.get("period") or {}
+    period: dict[str, Any] = resource["period"] if isinstance(resource.get("period"), dict) else {}
+    started = when(period.get("start"), f"{encounter.path}.period.start", problems)
     if not known.coverages:
         problems.append(
             Problem(
@@ -266,7 +270,7 @@ def _encounter(
         observations=known.observations,
         coverages=known.coverages,
         plans=tuple(_plans(index, encounter, procedures, problems)),
-        period_start=when(period.get("start"), f"{encounter.path}.period.start", problems),
+        period_start=started,
         period_end=when(period.get("end"), f"{encounter.path}.period.end", problems),
         practitioners=tuple(
             read_practitioner(index, entry)
@@ -280,6 +284,14 @@ def _encounter(
             [r for p in procedures for r in p.performer_refs],
             [c for c in by_patient.coverages.get(patient.index, []) if c.resource["status"] == "active"],
         ),
+        start_instant=started if isinstance(started, datetime) else None,
+        class_code=(resource.get("class") or {}).get("code") if isinstance(resource.get("class"), dict) else None,
+        location_codes=_location_codes(index, encounter),
+        timezone=clinic_zone[0],
+        timezone_path=clinic_zone[1],
+        patient_identity=business_identity(patient.resource),
+        provider_identity=business_identity(provider.resource) if provider else None,
+        service_date=day_of(started),
     )
 
 
@@ -321,12 +333,57 @@ def _npi(organization: dict[str, Any]) -> str | None:
     return None
 
 
+TIMEZONE_URL = "http://hl7.org/fhir/StructureDefinition/timezone"
+
+
+def _location_codes(index: BundleIndex, encounter: Entry) -> tuple[Coding, ...]:
+    found: list[Coding] = []
+    for entry in _locations(index, encounter):
+        types = entry.resource.get("type")
+        for concept in [*(types if isinstance(types, list) else []), entry.resource.get("physicalType")]:
+            found += codings(concept) if isinstance(concept, dict) else []
+    return tuple(dict.fromkeys(found))
+
+
+def _locations(index: BundleIndex, encounter: Entry) -> list[Entry]:
+    result = []
+    locations = encounter.resource.get("location")
+    for location in locations if isinstance(locations, list) else []:
+        reference = (location.get("location") or {}).get("reference") if isinstance(location, dict) else None
+        found = index.lookup(reference) if isinstance(reference, str) else None
+        if found is not None and found.resource_type == "Location":
+            result.append(found)
+    return result
+
+
+def _timezone(index: BundleIndex, encounter: Entry, provider: Entry | None) -> tuple[str | None, str | None]:
+    """The clinic's IANA time zone: the FHIR timezone extension on a Location of the Encounter, else on its
+    serviceProvider Organization, and where it was read (None, None when neither has one)."""
+    holders = [(found, f"{found.path}.extension") for found in _locations(index, encounter)]
+    if provider is not None:
+        holders.append((provider, f"{provider.path}.extension"))
+    for holder, path in holders:
+        extensions = holder.resource.get("extension")
+        for extension in extensions if isinstance(extensions, list) else []:
+            if isinstance(extension, dict) and extension.get("url") == TIMEZONE_URL:
+                value = extension.get("valueCode")
+                if isinstance(value, str):
+                    return value, path
+    return None, None
+
+
+def business_identity(resource: dict[str, Any]) -> str | None:
+    """The first identifier with a system and a value, as ``system|value``."""
+    identifiers = resource.get("identifier")
+    for identifier in identifiers if isinstance(identifiers, list) else []:
+        if isinstance(identifier, dict) and identifier.get("system") and identifier.get("value"):
+            return f"{identifier['system']}|{identifier['value']}"
+    return None
+
+
 def _identity(encounter: Entry) -> str:
     """Business identity first (a retried push from another engine keeps it), then the reference."""
-    for identifier in encounter.resource.get("identifier", []):
-        if identifier.get("system") and identifier.get("value"):
-            return f"{identifier['system']}|{identifier['value']}"
-    return encounter.ref
+    return business_identity(encounter.resource) or encounter.ref
 
 
 def _diagnoses(

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from adapter.errors import Problem
-from adapter.intake.billing import device_codes, plan_refs, sent_modifiers, year_to_date
+from adapter.intake.billing import coded_extensions, device_codes, narrative, plan_refs, sent_modifiers, year_to_date
 from adapter.intake.references import BundleIndex, Entry
 from adapter.intake.values import codings, concept_text, day_of, first_day, last_day, when
 from adapter.model import (
@@ -76,7 +76,18 @@ def read_procedure(index: BundleIndex, entry: Entry, problems: list[Problem]) ->
         plan_refs=tuple(plan.ref for plan in plan_refs(index, entry)),
         device_codes=device_codes(index, entry),
         modifiers=sent_modifiers(resource),
+        description=narrative(resource),
+        instant=start if start is not None else _instant(resource, entry, problems),
+        extensions=coded_extensions(resource),
     )
+
+
+def _instant(resource: dict[str, Any], entry: Entry, problems: list[Problem]) -> datetime | None:
+    if "performedPeriod" in resource:
+        value = when(resource["performedPeriod"].get("start"), f"{entry.path}.performedPeriod.start", [])
+    else:
+        value = when(resource.get("performedDateTime"), f"{entry.path}.performedDateTime", [])
+    return value if isinstance(value, datetime) else None
 
 
 def condition_refs(index: BundleIndex, entry: Entry, element: str, problems: list[Problem]) -> list[str]:

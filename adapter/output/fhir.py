@@ -59,6 +59,10 @@ def _derivation_extension(derivation: UnitDerivation | None) -> dict[str, Any]:
         ]
         if derivation.tie_break:
             parts.append({"url": "tieBreak", "valueString": derivation.tie_break})
+        if derivation.visits > 1:
+            parts.append({"url": "visits", "valueInteger": derivation.visits})
+        if derivation.excluded_minutes:
+            parts.append({"url": "excludedMinutes", "valueInteger": derivation.excluded_minutes})
         parts.append({"url": "explanation", "valueString": derivation.text})
     return {"url": UNIT_DERIVATION_URL, "extension": parts}
 
@@ -78,7 +82,7 @@ def _item(sequence: int, line: ServiceLine, decision: ClaimDecision, display: st
         item["careTeamSequence"] = care_team
     if line.diagnosis_pointers:
         item["diagnosisSequence"] = list(line.diagnosis_pointers)
-    item["productOrService"] = _concept(CPT_SYSTEM, line.cpt, display)
+    item["productOrService"] = _concept(CPT_SYSTEM if line.cpt[0].isdigit() else HCPCS_SYSTEM, line.cpt, display)
     if line.description:
         item["productOrService"]["text"] = line.description
     if line.modifiers:
@@ -92,7 +96,9 @@ def _item(sequence: int, line: ServiceLine, decision: ClaimDecision, display: st
     if line.body_sites:
         site = line.body_sites[0]
         item["bodySite"] = _concept(site.system, site.code, site.display)
-    item["encounter"] = [{"reference": decision.encounter.ref}]
+    by_procedure = {p.ref: p.encounter_ref for p in decision.encounter.procedures}
+    visits = dict.fromkeys(by_procedure.get(r) or decision.encounter.ref for r in line.procedure_refs)
+    item["encounter"] = [{"reference": ref} for ref in visits or (decision.encounter.ref,)]
     return item
 
 
@@ -144,7 +150,11 @@ def render_provenance(
     decision: ClaimDecision, claim_url: str, now: datetime, input_digest: str, version: str
 ) -> dict[str, Any]:
     encounter = decision.encounter
-    sources = [encounter.ref, *(p.ref for p in encounter.procedures), *(d.condition_ref for d in decision.diagnoses)]
+    sources = [
+        *encounter.visits,
+        *(p.ref for p in encounter.procedures),
+        *(d.condition_ref for d in decision.diagnoses),
+    ]
     if decision.coverage is not None:
         sources.append(decision.coverage.ref)
     return {
@@ -219,11 +229,14 @@ def finding_issue(finding: Finding, encounter_ref: str | None) -> dict[str, Any]
 
 def outcome_summary(decision: ClaimDecision) -> Finding:
     encounter = decision.encounter
+    who = f"Encounter {encounter.ref}"
+    if len(encounter.visits) > 1:
+        who = f"Encounters {', '.join(encounter.visits)} (one date of service)"
     if decision.status is None:
-        text = f"Encounter {encounter.ref}: no Claim (nothing billable)"
+        text = f"{who}: no Claim (nothing billable)"
     else:
         lines = ", ".join(f"{line.cpt}x{line.units}" for line in decision.lines)
-        text = f"Encounter {encounter.ref}: Claim {decision.claim_id} {decision.status} ({lines})"
+        text = f"{who}: Claim {decision.claim_id} {decision.status} ({lines})"
     return Finding("encounter-outcome", Severity.INFORMATION, text, (encounter.path,))
 
 

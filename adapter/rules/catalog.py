@@ -17,6 +17,7 @@ from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import Field, ValidationError, model_validator
@@ -28,7 +29,7 @@ from adapter.rules.screening_data import BodySiteMap, ContraindicationPolicy, Co
 from adapter.rules.sites import SiteResolver
 
 CPT_SYSTEM = "http://www.ama-assn.org/go/cpt"
-CPT_CODE = r"^[0-9]{4}[0-9A-Z]$"
+CPT_CODE = r"^[0-9A-Z][0-9]{3}[0-9A-Z]$"  # CPT (97124) or HCPCS Level II (G0283)
 
 
 # --- procedures -----------------------------------------------------------------------------
@@ -91,6 +92,12 @@ class PackMatch(Strict):
 class UnitPolicy(Strict):
     method: Literal["cms-pooled", "ama-per-code"]
     source: str
+    pool: Literal["day", "day-and-discipline"] = Field(
+        "day",
+        description="what the timed minutes are pooled over: the date of service, or the date of service and "
+        "the discipline (PT, OT, SLP: separate plans of care)",
+    )
+    pool_source: str = ""
 
 
 class UnitsCeiling(Strict):
@@ -140,6 +147,20 @@ class PayerPack(RuleFile):
     claim_filing_indicator: ClaimFilingIndicator | None = Field(
         default=None, description="837P SBR09 (MB Medicare Part B, CI commercial); without it no 837P is written"
     )
+    timezone: str | None = Field(
+        None,
+        description="IANA time zone of the clinics this pack bills for, when the input's Location / Organization "
+        "has no timezone extension: the date of service of a UTC timestamp is its date there",
+    )
+
+    @model_validator(mode="after")
+    def _known_zone(self) -> PayerPack:
+        if self.timezone is not None:
+            try:
+                ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"timezone {self.timezone!r} is not an IANA time zone name") from exc
+        return self
 
 
 RULE_FILE_MODELS: dict[str, type[RuleFile]] = {

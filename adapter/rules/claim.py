@@ -5,25 +5,36 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from adapter.errors import InputError, Problem
 from adapter.model import (
     ClaimDecision,
     Contraindication,
+    Diagnosis,
     EncounterFacts,
     Finding,
     ProcedureFact,
+    ServiceLine,
     Severity,
 )
-from adapter.rules.catalog import Rules
+from adapter.rules.catalog import PayerPack, Rules
 from adapter.rules.coding import map_to_cpt
 from adapter.rules.contraindications import screen
+from adapter.rules.dates import utc_without_zone
 from adapter.rules.diagnoses import claim_diagnoses
-from adapter.rules.edits import EditContext, apply_edits, device_edit
+from adapter.rules.edits import (
+    EditContext,
+    apply_edits,
+    code_set_edit,
+    device_edit,
+    ncci_ptp,
+    procedure_discipline,
+)
 from adapter.rules.lines import build_lines, check_times, finish_line, overlaps
 from adapter.rules.payers import select_pack
 from adapter.rules.plausibility import line_findings, procedure_findings
+from adapter.rules.telehealth import place_of_service
 
 NOT_BILLABLE = frozenset({"cancelled", "entered-in-error"})
 CLAIM_ID_NAMESPACE = uuid.UUID("6f1d7b0e-5d0c-4d7e-9a53-2f1c0c7d9a11")
@@ -39,7 +50,8 @@ class ClaimOptions:
 
 
 def claim_id(encounter_identity: str) -> str:
-    """Derived from the Encounter's identity alone, so a retried or corrected push keeps the id."""
+    """Derived from the day's identity (patient, billing provider, date of service; see rules/day.py),
+    or a multi-day Encounter's own, so a retried, corrected or later push of that day keeps the id."""
     return str(uuid.uuid5(CLAIM_ID_NAMESPACE, encounter_identity))
 
 
@@ -54,16 +66,19 @@ def decide(
     """The Claim decision of one Encounter; ``now`` (when given) dates the future and timely-filing checks."""
     coverage = encounter.coverages[0] if encounter.coverages else None
     pack, findings = select_pack(rules, coverage, payer, options.default_payer)
-    findings += _status_findings(encounter)
+    findings += _status_findings(encounter) + _withdrawn_findings(encounter) + utc_without_zone(encounter)
+    place, telehealth = place_of_service(encounter, pack, options.place_of_service)
+    findings += telehealth
     billed: list[tuple[str, ProcedureFact]] = []
     for procedure in encounter.procedures:
         cpt, finding = map_to_cpt(procedure, rules.procedures)
         if finding is not None:
             findings.append(finding)
-        if cpt is not None:
-            cpt, finding = device_edit(cpt, procedure, pack)
-            if finding is not None:
-                findings.append(finding)
+        for edit in (device_edit, code_set_edit):
+            if cpt is not None:
+                cpt, finding = edit(cpt, procedure, pack)
+                if finding is not None:
+                    findings.append(finding)
         if cpt is not None:
             billed.append((cpt, procedure))
     check_times(billed, rules)
@@ -76,9 +91,21 @@ def decide(
     blocked = _report_contraindications(contraindications, findings)
     # Blocked procedures leave before units are counted: their minutes must not earn units for others.
     lines = (
-        build_lines([(cpt, p) for cpt, p in billed if p.ref not in blocked], pack, rules, findings) if billable else []
+        _pooled_lines(
+            [(cpt, p) for cpt, p in billed if p.ref not in blocked],
+            blocked,
+            billed,
+            encounter,
+            pack,
+            rules,
+            diagnoses,
+            findings,
+        )
+        if billable
+        else []
     )
-    lines = [finish_line(line, pack, diagnoses, sequence_of, findings) for line in lines]
+    by_ref = {p.ref: p for p in encounter.procedures}
+    lines = [finish_line(line, pack, diagnoses, sequence_of, findings, by_ref) for line in lines]
     findings += line_findings(lines, pack, set(rules.edit_tables[pack.id].caps))
     scrub = EditContext(encounter, pack, rules, diagnoses)
     lines = apply_edits(lines, scrub)
@@ -116,11 +143,62 @@ def decide(
         findings=tuple(findings),
         billing_provider_ref=_billing_provider(encounter, care_team, findings, bool(lines)),
         care_team=care_team,
-        place_of_service=options.place_of_service,
+        place_of_service=place,
         currency=pack.fee_schedule.currency,
         rule_versions=(pack.label, *rules.procedures.labels, rules.contraindications.label, rules.body_sites.label),
         contraindications=tuple(contraindications),
     )
+
+
+def _excluded(billed: list[tuple[str, ProcedureFact]], left_out: set[str], rules: Rules) -> dict[date, int]:
+    minutes: dict[date, int] = {}
+    for cpt, procedure in billed:
+        if procedure.ref in left_out and rules.procedures.is_timed(cpt) and procedure.service_date:
+            minutes[procedure.service_date] = minutes.get(procedure.service_date, 0) + (procedure.minutes or 0)
+    return minutes
+
+
+def _pooled_lines(
+    kept: list[tuple[str, ProcedureFact]],
+    blocked: set[str],
+    billed: list[tuple[str, ProcedureFact]],
+    encounter: EncounterFacts,
+    pack: PayerPack,
+    rules: Rules,
+    diagnoses: list[Diagnosis],
+    findings: list[Finding],
+) -> list[ServiceLine]:
+    """Lines of the day's pool.  A column-2 code an NCCI edit does not let through is not billed, so
+    its minutes leave the pool before units are counted (they must not raise other codes' units);
+    the lines say how many minutes were left out."""
+    first: list[Finding] = []
+    scratch = EditContext(encounter, pack, rules, diagnoses)
+    by = (lambda p: procedure_discipline(scratch, p)) if pack.units.pool == "day-and-discipline" else None
+    lines = build_lines(kept, pack, rules, first, _excluded(billed, blocked, rules), by)
+    remaining = {(line.cpt, line.service_date) for line in ncci_ptp(lines, scratch, rules.edit_tables[pack.id].pairs)}
+    denied = {(line.cpt, line.service_date) for line in lines} - remaining
+    if not denied:
+        findings += first
+        return lines
+    findings += [f for f in scratch.findings if f.code == "ncci-column2-not-billable"]
+    dropped = {p.ref for cpt, p in kept if (cpt, p.service_date) in denied} | blocked
+    kept = [(cpt, p) for cpt, p in kept if p.ref not in dropped]
+    return build_lines(kept, pack, rules, findings, _excluded(billed, dropped, rules), by)
+
+
+def _withdrawn_findings(encounter: EncounterFacts) -> list[Finding]:
+    return [
+        Finding(
+            "visit-withdrawn",
+            Severity.INFORMATION,
+            f"the visit {ref} of this date of service is cancelled or entered in error: "
+            "it is left out of the day's Claim",
+            (),
+            "claim/day-pool",
+        )
+        for ref in encounter.withdrawn_visits
+        if encounter.visit_refs
+    ]
 
 
 def _report_contraindications(contraindications: list[Contraindication], findings: list[Finding]) -> set[str]:

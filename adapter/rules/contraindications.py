@@ -32,6 +32,7 @@ from datetime import date
 from typing import TypeVar
 
 from adapter.model import (
+    Coding,
     ConditionFact,
     Contraindication,
     EncounterFacts,
@@ -151,6 +152,18 @@ def _medication_matches(classes: list[ContraindicationClass], medication: Medica
     return list({m.klass.id: m for c in medication.codes for m in match_codes(classes, c.system, c.code)}.values())
 
 
+def shift_reasons(condition: ConditionFact, named_diagnoses: set[str]) -> tuple[str, ...]:
+    """Why a counted Condition is lowered (the words for DetectedIssue.detail; see condition_tier_shift)."""
+    reasons = []
+    if condition.verification_status in UNCERTAIN:
+        reasons.append(f"the condition is {condition.verification_status}, not confirmed")
+    if condition.clinical_status is None:
+        named = condition.ref in named_diagnoses or "encounter-diagnosis" in condition.categories
+        if not named:
+            reasons.append("it has no clinical status and is not a diagnosis of this visit")
+    return tuple(reasons)
+
+
 def condition_tier_shift(condition: ConditionFact, day: date, named_diagnoses: set[str]) -> int | None:
     """None when the Condition does not count on ``day``; else how many tiers it is lowered."""
     if condition.verification_status in NEVER:
@@ -174,6 +187,13 @@ def medication_counts(medication: MedicationFact, day: date) -> bool:
     if medication.status != "completed" or medication.effective_start is None:
         return False
     return medication.effective_start <= day and (medication.effective_end or medication.effective_start) >= day
+
+
+def _named(code: str, codes: tuple[Coding, ...]) -> str:
+    """The code with the name the input gave it (its display), e.g. ``855332 warfarin sodium 5 MG Oral Tablet``."""
+    display = next((c.display for c in codes if c.code == code and c.display), None)
+    display = display or next((c.display for c in codes if c.display), None)
+    return f"{code} {display}" if display and code else display or code
 
 
 def lower(tier: Tier, steps: int) -> Tier:
@@ -235,34 +255,59 @@ class _Screen:
             shift = condition_tier_shift(condition, self.day, named)
             if shift is None:
                 continue
+            reasons = shift_reasons(condition, named)
             for match in matches:
                 tier = lower(match.tier, shift)
                 if tier == "none":
                     continue
+                name = _named(match.code, condition.codes)
                 if match.klass.scope == "systemic":
-                    found.append(self._finding(match, tier, "COND", condition.ref, condition.path, self.procedures))
+                    site = self._condition_site(match, condition)
+                    place = f", condition at {site.describe()}" if site.known else ""
+                    found.append(
+                        self._finding(
+                            match, tier, "COND", condition.ref, condition.path, self.procedures, name, place, reasons
+                        )
+                    )
                 else:
-                    found += self._regional(match, tier, condition)
+                    found += self._regional(match, tier, condition, name, reasons)
         return found
 
-    def _regional(self, match: Match, tier: Tier, condition: ConditionFact) -> list[Contraindication]:
+    def _condition_site(self, match: Match, condition: ConditionFact) -> Site:
         site = self.resolver.of_codings(condition.body_sites)
         if not site.known and match.system == ICD10CM_SYSTEM:
             implied = self.resolver.of_icd(match.code)
             # a bodySite with only a laterality qualifier still tells the side of the code's region
             site = Site(implied.regions, site.side if site.side != "unspecified" else implied.side)
+        return site
+
+    def _regional(
+        self, match: Match, tier: Tier, condition: ConditionFact, name: str, reasons: tuple[str, ...]
+    ) -> list[Contraindication]:
+        site = self._condition_site(match, condition)
         by_tier: dict[Tier, list[ProcedureFact]] = defaultdict(list)
         for procedure in self.procedures:
             treated = self.resolver.of_codings(procedure.body_sites)
             by_tier[tier if self.resolver.meet(site, treated) else lower(tier, 1)].append(procedure)
+        other = ("the treated site is not the condition's",)
         return [
-            self._finding(match, site_tier, "COND", condition.ref, condition.path, procs, self._where(site, procs))
+            self._finding(
+                match,
+                site_tier,
+                "COND",
+                condition.ref,
+                condition.path,
+                procs,
+                name,
+                self._where(site, procs),
+                reasons + (other if site_tier != tier else ()),
+            )
             for site_tier, procs in by_tier.items()
         ]
 
     def _where(self, site: Site, procedures: list[ProcedureFact]) -> str:
         treated = sorted({self.resolver.of_codings(p.body_sites).describe() for p in procedures})
-        return f" at {site.describe()}; treated: {', '.join(treated)}"
+        return f", condition at {site.describe()}, treated at {', '.join(treated)}"
 
     def medications(self) -> list[Contraindication]:
         found = []
@@ -272,7 +317,9 @@ class _Screen:
             if not medication_counts(medication, self.day):
                 continue
             found += [
-                self._finding(m, m.tier, "DRG", medication.ref, medication.path, self.procedures)
+                self._finding(
+                    m, m.tier, "DRG", medication.ref, medication.path, self.procedures, _named(m.code, medication.codes)
+                )
                 for m in matches
                 if m.tier != "none"
             ]
@@ -298,7 +345,9 @@ class _Screen:
         source_ref: str,
         source_path: str,
         procedures: list[ProcedureFact],
-        where: str = "",
+        name: str = "",
+        place: str = "",
+        lowered: tuple[str, ...] = (),
     ) -> Contraindication:
         klass = match.klass
         severe = self.severe.get(klass.id)
@@ -308,11 +357,14 @@ class _Screen:
         overrides = [next((o for o in p.overrides if o.class_id == klass.id), None) for p in procedures]
         override = overrides[0] if all(overrides) else None
         action = "warn" if override else self.policy.action(klass.id, tier)
-        coded = f" ({match.code})" if match.code else ""
+        coded = f" ({name or match.code})" if name or match.code else ""
         evidence = f" (severe: {severe.value:g} {severe.unit or ''} on {severe.effective})" if severe else ""
+        if match.tier != "full" and not severe:
+            lowered = (f"the rule data ranks {match.code} {match.tier}", *lowered)
+        because = f" (lowered: {'; '.join(lowered)})" if lowered and tier != "full" else ""
         detail = (
-            f"{klass.display}{coded}{evidence}{where}: {klass.why}. "
-            f"Tier {tier} -> {action}; rule {self.rules.contraindications.label}."
+            f"{klass.display}{coded}{evidence}{place}: {klass.why}. "
+            f"Tier {tier}{because} -> {action}; rule {self.rules.contraindications.label}."
         )
         if override:
             detail += f" Clinician override documented: {override.reason}"

@@ -98,15 +98,50 @@ class Discipline(Strict):
     source: str
 
 
-class KxThreshold(Strict):
+class AssistantPolicy(Strict):
+    """How CQ / CO are decided per unit (Pub 100-04 ch. 5 §20.1; CMS "Billing Examples Using CQ/CO
+    Modifiers for Services Furnished In Whole or In Part by PTAs and OTAs")."""
+
+    label: str = "CQ/CO"
+    de_minimis_percent: Annotated[int, Field(ge=0, le=100)] = Field(
+        10, description="an assistant's independent minutes above this share of a unit's minutes make it 'in part'"
+    )
+    final_unit: Literal["de-minimis", "therapist-midpoint"] = Field(
+        "de-minimis",
+        description="the unit left after full 15-minute units: de-minimis (the 10 % test alone) or "
+        "therapist-midpoint (without CQ/CO when the therapist alone furnished 8+ of its minutes, the CY 2022 "
+        "revision as secondary sources describe it: UNCONFIRMED)",
+    )
+    source: str = ""
+
+
+class KxYear(Strict):
+    year: Annotated[int, Field(ge=2006, le=2100)]
     amount: Annotated[str, Field(pattern=r"^\d+\.\d{2}$")]
-    groups: dict[str, list[str]] = Field(description="threshold group -> disciplines (PT and SLP share one)")
-    placeholder: bool
+    placeholder: bool = Field(description="true while the amount is not confirmed from a CMS source")
     source: str
+
+
+class KxThreshold(Strict):
+    by_year: list[KxYear] = Field(description="the threshold of each calendar year; the date of service chooses")
+    groups: dict[str, list[str]] = Field(description="threshold group -> disciplines (PT and SLP share one)")
+    amounts: str = Field(
+        "this claim's lines at the pack's fee schedule",
+        description="what the claim adds to the year-to-date amount (the threshold counts allowed amounts)",
+    )
+
+    def for_year(self, year: int) -> KxYear | None:
+        return next((y for y in self.by_year if y.year == year), None)
 
 
 class ProviderPolicy(Strict):
     roles: list[ProviderRole] = []
+    excluded_route: Literal["hold", "gy"] = Field(
+        "hold",
+        description="a code the performer may not bill under this payer (statutorily excluded for them): hold the "
+        "Claim for review, or bill the line with GY (statutorily excluded) where the payer wants the denial",
+    )
+    excluded_source: str = ""
     may_bill_therapy: list[str] | None = Field(None, description="roles allowed on therapy codes; null: no check")
     may_bill_other: list[str] | None = Field(None, description="roles allowed on other codes; null: no check")
 
@@ -119,9 +154,76 @@ class DevicePolicy(Strict):
     source: str = ""
 
 
+class CodeRule(Strict):
+    code: CptKey
+    action: Literal["bill-as", "bundled", "not-covered"] = Field(
+        description="bill-as: the payer wants another code for the service; bundled: not separately billable "
+        "(MPFS status B), left off; not-covered: the payer does not pay the code, left off"
+    )
+    bill_as: CptKey | None = None
+    source: str
+
+
+class CodeSetPolicy(Strict):
+    """The payer's code set: codes it replaces, bundles or does not pay, codes billed per session, codes
+    that need a description."""
+
+    rules: list[CodeRule] = []
+    per_session: list[CptKey] = Field(default=[], description="untimed codes billed once per session (visit)")
+    needs_description: list[CptKey] = Field(default=[], description="unlisted codes: the line needs a narrative")
+    source: str = ""
+
+    def rule_for(self, cpt: str) -> CodeRule | None:
+        return next((r for r in self.rules if r.code == cpt), None)
+
+
+class ChiropracticPolicy(Strict):
+    codes: list[CptKey] = Field(default=[], description="spinal CMT codes that carry the active-treatment modifier")
+    roles: list[str] = Field(default=["chiropractor"], description="performer roles the modifier is for")
+    modifier: Literal["AT"] = "AT"
+    source: str = ""
+
+
+class TelehealthPolicy(Strict):
+    """A virtual visit (Encounter.class VR, or a virtual Location) is never billed with the office POS."""
+
+    covered: bool = Field(False, description="false: a virtual visit is held (the payer does not cover it)")
+    home_place_of_service: str = Field("10", description="POS when the patient is at home (Location PTRES / ho)")
+    other_place_of_service: str = Field("02", description="POS for telehealth elsewhere than the patient's home")
+    modifier: Literal["95", "GT"] | None = Field(None, description="the line modifier the payer wants, if any")
+    source: str = ""
+
+
+KNOWN_MODIFIERS = [
+    # anatomic and NCCI-associated modifiers (NCCI Policy Manual ch. I §E, billing-rules.md F2.3), CPT 22/52/76/77,
+    # ABN modifiers GA/GX/GZ; the ones the rules decide (GP/GO/GN, CQ/CO, 59/X{EPSU}, KX, AT, 95, GY) are known too
+    "LT", "RT", "E1", "E2", "E3", "E4", "FA", "F1", "F2", "F3", "F4", "F5", "F6", "F7", "F8", "F9",
+    "TA", "T1", "T2", "T3", "T4", "T5", "T6", "T7", "T8", "T9", "LC", "LD", "RC", "LM", "RI",
+    "24", "25", "27", "57", "58", "76", "77", "78", "79", "91", "22", "52", "GA", "GX", "GZ",
+]  # fmt: skip
+
+
+class SentModifierPolicy(Strict):
+    known: list[ModifierCode] = Field(default=KNOWN_MODIFIERS, description="modifiers a sender may attach")
+    unknown: Literal["remove", "hold"] = Field("remove", description="a modifier not in `known`")
+    unneeded_bypass: Literal["remove", "hold"] = Field(
+        "remove", description="a 59 / XE / XS / XP / XU on a line no NCCI edit needs it for"
+    )
+    source: str = ""
+
+
 class PlanOfCarePolicy(Strict):
     required: bool = False
     source: str = ""
+    certification_days: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="a plan certifies at most this many days from its start (Medicare: 90); null: no check"
+    )
+    recertification: Literal["hold", "warn"] = "hold"
+    progress_report_days: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="a progress report is due at least every this many treatment days (Medicare: 10)"
+    )
+    progress_report: Literal["hold", "warn"] = "warn"
+    dates_source: str = ""
 
 
 class NecessityPolicy(Strict):
@@ -136,9 +238,14 @@ class EditPolicy(Strict):
     mue: MuePolicy = MuePolicy()
     disciplines: list[Discipline] = []
     default_discipline: Literal["pt", "ot", "slp"] | None = None
+    assistant: AssistantPolicy = AssistantPolicy()
     kx: KxThreshold | None = None
     providers: ProviderPolicy = ProviderPolicy()
     devices: DevicePolicy = DevicePolicy()
+    code_set: CodeSetPolicy = CodeSetPolicy()
+    chiropractic: ChiropracticPolicy = ChiropracticPolicy()
+    telehealth: TelehealthPolicy = TelehealthPolicy()
+    sent_modifiers: SentModifierPolicy = SentModifierPolicy()
     plan_of_care: PlanOfCarePolicy = PlanOfCarePolicy()
     medical_necessity: NecessityPolicy = NecessityPolicy()
 

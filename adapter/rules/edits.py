@@ -13,17 +13,39 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, timedelta
 
-from adapter.model import Coding, Diagnosis, EncounterFacts, Finding, ProcedureFact, ServiceLine, Severity
+from adapter.model import (
+    Coding,
+    Diagnosis,
+    EncounterFacts,
+    Finding,
+    PlanFact,
+    ProcedureFact,
+    ServiceLine,
+    Severity,
+)
 from adapter.rules.catalog import PayerPack, Rules
 from adapter.rules.edit_data import Discipline, MueCap, PtpPair
+from adapter.rules.sent import BYPASS, report, take_off
 from adapter.rules.sites import normalize_icd
+from adapter.rules.telehealth import telehealth_modifier
 
 NUCC_SYSTEM = "http://nucc.org/provider-taxonomy"
+UNIT, MIDPOINT = 15, 8  # minutes of a timed unit; minutes that earn one (Pub 100-04 ch. 5 §20.2)
 MAX_MODIFIERS = 4
-BYPASS = ("XE", "XS", "XP", "XU", "59")
-_RANK: dict[str, int] = {"GP": 0, "GO": 0, "GN": 0, "CQ": 1, "CO": 1, **dict.fromkeys(BYPASS, 2), "KX": 3}
+_RANK: dict[str, int] = {
+    "GP": 0,
+    "GO": 0,
+    "GN": 0,
+    "AT": 0,
+    "CQ": 1,
+    "CO": 1,
+    **dict.fromkeys(BYPASS, 2),
+    "KX": 3,
+    "GY": 3,
+    "95": 3,
+}
 
 
 @dataclass
@@ -104,6 +126,24 @@ def device_edit(cpt: str, procedure: ProcedureFact, pack: PayerPack) -> tuple[st
         f"not billed; {policy.source}"
     )
     return None, Finding("device-not-billable", Severity.WARNING, message, where, rule)
+
+
+# --- the payer's code set -------------------------------------------------------------------------------
+
+
+def code_set_edit(cpt: str, procedure: ProcedureFact, pack: PayerPack) -> tuple[str | None, Finding | None]:
+    """A code the payer replaces (97014 -> G0283 for Medicare), bundles (97010, status B) or does not pay."""
+    rule = pack.edits.code_set.rule_for(cpt)
+    if rule is None:
+        return cpt, None
+    name = f"edits/code-set {pack.label}"
+    where = (f"{procedure.path}.code",)
+    if rule.action == "bill-as" and rule.bill_as:
+        message = f"CPT {cpt}: {pack.name} does not recognize it; billed as {rule.bill_as}; {rule.source}"
+        return rule.bill_as, Finding("code-replaced", Severity.INFORMATION, message, where, name)
+    what = "bundled (not separately billable)" if rule.action == "bundled" else "not paid by this payer"
+    message = f"CPT {cpt} is {what} under {pack.name}: left off the Claim, documented only; {rule.source}"
+    return None, Finding(f"code-{rule.action}", Severity.INFORMATION, message, where, name)
 
 
 # --- NCCI procedure-to-procedure pairs -------------------------------------------------------------
@@ -208,15 +248,19 @@ def mue(lines: list[ServiceLine], ctx: EditContext, caps: dict[str, MueCap]) -> 
 # --- modifiers -------------------------------------------------------------------------------------------
 
 
-def _discipline(ctx: EditContext, line: ServiceLine) -> Discipline | None:
-    """The plan of care covering the date of service decides; else the performer's role; else the default."""
-    for plan in ctx.encounter.plans:
-        if not _covers(plan.start, plan.end, line.service_date):
+def discipline_of(
+    ctx: EditContext, day: date, performer_refs: tuple[str, ...], plan_refs: tuple[str, ...] = ()
+) -> Discipline | None:
+    """The plan of care covering the date of service decides (the procedures' own plans first); else
+    the performer's role; else the pack's default."""
+    own = [p for p in ctx.encounter.plans if p.ref in plan_refs]
+    for plan in own + [p for p in ctx.encounter.plans if p not in own]:
+        if not _covers(plan.start, plan.end, day):
             continue
         for discipline in ctx.policy.disciplines:
             if any((c.system, c.code) in discipline.plan_codes for c in plan.categories):
                 return discipline
-    for ref in line.performer_refs:
+    for ref in performer_refs:
         role = ctx.roles.get(ref)
         for discipline in ctx.policy.disciplines:
             if role in discipline.roles or role in discipline.assistant_roles:
@@ -224,62 +268,183 @@ def _discipline(ctx: EditContext, line: ServiceLine) -> Discipline | None:
     return next((d for d in ctx.policy.disciplines if d.id == ctx.policy.default_discipline), None)
 
 
-def discipline_modifiers(line: ServiceLine, ctx: EditContext) -> tuple[ServiceLine, str | None]:
-    """GP / GO / GN on therapy lines, CQ / CO when an assistant performed them; the line's discipline."""
+def _discipline(ctx: EditContext, line: ServiceLine) -> Discipline | None:
+    if line.discipline is not None:  # the pool the line's units were counted in
+        return next((d for d in ctx.policy.disciplines if d.id == line.discipline), None)
+    plans = tuple(r for p in ctx.line_procedures(line) for r in p.plan_refs)
+    return discipline_of(ctx, line.service_date, line.performer_refs, plans)
+
+
+def procedure_discipline(ctx: EditContext, procedure: ProcedureFact) -> str | None:
+    """The discipline whose pool a therapy procedure's minutes count in (units.pool: day-and-discipline)."""
+    assert procedure.service_date is not None
+    found = discipline_of(ctx, procedure.service_date, procedure.performer_refs, procedure.plan_refs)
+    return found.id if found else None
+
+
+def _assistant_minutes(ctx: EditContext, line: ServiceLine, discipline: Discipline) -> tuple[int, int, list[str]]:
+    """(therapist minutes, assistant minutes, mismatched assistant roles) of a line's procedures.
+
+    Only minutes an assistant furnished independently count as the assistant's: a procedure the
+    therapist also performed is the therapist's (CMS CQ/CO billing examples; CY 2020 PFS final rule,
+    84 FR 62702-62707)."""
+    therapist = assistant = 0
+    mismatched: list[str] = []
+    for procedure in ctx.line_procedures(line):
+        roles = [ctx.roles.get(ref) for ref in procedure.performer_refs]
+        assistants = [r for r in roles if any(r in d.assistant_roles for d in ctx.policy.disciplines)]
+        minutes = procedure.minutes or 0
+        if not assistants or len(assistants) < len(roles):
+            therapist += minutes
+            continue
+        if any(r not in discipline.assistant_roles or discipline.assistant_modifier is None for r in assistants):
+            mismatched += [r for r in assistants if r is not None]
+        assistant += minutes
+    return therapist, assistant, mismatched
+
+
+def _assistant_units(units: int, therapist: int, assistant: int, timed: bool, ctx: EditContext) -> tuple[int, str]:
+    """How many of a line's units are furnished in whole or in part by the assistant, and why.
+
+    Timed codes: each clinician's full 15-minute units first; a unit left over is the assistant's when
+    their minutes exceed the de minimis share (10 %) of its minutes, unless the pack's final-unit rule
+    gives it to a therapist who alone furnished the 8 minutes a unit needs; two units left over (each
+    clinician 9-14 minutes) are one each.  Untimed codes: the de minimis share of all minutes."""
+    policy = ctx.policy.assistant
+    share = policy.de_minimis_percent
+    if therapist == 0:
+        return units, "furnished in whole by the assistant"
+    if not timed:
+        over = assistant * 100 > share * (therapist + assistant)
+        return (
+            units if over else 0
+        ), f"assistant {assistant} of {therapist + assistant} minutes vs {share}% de minimis"
+    full_t, full_a = therapist // UNIT, assistant // UNIT
+    left = max(units - full_t - full_a, 0)
+    rest_t, rest_a = therapist % UNIT, assistant % UNIT
+    why = f"full units: therapist {full_t}, assistant {full_a}"
+    extra = 0
+    if left >= 2:
+        extra = left - 1
+        why += f"; {left} units left, one each (the rest the assistant's)"
+    elif left == 1:
+        if policy.final_unit == "therapist-midpoint" and rest_t >= MIDPOINT and rest_t >= rest_a:
+            why += f"; the unit left: the therapist's {rest_t} min alone reach the 8-minute midpoint"
+        elif rest_a * 100 > share * (rest_t + rest_a):
+            extra = 1
+            why += f"; the unit left: assistant {rest_a} of {rest_t + rest_a} min exceed {share}% de minimis"
+        else:
+            why += f"; the unit left: assistant {rest_a} of {rest_t + rest_a} min within {share}% de minimis"
+    return min(full_a + extra, units), why
+
+
+def discipline_modifiers(line: ServiceLine, ctx: EditContext) -> list[tuple[ServiceLine, str | None]]:
+    """GP / GO / GN on therapy lines; CQ / CO per unit for the units an assistant furnished in whole or
+    in part, which can split one code into a line with and a line without CQ / CO."""
     discipline = _discipline(ctx, line) if ctx.is_therapy(line) else None
     if discipline is None:
-        return line, None
-    added: list[str] = [discipline.modifier]
-    for ref in line.performer_refs:
-        role = ctx.roles.get(ref)
+        return [(line, None)]
+    therapist, assistant, mismatched = _assistant_minutes(ctx, line, discipline)
+    with_discipline = replace(line, modifiers=(discipline.modifier, *line.modifiers))
+    for role in dict.fromkeys(mismatched):
         owner = next((d for d in ctx.policy.disciplines if role in d.assistant_roles), None)
-        if owner is None:
-            continue
-        if owner.id != discipline.id or owner.assistant_modifier is None:
-            ctx.add(
-                "assistant-discipline-mismatch",
-                f"{_label(line)}: the performer ({role}) did it under a "
-                f"{discipline.id} plan; {owner.assistant_modifier} goes only with {owner.modifier}",
-                "modifiers",
-                hold=True,
-            )
-        else:
-            added.append(owner.assistant_modifier)
-    return replace(line, modifiers=(*added, *line.modifiers)), discipline.id
+        ctx.add(
+            "assistant-discipline-mismatch",
+            f"{_label(line)}: the performer ({role}) did it under a {discipline.id} plan; "
+            f"{owner.assistant_modifier if owner else 'an assistant modifier'} goes only with "
+            f"{owner.modifier if owner else 'its own discipline'}. Next step: correct the plan or the performer",
+            "modifiers",
+            hold=True,
+        )
+    if mismatched or discipline.assistant_modifier is None:
+        return [(with_discipline, discipline.id)]
+    if assistant == 0:
+        return [(with_discipline, discipline.id)]
+    cq_units, why = _assistant_units(line.units, therapist, assistant, line.derivation is not None, ctx)
+    modifier = discipline.assistant_modifier
+    if therapist:  # both furnished minutes of the code: say how the units were shared
+        ctx.add(
+            "assistant-units",
+            f"{_label(line)}: {line.units} unit(s), {cq_units} with {modifier} (therapist {therapist} min, "
+            f"assistant alone {assistant} min; {why}); {ctx.policy.assistant.source}",
+            "modifiers",
+            severity=Severity.INFORMATION,
+        )
+    assisted = replace(line, units=cq_units, modifiers=(discipline.modifier, modifier, *line.modifiers))
+    if cq_units == line.units:
+        return [(assisted, discipline.id)]
+    if cq_units == 0:
+        return [(with_discipline, discipline.id)]
+    return [(replace(with_discipline, units=line.units - cq_units), discipline.id), (assisted, discipline.id)]
 
 
 def kx(lines: list[ServiceLine], disciplines: list[str | None], ctx: EditContext) -> list[ServiceLine]:
+    """KX when the year-to-date therapy amount plus this claim's lines exceed the threshold of the date of
+    service's calendar year (a table in the pack); a KX the sender attached is checked, not passed on."""
     threshold = ctx.policy.kx
     if threshold is None:
         return lines
-    limit = round(float(threshold.amount) * 100)
     year_to_date = dict(ctx.encounter.coverages[0].year_to_date_cents) if ctx.encounter.coverages else {}
-    result = list(lines)
+    sent = {i for i, line in enumerate(lines) if "KX" in line.modifiers}
+    result = [replace(line, modifiers=tuple(m for m in line.modifiers if m != "KX")) for line in lines]
+    not_evaluated: list[str] = []
+    kept: set[int] = set()
     for group, members in threshold.groups.items():
         indexes = [i for i, d in enumerate(disciplines) if d in members]
         if not indexes:
             continue
-        if group not in year_to_date:
+        year = max(result[i].service_date for i in indexes).year
+        entry = threshold.for_year(year)
+        if entry is None:
+            known = ", ".join(str(y.year) for y in threshold.by_year)
             ctx.add(
-                "kx-not-evaluated",
-                f"no year-to-date {group} therapy amount on the Coverage "
-                "(therapy-year-to-date extension): KX was not evaluated",
+                "kx-threshold-year-unknown",
+                f"no KX threshold for calendar year {year} in {ctx.pack.label} (years: {known}); KX cannot be "
+                "decided. Next step: add the year's amount to the pack (edits.kx.by_year) from the CMS annual update",
                 "kx",
-                severity=Severity.INFORMATION,
+                hold=group in year_to_date,
             )
+            kept |= {i for i in indexes if i in sent}
             continue
+        if group not in year_to_date:
+            not_evaluated.append(group)
+            kept |= {i for i in indexes if i in sent}
+            continue
+        limit = round(float(entry.amount) * 100)
         total = year_to_date[group] + sum(result[i].net_cents or 0 for i in indexes)
+        placeholder = " (placeholder amount)" if entry.placeholder else ""
+        added = total - year_to_date[group]
+        basis = (
+            f"{group} therapy this year {year_to_date[group] / 100:.2f} + this claim {added / 100:.2f} "
+            f"({threshold.amounts}) = {total / 100:.2f}"
+        )
         if total > limit:
             for i in indexes:
                 result[i] = replace(result[i], modifiers=(*result[i].modifiers, "KX"))
-            placeholder = " (placeholder amount)" if threshold.placeholder else ""
             ctx.add(
                 "kx-added",
-                f"{group} therapy this year reaches {total / 100:.2f} over the KX threshold "
-                f"{threshold.amount}{placeholder}; KX added; {threshold.source}",
+                f"{basis}, over the CY{year} KX threshold {entry.amount}{placeholder}; KX added; {entry.source}",
                 "kx",
                 severity=Severity.INFORMATION,
             )
+        elif any(i in sent for i in indexes):
+            ctx.add(
+                "kx-removed",
+                f"{basis}, not over the CY{year} KX threshold {entry.amount}{placeholder}: the KX the sender "
+                f"attached is removed (KX below the threshold attests what is not so); {entry.source}",
+                "kx",
+            )
+    for i in sorted(kept):
+        result[i] = replace(result[i], modifiers=(*result[i].modifiers, "KX"))
+    if not_evaluated:
+        as_sent = " (a KX the sender attached is kept as sent, unverified)" if kept else ""
+        ctx.add(
+            "kx-not-evaluated",
+            f"no year-to-date therapy amount on the Coverage for {', '.join(not_evaluated)} (therapy-year-to-date "
+            f"extension): KX was not evaluated{as_sent}",
+            "kx",
+            severity=Severity.INFORMATION,
+        )
     return result
 
 
@@ -308,10 +473,39 @@ def order_modifiers(line: ServiceLine, ctx: EditContext) -> ServiceLine:
 # --- who, why and under which plan -------------------------------------------------------------------------
 
 
-def providers(lines: list[ServiceLine], ctx: EditContext) -> None:
+def chiropractic_at(line: ServiceLine, ctx: EditContext) -> ServiceLine:
+    """Spinal CMT by a chiropractor carries AT for active / corrective treatment; maintenance therapy
+    (Procedure extension treatment-phase = maintenance) is not covered and is held."""
+    policy = ctx.policy.chiropractic
+    if line.cpt not in policy.codes or not any(ctx.roles.get(r) in policy.roles for r in line.performer_refs):
+        return line
+    phases = {v for p in ctx.line_procedures(line) for url, v in p.extensions if url.endswith("/treatment-phase")}
+    if "maintenance" in phases:
+        ctx.add(
+            "cmt-maintenance",
+            f"{_label(line)}: chiropractic maintenance therapy is not covered (no {policy.modifier}); held. Next "
+            f"step: bill with GA under a signed ABN, or not at all; {policy.source}",
+            "chiropractic",
+            hold=True,
+        )
+        return line
+    if "active" not in phases:
+        ctx.add(
+            "cmt-phase-undocumented",
+            f"{_label(line)}: {policy.modifier} added for active / corrective treatment, but the Procedure does not "
+            "say so (treatment-phase extension). Next step: confirm the documentation supports active treatment; "
+            f"{policy.source}",
+            "chiropractic",
+        )
+    return replace(line, modifiers=(*line.modifiers, policy.modifier))
+
+
+def providers(lines: list[ServiceLine], ctx: EditContext) -> list[ServiceLine]:
     policy = ctx.policy.providers
+    result = []
     for line in lines:
         allowed = policy.may_bill_therapy if ctx.is_therapy(line) else policy.may_bill_other
+        result.append(line)
         if allowed is None:
             continue
         for ref in line.performer_refs:
@@ -324,13 +518,24 @@ def providers(lines: list[ServiceLine], ctx: EditContext) -> None:
                     "providers",
                     hold=True,
                 )
+            elif role not in allowed and policy.excluded_route == "gy":
+                result[-1] = replace(line, modifiers=(*line.modifiers, "GY"))
+                ctx.add(
+                    "provider-excluded-gy",
+                    f"{_label(line)}: role {role} may not bill it under {ctx.pack.name} (statutorily excluded): billed "
+                    f"with GY so the payer denies it; {policy.excluded_source}",
+                    "providers",
+                )
             elif role not in allowed:
                 ctx.add(
                     "provider-not-qualified",
-                    f"{_label(line)}: role {role} may not bill it under {ctx.pack.name}",
+                    f"{_label(line)}: role {role} may not bill it under {ctx.pack.name}; held. Next step: bill it "
+                    f"under a qualified provider, or as excluded (GY) where the payer wants the denial; "
+                    f"{policy.excluded_source}",
                     "providers",
                     hold=True,
                 )
+    return result
 
 
 def _covers(start: date | None, end: date | None, day: date) -> bool:
@@ -338,20 +543,56 @@ def _covers(start: date | None, end: date | None, day: date) -> bool:
 
 
 def plan_of_care(lines: list[ServiceLine], ctx: EditContext) -> None:
-    if not ctx.policy.plan_of_care.required:
+    policy = ctx.policy.plan_of_care
+    if not policy.required:
         return
     usable = [p for p in ctx.encounter.plans if p.status in ("active", "completed")]
     for day in sorted({line.service_date for line in lines if ctx.is_therapy(line)}):
-        if not any(_covers(p.start, p.end, day) for p in usable):
+        covering = [p for p in usable if _covers(p.start, p.end, day)]
+        if not covering:
             named = ", ".join(p.ref for p in ctx.encounter.plans) or "none in the Bundle"
             ctx.add(
                 "no-plan-of-care",
                 f"no active referral or plan of care (ServiceRequest / CarePlan in basedOn) "
-                f"covers {day.isoformat()} (plans: {named}); {ctx.policy.plan_of_care.source}",
+                f"covers {day.isoformat()} (plans: {named}). Next step: add a plan of care covering "
+                f"{day.isoformat()}; {policy.source}",
                 "plan-of-care",
                 hold=True,
                 where=(f"{ctx.encounter.path}.basedOn",),
             )
+            continue
+        _plan_dates(ctx, covering[0], day)
+
+
+def _plan_dates(ctx: EditContext, plan: PlanFact, day: date) -> None:
+    """The certification period (90 days unless the plan says less) and the progress-report interval."""
+    policy = ctx.policy.plan_of_care
+    if policy.certification_days and plan.start is not None:
+        certified = plan.start + timedelta(days=policy.certification_days - 1)
+        if plan.end is not None and plan.end < certified:
+            certified = plan.end
+        if day > certified:
+            ctx.add(
+                "recertification-due",
+                f"the plan of care {plan.ref} (from {plan.start.isoformat()}) is certified through "
+                f"{certified.isoformat()} ({policy.certification_days} days at most); {day.isoformat()} needs a "
+                f"recertified plan. Next step: add the recertification covering {day.isoformat()}; "
+                f"{policy.dates_source}",
+                "plan-of-care",
+                hold=policy.recertification == "hold",
+                where=(f"{plan.path}",),
+            )
+    since = plan.treatment_days_since_progress
+    if policy.progress_report_days and since is not None and since + 1 > policy.progress_report_days:
+        ctx.add(
+            "progress-report-due",
+            f"{since} treatment days since the last progress report on {plan.ref}: one is due at least every "
+            f"{policy.progress_report_days} treatment days. Next step: document the progress report for "
+            f"{day.isoformat()}; {policy.dates_source}",
+            "plan-of-care",
+            hold=policy.progress_report == "hold",
+            where=(f"{plan.path}.extension",),
+        )
 
 
 def medical_necessity(lines: list[ServiceLine], ctx: EditContext) -> None:
@@ -373,16 +614,20 @@ def medical_necessity(lines: list[ServiceLine], ctx: EditContext) -> None:
 
 
 EditStep = Callable[[list[ServiceLine], EditContext], None]
-CHECKS: tuple[EditStep, ...] = (providers, plan_of_care, medical_necessity)
+CHECKS: tuple[EditStep, ...] = (plan_of_care, medical_necessity)
 
 
 def apply_edits(lines: list[ServiceLine], ctx: EditContext) -> list[ServiceLine]:
     tables = ctx.rules.edit_tables[ctx.pack.id]
+    lines, sent = take_off(lines, ctx.procedures, ctx.pack)
     lines = ncci_ptp(lines, ctx, tables.pairs)
     mue(lines, ctx, tables.caps)
-    with_discipline = [discipline_modifiers(line, ctx) for line in lines]
+    with_discipline = [pair for line in lines for pair in discipline_modifiers(line, ctx)]
     lines = kx([line for line, _ in with_discipline], [d for _, d in with_discipline], ctx)
+    lines = [chiropractic_at(line, ctx) for line in providers(lines, ctx)]
+    lines = telehealth_modifier(lines, ctx.encounter, ctx.pack)
     lines = [order_modifiers(line, ctx) for line in lines]
+    ctx.findings += report(lines, sent, ctx.pack)
     for check in CHECKS:
         check(lines, ctx)
     return lines

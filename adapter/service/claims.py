@@ -1,9 +1,10 @@
 """The ``$from-encounter`` operation: run the pipeline, store its output idempotently, record it.
 
-Idempotency: Claim ids derive from the Encounter's identity and Store.put keeps an unchanged
-resource's version, so a retried push answers 200 with the Claim it already made.  Concurrent
-pushes of the same Encounter race on the same primary key; the loser retries the transaction and
-then finds the winner's identical Claim.
+Idempotency: Claim ids derive from the day's identity (patient, billing provider, date of
+service; a later visit that day is pooled with the stored earlier ones, adapter/service/daypool.py)
+and Store.put keeps an unchanged resource's version, so a retried push answers 200 with the Claim
+it already made.  Concurrent pushes of the same day race on the same primary key; the loser
+retries the transaction and then finds the winner's identical Claim (or pools with its visit).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from adapter.errors import FINDING_SYSTEM, problem_issue
 from adapter.pipeline import Result, run
 from adapter.rules.catalog import Rules
 from adapter.service.auth.access import WriteAccess, tenant_for
+from adapter.service.daypool import pool_across_pushes
 from adapter.service.delivery.config import load_destinations
 from adapter.service.delivery.outbox import claim_payer, enqueue
 from adapter.service.fhirhttp import FhirError
@@ -92,9 +94,26 @@ class ClaimService:
         digest = _payload_digest(payload)
         if access is not None and not result.invalid:
             access.check_billing(o.billing_npi for o in result.outcomes if o.status or o.cancels_claim)
-        billable = any(o.status for o in result.outcomes) or any(o.cancels_claim for o in result.outcomes)
-        if result.invalid or not billable:
-            self._record(digest, 422, result, [])
+        stored: list[Stored] = []
+        pooled = not result.invalid and not binding_problems and (_billable(result) or _has_day(result))
+        if pooled:  # a visit that bills nothing alone may still complete its day's pool
+            try:
+                result, _, stored = self._store(
+                    result,
+                    digest,
+                    inputs=inputs,
+                    if_match=if_match,
+                    access=access,
+                    payer=payer,
+                    only_when_billable=True,
+                )
+            except FhirError as refused:  # a failed precondition or a lost race is still a submission to record
+                if refused.status != 503:  # (with the database down there is nowhere to record it)
+                    self._record(digest, refused.status, result, [])
+                raise
+        if result.invalid or not _billable(result):
+            if not pooled:  # (a pooled push was recorded in its transaction)
+                self._record(digest, 422, result, [])
             reason = "invalid input" if result.invalid else "nothing billable"
             log.info("from-encounter 422 (%s) payload=%s", reason, digest[:12])
             body = _outcome_only(result.bundle)
@@ -115,12 +134,6 @@ class ClaimService:
             self._record(digest, 422, result, [])
             issues = [problem_issue(p) for p in binding_problems]
             return Outcome(422, {"resourceType": "OperationOutcome", "issue": issues})
-        try:
-            _, stored = self.store_result(result, digest, inputs=inputs, if_match=if_match, access=access)
-        except FhirError as refused:  # a failed precondition or a lost race is still a submission to record
-            if refused.status != 503:  # (with the database down there is nowhere to record it)
-                self._record(digest, refused.status, result, [])
-            raise
         claims_out = [s for s in stored if s.resource["resourceType"] == "Claim"]
         status = 201 if any(c.changed for c in claims_out) else 200
         log.info("from-encounter %s claims=%s payload=%s", status, [c.resource["id"] for c in claims_out], digest[:12])
@@ -136,38 +149,69 @@ class ClaimService:
         operation: str = "Claim/$from-encounter",
         also: Callable[[Connection], None] | None = None,
         access: WriteAccess | None = None,
+        payer: str | None = None,
     ) -> tuple[list[Stored], list[Stored]]:
         """Store the inputs (if any) and the pipeline's output in one transaction, retried on conflicts.
 
         ``also`` writes more in the same transaction (the HL7 v2 door: the message's idempotency row).
         Returns what was stored for the inputs and for the outputs; the result's Bundle is updated
         to show the stored versions.  With ``access``, every resource passes its scope and tenant
-        checks and the request's AuditEvent commits in the same transaction.
+        checks and the request's AuditEvent commits in the same transaction.  The result's visits take
+        part in the day's pool across pushes (adapter/service/daypool.py): the Bundle is then the day's,
+        over every visit stored for it (``payer`` as the push asked).
         """
-        produced = (
-            []
-            if result.invalid
-            else [e["resource"] for e in result.bundle["entry"] if e["resource"]["resourceType"] in STORED_TYPES]
+        day, stored_inputs, stored = self._store(
+            result, digest, inputs=inputs, if_match=if_match, operation=operation, also=also, access=access, payer=payer
         )
-        cancels = [o.cancels_claim for o in result.outcomes if o.cancels_claim]
+        if day is not result:  # the caller answers with the day's Claim
+            result.bundle.clear()
+            result.bundle.update(day.bundle)
+        return stored_inputs, stored
+
+    def _store(
+        self,
+        result: Result,
+        digest: str,
+        *,
+        inputs: tuple[dict[str, Any], ...] = (),
+        if_match: int | None = None,
+        operation: str = "Claim/$from-encounter",
+        also: Callable[[Connection], None] | None = None,
+        access: WriteAccess | None = None,
+        payer: str | None = None,
+        only_when_billable: bool = False,
+    ) -> tuple[Result, list[Stored], list[Stored]]:
+        """store_result's work; returns the day's result (the push's own, or the day's pool over the stored
+        visits).  With ``only_when_billable`` ($from-encounter) a day that bills nothing stores only its
+        visit (for the pool) and the submission (422)."""
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 with self.store.transaction() as connection:
                     now = datetime.now(UTC)
-                    writer = _Writer(self.store, connection, now, access, result)
-                    stored_inputs = [writer.put(resource) for resource in inputs]
+                    day = pool_across_pushes(connection, result, lambda d: self.convert(d, payer), now)
+                    produced = (
+                        []
+                        if day.invalid
+                        else [
+                            e["resource"] for e in day.bundle["entry"] if e["resource"]["resourceType"] in STORED_TYPES
+                        ]
+                    )
+                    cancels = [o.cancels_claim for o in day.outcomes if o.cancels_claim]
+                    billable = _billable(day) or not only_when_billable  # (other doors store their inputs anyway)
+                    writer = _Writer(self.store, connection, now, access, day)
+                    stored_inputs = [writer.put(resource) for resource in inputs] if billable else []
                     stored = self._write(writer, produced, cancels, if_match)
-                    self.x12.record_sources(connection, result, stored, now)
+                    self.x12.record_sources(connection, day, stored, now)
                     written = stored_inputs + stored
-                    status = 201 if any(s.changed for s in written) else 200
-                    self._record(digest, status, result, written, connection, operation)
+                    status = (201 if any(s.changed for s in written) else 200) if billable else 422
+                    self._record(digest, status, day, written, connection, operation)
                     if also is not None:
                         also(connection)
                     if access is not None:
                         access.committed(connection, written, status)
-                if not result.invalid:
-                    _replace_entries(result.bundle, stored)
-                return stored_inputs, stored
+                if not day.invalid:
+                    _replace_entries(day.bundle, stored)
+                return day, stored_inputs, stored
             except (WriteConflict, OperationalError) as conflict:
                 if isinstance(conflict, OperationalError) and not _is_contention(conflict):
                     raise FhirError(
@@ -288,6 +332,14 @@ class _Writer:
             return self.store.put(self.connection, resource, self.now, tenant=tenant_for(resource, self.npi_by_claim))
         tenant = self.access.tenant_of(resource, self.npi_by_claim)
         return self.store.put(self.connection, resource, self.now, tenant=tenant, guard=self.access.guard)
+
+
+def _billable(result: Result) -> bool:
+    return any(o.status for o in result.outcomes) or any(o.cancels_claim for o in result.outcomes)
+
+
+def _has_day(result: Result) -> bool:
+    return any(o.day for o in result.outcomes)
 
 
 def _replace_entries(bundle: dict[str, Any], stored: list[Stored]) -> None:

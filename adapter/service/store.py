@@ -241,6 +241,18 @@ subscription_state = Table(
     Column("last_seen_at", DateTime(timezone=True), nullable=False),
 )
 
+# The inputs of each visit of a day (patient, billing provider, date of service), so a later visit that
+# day can be pooled with the earlier ones into a new version of the day's Claim (adapter/service/daypool.py).
+day_visits = Table(
+    "day_visits",
+    metadata,
+    Column("day_hash", String(64), primary_key=True),  # sha256 of the day's identity
+    Column("visit_hash", String(64), primary_key=True),  # sha256 of the visit's (Encounter's) identity
+    Column("visit_identity", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("content", Text, nullable=False),  # JSON: the Bundle that brought the visit (PHI: never logged)
+)
+
 # Elements that change on every push without changing what the resource says.
 VOLATILE = ("meta", "created", "identifiedDateTime", "recorded")
 

@@ -229,15 +229,20 @@ def visit_for(
     patient: str = "pat-1",
     code: str = "97124",
     dvt: bool = False,
+    day: str | None = None,
     **encounter_args: Any,
 ) -> dict[str, Any]:
     """A one-encounter visit Bundle for Encounter ``enc_id`` (its own id, identifier and Procedure),
     optionally for another patient, optionally with an acute DVT (I82.401: a DetectedIssue, the
-    Claim held); each distinct ``enc_id`` makes a distinct Claim."""
+    Claim held); ``day`` (YYYY-MM-DD) moves the visit from 2025-01-14 to another date.  Visits of one
+    patient on one date make the day's one Claim (issue 12); give them other days or patients."""
     if dvt:
         encounter_args.setdefault("diagnoses", ("Condition/dx-1", "Condition/dx-dvt"))
+    if day is not None:
+        encounter_args.setdefault("start", f"{day}T08:55:00-05:00")
+    start = f"{day or '2025-01-14'}T09:00:00-05:00"
     document = bb.visit(
-        bb.procedure(code, minutes, encounter=f"Encounter/{enc_id}", proc_id=f"proc-{enc_id}"),
+        bb.procedure(code, minutes, start=start, encounter=f"Encounter/{enc_id}", proc_id=f"proc-{enc_id}"),
         enc_id=enc_id,
         **encounter_args,
     )

@@ -106,7 +106,8 @@ def servers(tmp_path: Path) -> Iterator[tuple[list[Server], str]]:
 
 def test_two_servers_200_concurrent_pushes(servers: tuple[list[Server], str]) -> None:
     started, database_url = servers
-    bodies = {n: orjson.dumps(visit_for(f"enc-c{n:02d}")) for n in range(ENCOUNTERS)}
+    # one date per encounter: visits of one patient on one day would make the day's one Claim (issue 12)
+    bodies = {n: orjson.dumps(visit_for(f"enc-c{n:02d}", day=f"2025-01-{n + 1:02d}")) for n in range(ENCOUNTERS)}
     # each encounter 10 times, alternating servers, the encounters interleaved
     plan = [(n, started[(rep + n) % 2]) for rep in range(REPEATS) for n in range(ENCOUNTERS)]
     assert len(plan) == ENCOUNTERS * REPEATS == 200

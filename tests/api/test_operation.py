@@ -284,10 +284,9 @@ def test_if_none_exist_without_a_match_is_processed(api: Api) -> None:
     claim = only_claim(response.json())
     assert api.client.get(f"/fhir/Claim/{claim['id']}").status_code == 200
     # a condition naming another encounter does not stop a second, different encounter either
-    other = bb.visit(massage(), enc_id="enc-2")
-    for entry in other["entry"]:
-        if entry["resource"]["resourceType"] == "Procedure":
-            entry["resource"]["encounter"] = {"reference": "Encounter/enc-2"}
+    # (on another date: a second visit on the same date would be pooled into the day's Claim)
+    later = bb.procedure("97124", 30, start="2025-01-16T09:00:00-05:00", encounter="Encounter/enc-2")
+    other = bb.visit(later, enc_id="enc-2", start="2025-01-16T08:55:00-05:00")
     response = api.push(other, headers={"If-None-Exist": "encounter=Encounter/enc-2"})
     assert response.status_code == 201, response.text
     assert api.client.get("/fhir/Claim").json()["total"] == 2

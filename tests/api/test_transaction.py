@@ -151,7 +151,11 @@ def test_two_encounters_in_one_transaction(api: Api) -> None:
     document = {"resourceType": "Bundle", "type": "transaction", "entry": one["entry"] + extra}
     response = post(api, document)
     assert response.status_code == 200, response.text
-    assert api.client.get("/fhir/Claim").json()["total"] == 2
+    # two visits of one patient with one billing provider on one date make the day's one Claim (issue 12)
+    found = api.client.get("/fhir/Claim").json()
+    assert found["total"] == 1
+    visits = {e["reference"] for item in found["entry"][0]["resource"]["item"] for e in item["encounter"]}
+    assert len(visits) == 2
 
 
 INVALID_ENTRIES = {

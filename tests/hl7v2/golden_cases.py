@@ -104,7 +104,8 @@ CASES: dict[str, tuple[bytes, str]] = {
             dx=[dg1(1, "M54.50", "Low back pain, unspecified")],
         ),
         "v2.5, commercial: FT1-7 is SNOMED CT 386438000 (therapeutic massage) -> 97124, 30 minutes from the FT1-4 "
-        "range = 2 units; FT1-26 sends modifier 59, carried as the procedure-modifier extension.",
+        "range = 2 units; FT1-26 sends modifier 59, carried as the procedure-modifier extension "
+        "(then checked by the rules: no NCCI edit needs it, so it is not billed and a warning says so).",
     ),
 }
 

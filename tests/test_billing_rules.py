@@ -1,0 +1,94 @@
+"""Rules of billing round 2 (issue 12) that a golden case cannot reach: pack options the shipped packs do
+not use, and the pieces the day's pool is built from."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from adapter.pipeline import run
+from adapter.rules.catalog import default_mappings_dir, load_rules
+from adapter.service.daypool import merged_document, only_visit
+from tests import bundle_builder as bb
+from tests.conftest import NOW
+
+MASSAGE_THERAPIST = "225700000X"
+
+
+def _medicare_with(tmp_path: Path, change: dict[str, Any]) -> Path:
+    root = tmp_path / "mappings"
+    shutil.copytree(default_mappings_dir(), root)
+    pack_file = root / "payers" / "medicare.yaml"
+    pack = yaml.safe_load(pack_file.read_text(encoding="utf-8"))
+    for path, value in change.items():
+        target = pack
+        *parents, last = path.split(".")
+        for key in parents:
+            target = target[key]
+        target[last] = value
+    pack_file.write_text(yaml.safe_dump(pack, sort_keys=False), encoding="utf-8")
+    return root
+
+
+def _claim(bundle: dict[str, Any]) -> dict[str, Any]:
+    return next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Claim")
+
+
+def _by_massage_therapist() -> dict[str, Any]:
+    manual = bb.procedure("97124", 30, performer="Practitioner/lmt-1")
+    return bb.visit(bb.practitioner("lmt-1", MASSAGE_THERAPIST), manual)
+
+
+def test_a_pack_that_wants_the_denial_bills_an_excluded_service_with_gy(tmp_path: Path) -> None:
+    rules = load_rules(_medicare_with(tmp_path, {"edits.providers.excluded_route": "gy"}))
+    result = run(_by_massage_therapist(), rules=rules, now=NOW)
+    claim = _claim(result.bundle)
+    assert claim["status"] == "active"
+    assert [m["coding"][0]["code"] for m in claim["item"][0]["modifier"]] == ["GP", "GY"]
+    assert "provider-excluded-gy" in result.outcomes[0].findings
+
+
+def test_the_shipped_medicare_pack_holds_an_excluded_service(rules: Any) -> None:
+    result = run(_by_massage_therapist(), rules=rules, now=NOW)
+    assert _claim(result.bundle)["status"] == "draft"
+    assert "provider-not-qualified" in result.outcomes[0].findings
+
+
+def test_the_therapist_midpoint_final_unit_rule_keeps_the_last_unit_without_cq(tmp_path: Path) -> None:
+    """PT 13 + PTA 8 minutes left over: the 10 % test alone gives CQ; therapist-midpoint does not."""
+    rules = load_rules(_medicare_with(tmp_path, {"edits.assistant.final_unit": "therapist-midpoint"}))
+    pta = bb.procedure("97110", 23, performer="Practitioner/pta-1", proc_id="proc-pta")
+    pt = bb.procedure("97110", 13, start="2025-01-14T09:23:00-05:00", proc_id="proc-pt")
+    result = run(bb.visit(bb.practitioner("pta-1", "225200000X"), pta, pt), rules=rules, now=NOW)
+    items = [
+        (i["quantity"]["value"], [m["coding"][0]["code"] for m in i["modifier"]]) for i in _claim(result.bundle)["item"]
+    ]
+    assert items == [(1, ["GP"]), (1, ["GP", "CQ"])]
+
+
+def test_only_visit_keeps_one_encounter_and_its_procedures() -> None:
+    document = bb.bundle(
+        *bb.base_resources(),
+        bb.encounter("enc-1"),
+        bb.encounter("enc-2"),
+        bb.procedure("97140", 10, proc_id="p1"),
+        bb.procedure("97140", 10, proc_id="p2", encounter="Encounter/enc-2"),
+    )
+    kept = only_visit(document, "urn:example:visit|V-enc-2")
+    ids = {(e["resource"]["resourceType"], e["resource"]["id"]) for e in kept}
+    assert ("Encounter", "enc-2") in ids and ("Procedure", "p2") in ids
+    assert ("Encounter", "enc-1") not in ids and ("Procedure", "p1") not in ids
+    assert ("Patient", "pat-1") in ids
+
+
+def test_the_push_wins_over_a_stored_copy_of_the_same_resource() -> None:
+    stored = bb.bundle(*bb.base_resources(), bb.encounter("enc-1"), bb.procedure("97140", 10))
+    push = bb.bundle(*bb.base_resources(), bb.encounter("enc-2"), bb.procedure("97124", 10, proc_id="p2"))
+    push["entry"][0]["resource"]["birthDate"] = "1950-02-04"
+    merged = merged_document(push, [("urn:example:visit|V-enc-1", stored)])
+    patients = [e["resource"] for e in merged["entry"] if e["resource"]["resourceType"] == "Patient"]
+    assert [p["birthDate"] for p in patients] == ["1950-02-04"]
+    assert merged["type"] == "collection"
