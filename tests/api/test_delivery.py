@@ -183,8 +183,9 @@ def test_filters_choose_the_changes_each_destination_gets(
     with api_with(database_url, rules, tmp_path, *chosen) as api:
         claim_id = claim_id_of(api.push(visit_for("enc-1", 30)))  # medicare, billed by NPI 1234567893
         api.push(visit_for("enc-1", 30, status="cancelled"))
-        claim_id_of(api.push(visit_for("enc-2", 30, dvt=True)))  # held (draft): not ready to bill
-        api.push(visit_for("enc-3", 30, status="cancelled"))  # a cancellation of nothing delivered
+        # other dates: visits of one patient on one day make the day's one Claim (issue 12)
+        claim_id_of(api.push(visit_for("enc-2", 30, dvt=True, day="2025-01-10")))  # held (draft): not ready to bill
+        api.push(visit_for("enc-3", 30, status="cancelled", day="2025-01-09"))  # a cancellation of nothing delivered
         rows = sorted((r["destination"], r["claim_id"], r["claim_version"]) for r in api.rows("deliveries"))
     assert rows == [("medicare-active", claim_id, 1), ("org-1", claim_id, 1), ("org-1", claim_id, 2)]
 
@@ -212,7 +213,7 @@ def test_smart_backend_services_authentication(
     auth = {"kind": "smart", "token_url": token_url, "client_id": "theraclaim", "key_file": str(key_file)}
     with api_with(database_url, rules, tmp_path, fhir_destination(receiver.base, auth=auth)) as api:
         claim_id_of(api.push(visit_for("enc-1", 30)))
-        claim_id_of(api.push(visit_for("enc-2", 30)))
+        claim_id_of(api.push(visit_for("enc-2", 30, day="2025-01-10")))  # another day: another Claim
         with worker_for(api) as worker:
             assert drain(api, worker) == 2
     assert [r.authorization for r in receiver.requests] == [f"Bearer {TOKEN}"] * 2
@@ -258,7 +259,9 @@ def test_a_folder_gets_one_837p_file_per_export_written_whole(
     folder = {"id": "clearinghouse", "kind": "folder", "path": str(drop_folder)}
     with api_with(database_url, rules, tmp_path, fhir_destination(receiver.base), folder) as api:
         for number in (1, 2):
-            claim_id_of(api.push(with_demographics(visit_for(f"enc-{number}", 30))))
+            claim_id_of(
+                api.push(with_demographics(visit_for(f"enc-{number}", 30, day=None if number == 1 else "2025-01-10")))
+            )
         with worker_for(api) as worker:
             (exporter,) = worker.folders
             first = exporter.export()

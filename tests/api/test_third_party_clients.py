@@ -41,7 +41,10 @@ def push(fhirpy: SyncFHIRClient, document: dict[str, Any], **headers: str) -> tu
 def test_fhirpy_search_paging_include_conditional_create_and_transaction(base_url: str) -> None:
     fhir = SyncFHIRClient(base_url)
     for n in range(5):
-        _, status = push(fhir, visit_for(f"enc-{n}", patient="pat-2" if n == 4 else "pat-1"))
+        # one date each: visits of one patient on one day make the day's one Claim (issue 12)
+        _, status = push(
+            fhir, visit_for(f"enc-{n}", patient="pat-2" if n == 4 else "pat-1", day=f"2025-01-{n + 1:02d}")
+        )
         assert status == 201
     claims = fhir.resources("Claim")
     # fhirpy's count() adds _totalMethod (an Aidbox parameter): refused strictly, ignored leniently
@@ -82,7 +85,7 @@ def test_fhirpy_search_paging_include_conditional_create_and_transaction(base_ur
 def test_fhirclient_reads_the_capability_statement_searches_and_pages(base_url: str) -> None:
     fhir = SyncFHIRClient(base_url)
     for n in range(3):
-        assert push(fhir, visit_for(f"enc-{n}"))[1] == 201
+        assert push(fhir, visit_for(f"enc-{n}", day=f"2025-01-{n + 1:02d}"))[1] == 201
     smart = smart_client.FHIRClient(settings={"app_id": "theraclaim-tests", "api_base": base_url + "/"})
     smart.prepare()  # reads /metadata into its CapabilityStatement model
     assert smart.server.capabilityStatement.fhirVersion == "4.0.1"
