@@ -31,7 +31,7 @@ def test_conditional_read_answers_304(api: Api) -> None:
 
 def test_history_at_type_and_instance_level_with_since_and_count(api: Api) -> None:
     a = create(api, "enc-a")
-    b = create(api, "enc-b", day="2025-01-16")  # (on the same day it would join enc-a's Claim)
+    b = create(api, "enc-b", day="2025-01-10")  # (on the same day it would join enc-a's Claim)
     assert api.push(visit_for("enc-a", minutes=45)).status_code == 201
     every = api.client.get("/fhir/Claim/_history").json()
     assert every["type"] == "history"

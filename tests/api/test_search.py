@@ -38,8 +38,8 @@ def test_reference_parameters_take_id_type_and_id_and_our_absolute_url(api: Api)
 
 def test_token_parameters_take_every_form_and_comma_is_or(api: Api) -> None:
     a = create(api, "enc-a")
-    c = create(api, "enc-c", day="2025-01-16")  # another day: same-day visits make one Claim (issue 12)
-    assert api.push(visit_for("enc-c", status="cancelled", day="2025-01-16")).status_code == 201
+    c = create(api, "enc-c", day="2025-01-10")  # another day: same-day visits make one Claim (issue 12)
+    assert api.push(visit_for("enc-c", status="cancelled", day="2025-01-10")).status_code == 201
     everything = {a["id"], c["id"]}
     assert ids(search(api, "Claim", status="active,cancelled")) == everything
     assert ids(search(api, "Claim", status="cancelled")) == {c["id"]}
@@ -141,7 +141,7 @@ def test_parameters_of_one_type_are_not_applied_to_another(api: Api) -> None:
 
 
 def test_sort(api: Api) -> None:
-    made = [create(api, f"enc-{n}", day=f"2025-01-{14 + n}")["id"] for n in range(3)]  # one Claim per day
+    made = [create(api, f"enc-{n}", day=f"2025-01-{8 + n:02d}")["id"] for n in range(3)]  # one Claim per day
     assert [r["id"] for r in entries(search(api, "Claim", _sort="_lastUpdated"))] == made
     assert [r["id"] for r in entries(search(api, "Claim", _sort="-_lastUpdated"))] == made[::-1]
     assert [r["id"] for r in entries(search(api, "Claim", _sort="_id"))] == sorted(made)
@@ -152,7 +152,7 @@ def test_sort(api: Api) -> None:
 
 def test_summary_elements_and_total(api: Api, tmp_path: Path) -> None:
     claim = create(api, "enc-a")
-    create(api, "enc-b", day="2025-01-16")  # (on the same day it would join enc-a's Claim)
+    create(api, "enc-b", day="2025-01-10")  # (on the same day it would join enc-a's Claim)
     counted = search(api, "Claim", _summary="count")
     assert counted["total"] == 2 and "entry" not in counted
     summary = entries(search(api, "Claim", _summary="true", _id=claim["id"]))[0]
@@ -211,7 +211,7 @@ def _walk(api: Api, first: dict[str, Any], between: Any = None) -> list[str]:
 
 @pytest.mark.parametrize("sort", ["_id", "_lastUpdated", "-_lastUpdated", "created"])
 def test_pages_neither_repeat_nor_skip_when_resources_change(api: Api, sort: str) -> None:
-    made = {create(api, f"enc-{n}", day=f"2025-01-{14 + n}")["id"]: n for n in range(6)}  # one Claim per day
+    made = {create(api, f"enc-{n}", day=f"2025-01-{8 + n:02d}")["id"]: n for n in range(6)}  # one Claim per day
     first = search(api, "Claim", _count=2, _sort=sort)
     assert first["total"] == 6
     on_first = [r["id"] for r in entries(first)]
@@ -219,8 +219,8 @@ def test_pages_neither_repeat_nor_skip_when_resources_change(api: Api, sort: str
     def change() -> None:
         for claim_id in (on_first[0], next(i for i in made if i not in on_first)):
             n = made[claim_id]
-            assert api.push(visit_for(f"enc-{n}", minutes=50, day=f"2025-01-{14 + n}")).status_code == 201
-        create(api, "enc-new", day="2025-01-27")
+            assert api.push(visit_for(f"enc-{n}", minutes=50, day=f"2025-01-{8 + n:02d}")).status_code == 201
+        create(api, "enc-new", day="2025-01-07")
 
     seen = _walk(api, first, change)
     assert len(seen) == len(set(seen)), f"a Claim repeats: {seen}"

@@ -109,7 +109,7 @@ def _cli(database_url: str, *args: str) -> subprocess.CompletedProcess[bytes]:
 def test_export_837_command_writes_once_and_again_reproduces(api: Api, tmp_path: Path) -> None:
     _claim_id(api, _visit(30))
     _claim_id(api, _visit(30, status="in-progress"))  # same Encounter: now held
-    other = with_demographics(visit_for("enc-2", 23, day="2025-01-16"))  # another day: another Claim
+    other = with_demographics(visit_for("enc-2", 23, day="2025-01-10"))  # another day: another Claim
     _claim_id(api, other)
     url = api.settings.database_url
     out = tmp_path / "batch.x12"
@@ -138,7 +138,7 @@ def test_export_x12_operation(api: Api) -> None:
     assert [s[5] for s in segments(response.content) if s[0] == "CLM"] == ["11:B:1"]
     again = api.client.get(f"/fhir/Claim/{claim_id}/$export-x12")
     assert segments(again.content)[0][13] != segments(response.content)[0][13]  # a fresh ISA13 each time
-    held = _claim_id(api, with_demographics(visit_for("enc-2", 30, status="in-progress", day="2025-01-16")))
+    held = _claim_id(api, with_demographics(visit_for("enc-2", 30, status="in-progress", day="2025-01-10")))
     body = assert_outcome(api.client.get(f"/fhir/Claim/{held}/$export-x12"), 409)
     assert body["issue"][0]["details"]["coding"][0]["code"] == "held"
     assert_outcome(api.client.get("/fhir/Claim/unknown/$export-x12"), 404)
@@ -188,7 +188,7 @@ def export_numbers(export: Any) -> list[int]:
 def test_a_999_is_recorded_per_transaction_set(api: Api, rules: Rules, tmp_path: Path) -> None:
     exports = X12Store(api.store, rules)
     first_claim = _claim_id(api, _visit(30))
-    second_claim = _claim_id(api, with_demographics(visit_for("enc-2", 23, day="2025-01-16")))
+    second_claim = _claim_id(api, with_demographics(visit_for("enc-2", 23, day="2025-01-10")))
     export = exports.export(PROFILE, NOW)
     assert export.content is not None and len(export.sent) == 2
     sent = tmp_path / "sent.x12"
@@ -222,7 +222,7 @@ print(export.control_number, *(f"{p.claim_id}/{p.version_id}" for p in export.se
 
 def test_two_exporters_at_once_send_every_claim_version_once(api: Api) -> None:
     claims = {
-        _claim_id(api, with_demographics(visit_for(f"enc-{i}", 20 + i, day=f"2025-01-{14 + i}"))) for i in range(6)
+        _claim_id(api, with_demographics(visit_for(f"enc-{i}", 20 + i, day=f"2025-01-{8 + i:02d}"))) for i in range(6)
     }
     workers = [
         subprocess.Popen(
