@@ -509,6 +509,7 @@ class _JwksServer:
 
     def close(self) -> None:
         self.server.shutdown()
+        self.server.server_close()  # the listening socket too (a leaked one fails a later test at GC)
 
 
 def test_keys_from_a_jwks_url_are_fetched_cached_and_rotated(tmp_path: Path) -> None:
