@@ -52,7 +52,9 @@ def test_fhir_kit_client(database_url: str, rules: Rules) -> None:
             for n in range(3):
                 response = httpx.post(
                     f"{base}/Claim/$from-encounter",
-                    content=json.dumps(visit_for(f"enc-{n}")),
+                    content=json.dumps(
+                        visit_for(f"enc-{n}", day=None if n == 0 else f"2025-01-{9 + n:02d}")
+                    ),  # one day each
                     headers={"Content-Type": FHIR_JSON},
                 )
                 assert response.status_code == 201, response.text
