@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapter.service.auth.capability import AUDIT_EVENT, document_scopes, security_component
+from adapter.service.search_params import INPUT_TYPES as INPUT_TYPES  # re-exported: the stored input types
 from adapter.service.search_params import REFERENCE, SEARCH_PARAMS, params_of
 from adapter.version import __version__
 
@@ -12,25 +13,6 @@ BASE = "https://theraclaim.org/fhir"
 OPERATION_URL = f"{BASE}/OperationDefinition/claim-from-encounter"
 # Resource types the server stores and reads; the outputs also support search.
 OUTPUT_TYPES = ("Claim", "DetectedIssue", "Provenance")
-INPUT_TYPES = (
-    "Encounter",
-    "Procedure",
-    "Condition",
-    "Coverage",
-    "Patient",
-    "Practitioner",
-    "PractitionerRole",
-    "Organization",
-    "Location",
-    "MedicationStatement",
-    "MedicationRequest",
-    "Medication",
-    "Observation",
-    "ServiceRequest",
-    "CarePlan",
-    "BodyStructure",
-    "Device",
-)
 VALIDATE_TYPES = ("Bundle", "Claim", "Encounter", "Procedure", "Condition")
 RESULT_PARAMS_DOC = (
     "Result parameters: _count (at most 1000), _sort (_id, _lastUpdated or a date parameter; - descends), "

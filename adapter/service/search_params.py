@@ -64,7 +64,8 @@ PATIENT_SUBJECT = (
     "ServiceRequest",
     "CarePlan",
 )
-WITH_IDENTIFIER = (
+# The input types the server stores (capability.INPUT_TYPES): each is searchable by identifier.
+INPUT_TYPES = (
     "Encounter",
     "Procedure",
     "Condition",
@@ -123,7 +124,7 @@ SEARCH_PARAMS: dict[str, tuple[Param, ...]] = {
         ),
     ),
 }
-for _type in WITH_IDENTIFIER:
+for _type in INPUT_TYPES:
     _own: list[Param] = [_identifier(_type)]
     if _type in PATIENT_SUBJECT:
         _own.append(_patient(_type))

@@ -4,7 +4,6 @@ the trail is itself audited (by the guard, like every request)."""
 
 from __future__ import annotations
 
-import base64
 from datetime import UTC
 from typing import Any
 from urllib.parse import urlencode
@@ -158,10 +157,3 @@ def _number(value: str | None, name: str, default: int, ceiling: int) -> int:
         raise FhirError(400, "invalid-search", f"{name} must be a non-negative integer", "invalid", name)
     return min(int(value), ceiling)
 
-
-def decode_query(event: dict[str, Any]) -> str | None:
-    """The search query an AuditEvent recorded (for tests and tools)."""
-    for entity in event.get("entity", []):
-        if "query" in entity:
-            return base64.b64decode(entity["query"]).decode()
-    return None
