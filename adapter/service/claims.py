@@ -3,8 +3,10 @@
 Idempotency: Claim ids derive from the day's identity (patient, billing provider, date of
 service; a later visit that day is pooled with the stored earlier ones, adapter/service/daypool.py)
 and Store.put keeps an unchanged resource's version, so a retried push answers 200 with the Claim
-it already made.  Concurrent pushes of the same day race on the same primary key; the loser
-retries the transaction and then finds the winner's identical Claim (or pools with its visit).
+it already made.  Concurrent pushes of the same day wait for each other (Store.serialize on the day,
+its Claims and the stored inputs), so each commits in turn and sees what the one before it wrote:
+contention waits, it never fails.  A lost race that gets through anyway (the optimistic check in
+Store.put) retries the transaction.  An If-Match that does not name the current version is 412.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from adapter.errors import FINDING_SYSTEM, problem_issue
 from adapter.pipeline import Result, run
 from adapter.rules.catalog import Rules
 from adapter.service.auth.access import WriteAccess, tenant_for
-from adapter.service.daypool import pool_across_pushes
+from adapter.service.daypool import day_lock_keys, pool_across_pushes
 from adapter.service.delivery.config import load_destinations
 from adapter.service.delivery.outbox import claim_payer, enqueue
 from adapter.service.fhirhttp import FhirError
@@ -187,6 +189,9 @@ class ClaimService:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 with self.store.transaction() as connection:
+                    # concurrent writers of the same day, Claims or inputs wait here, before anything is read
+                    keys = day_lock_keys(result) | {f"{r['resourceType']}/{r.get('id')}" for r in inputs}
+                    self.store.serialize(connection, keys)
                     now = datetime.now(UTC)
                     day = pool_across_pushes(connection, result, lambda d: self.convert(d, payer), now)
                     produced = (
@@ -217,9 +222,9 @@ class ClaimService:
                     raise FhirError(
                         503, "database-unavailable", "the database cannot be reached; retry later", "transient"
                     ) from conflict
-                if attempt == MAX_ATTEMPTS:
+                if attempt == MAX_ATTEMPTS:  # (serialized writers do not get here: a bug, or a foreign writer)
                     raise FhirError(
-                        409, "write-conflict", "concurrent writes kept conflicting; retry the request", "conflict"
+                        503, "write-contention", "concurrent writes kept conflicting; retry the request", "transient"
                     ) from conflict
         raise AssertionError("unreachable")
 

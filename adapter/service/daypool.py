@@ -5,9 +5,8 @@ Each push's document is kept per visit of a day (table ``day_visits``).  When a 
 day that earlier pushes already brought visits for, those visits (each restricted to its own
 Encounter and Procedures) are added to the push and the pipeline runs again on the whole day; the
 push's own visits replace what was stored for them (a corrected or cancelled visit replaces its
-earlier version).  It all happens inside the caller's transaction: on PostgreSQL a transaction-level
-advisory lock per day makes visits of one day pushed at the same time wait for each other; on SQLite
-writes are serialized anyway, and a lost race is retried and then sees the winner's visit.
+earlier version).  It all happens inside the caller's transaction, which serializes on the day
+(``day_lock_keys``, Store.serialize): visits of one day pushed at the same time wait for each other.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -108,6 +107,14 @@ def _remember(connection: Connection, day: str, visit: str, identity: str, conte
         raise WriteConflict(f"day visit {visit[:12]}") from raced
 
 
+def day_lock_keys(result: Result) -> set[str]:
+    """What a push of ``result`` writes, for Store.serialize: its days (any visit of the day may
+    change the day's Claim) and the Claims it makes or withdraws."""
+    return {f"day:{o.day}" for o in result.outcomes if o.day} | {
+        f"Claim/{claim}" for o in result.outcomes for claim in (o.claim_id, o.cancels_claim) if claim
+    }
+
+
 def pool_across_pushes(
     connection: Connection,
     result: Result,
@@ -121,9 +128,6 @@ def pool_across_pushes(
     days = _days(result)
     if not days:
         return result
-    if connection.dialect.name == "postgresql":  # visits of one day pushed at once wait for each other
-        for key in sorted(int(_hash(day)[:15], 16) for day in days):
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
     stored: list[tuple[str, dict[str, Any]]] = []
     for day, identities in days.items():
         own = {_hash(i) for i in identities}

@@ -1,15 +1,18 @@
 """Versioned FHIR resource storage on SQLAlchemy 2: SQLite by default, PostgreSQL for scale.
 
 Two tables hold resources: ``resource_current`` (one row per type and id, with the search
-columns) and ``resource_history`` (every version).  Writes are optimistic: a create inserts the
-current row (a concurrent create of the same id fails on the primary key), an update changes it
-only ``WHERE version_id = <the version read>``.  A lost race raises :class:`WriteConflict`, and
-the caller retries the whole transaction, so concurrent identical pushes converge on one version.
+columns) and ``resource_history`` (every version).  Writers of the same thing wait for each other
+(:meth:`Store.serialize`; on SQLite every write transaction is ``BEGIN IMMEDIATE``), so concurrent
+pushes succeed one after the other.  The writes stay optimistic as a safety net: a create inserts the
+current row (a concurrent create of the same id fails on the primary key), an update changes it only
+``WHERE version_id = <the version read>``; a lost race raises :class:`WriteConflict` and the caller
+retries the whole transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -321,7 +324,10 @@ class Store:
             }
         self.engine: Engine = create_engine(self.url, pool_pre_ping=True, future=True, **remote)
         if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect", _sqlite_connect)
+            event.listen(self.engine, "begin", _sqlite_begin)
+        # write transactions: on SQLite they take the write lock when they begin (see _sqlite_begin)
+        self._writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
 
     @property
     def dialect(self) -> str:
@@ -329,9 +335,21 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """One database transaction: committed when the block ends, rolled back on any error."""
-        with self.engine.begin() as connection:
+        """One write transaction: committed when the block ends, rolled back on any error.  On SQLite
+        it holds the database's write lock from its first statement (other writers wait, up to the
+        busy timeout), so nothing it reads can change before it writes."""
+        with self._writer.begin() as connection:
             yield connection
+
+    def serialize(self, connection: Connection, keys: Iterable[str]) -> None:
+        """Make this transaction the only writer of ``keys`` until it ends: other transactions
+        serializing any of them wait for it.  Call it first, before reading what the keys concern.
+        PostgreSQL: transaction-scoped advisory locks, taken in sorted order (two writers never wait
+        for each other in a cycle); SQLite: the transaction's write lock already serializes everything."""
+        if self.dialect != "postgresql":
+            return
+        for key in sorted({advisory_key(k) for k in keys}):
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
     def ping(self) -> bool:
         with self.engine.connect() as connection:
@@ -507,9 +525,22 @@ def _aware(value: datetime) -> datetime:
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def advisory_key(key: str) -> int:
+    """A PostgreSQL advisory lock key (a signed 64-bit integer) for a string."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # pysqlite's own transaction handling starts a transaction only before a write, too late to
+    # lock anything; with it off, _sqlite_begin emits BEGIN itself (SQLAlchemy's pysqlite recipe)
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    """Reads begin DEFERRED (a snapshot, no lock); Store.transaction begins IMMEDIATE (the write lock)."""
+    connection.exec_driver_sql(f"BEGIN {connection.get_execution_options().get('sqlite_begin', 'DEFERRED')}")

@@ -459,8 +459,9 @@ def test_answers_and_stored_resources_are_valid_fhir(api: Api, tmp_path: Path) -
 # --- conflicts ------------------------------------------------------------------------------------
 
 
-def test_writes_that_keep_conflicting_end_in_409(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A lost race is retried; when every attempt loses, the answer is 409 and nothing is stored."""
+def test_writes_that_keep_conflicting_end_in_503(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lost race is retried; when every attempt loses, the answer is 503 (transient, not the
+    client's fault: 409/412 are for a real If-Match mismatch) and nothing is stored."""
     attempts = []
 
     def always_conflicting(_connection: Any, resource: dict[str, Any], _now: Any, **_checks: Any) -> Any:
@@ -468,8 +469,10 @@ def test_writes_that_keep_conflicting_end_in_409(api: Api, monkeypatch: pytest.M
         raise WriteConflict(resource["resourceType"])
 
     monkeypatch.setattr(api.store, "put", always_conflicting)
-    body = assert_outcome(api.push(bb.visit(massage())), 409)
-    assert body["issue"][0]["code"] == "conflict"
+    response = api.push(bb.visit(massage()))
+    body = assert_outcome(response, 503)
+    assert body["issue"][0]["code"] == "transient"
+    assert response.headers["Retry-After"]
     assert len(attempts) == MAX_ATTEMPTS
     monkeypatch.undo()
     assert api.count("resource_current") == api.count("resource_history") == 0
