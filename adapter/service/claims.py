@@ -149,13 +149,14 @@ class ClaimService:
         inputs: tuple[dict[str, Any], ...] = (),
         if_match: int | None = None,
         operation: str = "Claim/$from-encounter",
-        also: Callable[[Connection], None] | None = None,
+        also: Callable[[Connection, list[Stored]], None] | None = None,
         access: WriteAccess | None = None,
         payer: str | None = None,
     ) -> tuple[list[Stored], list[Stored]]:
         """Store the inputs (if any) and the pipeline's output in one transaction, retried on conflicts.
 
-        ``also`` writes more in the same transaction (the HL7 v2 door: the message's idempotency row).
+        ``also`` does more in the same transaction, after the writes, given the stored inputs (the HL7 v2
+        door: the message's idempotency row; a FHIR transaction: its ifMatch checks and GET entries).
         Returns what was stored for the inputs and for the outputs; the result's Bundle is updated
         to show the stored versions.  With ``access``, every resource passes its scope and tenant
         checks and the request's AuditEvent commits in the same transaction.  The result's visits take
@@ -178,7 +179,7 @@ class ClaimService:
         inputs: tuple[dict[str, Any], ...] = (),
         if_match: int | None = None,
         operation: str = "Claim/$from-encounter",
-        also: Callable[[Connection], None] | None = None,
+        also: Callable[[Connection, list[Stored]], None] | None = None,
         access: WriteAccess | None = None,
         payer: str | None = None,
         only_when_billable: bool = False,
@@ -211,7 +212,7 @@ class ClaimService:
                     status = (201 if any(s.changed for s in written) else 200) if billable else 422
                     self._record(digest, status, day, written, connection, operation)
                     if also is not None:
-                        also(connection)
+                        also(connection, stored_inputs)
                     if access is not None:
                         access.committed(connection, written, status)
                 if not day.invalid:

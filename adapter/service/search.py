@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
+
+from sqlalchemy.engine import Connection
 
 from adapter.service.fhirhttp import FhirError
 from adapter.service.search_parse import SearchRequest, encode_cursor, parse_search
@@ -22,22 +25,24 @@ def run_search(
     lenient: bool,
     page_size: int,
     tenant: str | None = None,
+    connection: Connection | None = None,
 ) -> dict[str, Any]:
     """The searchset Bundle of one page (R4 search: matches, includes, an outcome for what was ignored);
-    with ``tenant`` nothing of another organization matches or is included."""
+    with ``tenant`` nothing of another organization matches or is included; on ``connection`` when
+    given (a transaction's GET entry sees the transaction's writes)."""
     request = parse_search(resource_type, params, lenient=lenient, base=base, page_size=page_size)
     request.query.tenant = tenant
     cursor = request.cursor or Cursor(datetime.now(UTC))
     size = 0 if request.summary == "count" else request.count
-    with store.engine.connect() as connection:
-        found = page(connection, request.query, cursor, size + 1) if size else []
+    with nullcontext(connection) if connection is not None else store.engine.connect() as db:
+        found = page(db, request.query, cursor, size + 1) if size else []
         more = len(found) > size
         found = found[:size]
         total = None
         if request.total != "none" or request.summary == "count":
-            total = count(connection, request.query, cursor.snapshot)
+            total = count(db, request.query, cursor.snapshot)
         matches = [stored for stored, _ in found]
-        included = _included(store, connection, request, matches, cursor.snapshot, tenant)
+        included = _included(store, db, request, matches, cursor.snapshot, tenant)
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
     if total is not None:
         bundle["total"] = total

@@ -1,9 +1,11 @@
 """``POST /fhir`` with a transaction or batch Bundle: store the visit's resources and claim it.
 
 Transaction: all or nothing.  Every entry must be a POST or PUT of a resource type the server
-stores, valid on its own; the whole visit must convert (an invalid visit fails the transaction
-with 400 and stores nothing).  Batch: each entry stands alone; entries that fail get their own
-4xx response, the rest are stored, and the Claims are made from what was stored.
+stores, valid on its own, or a GET; the whole visit must convert (an invalid visit fails the
+transaction with 400 and stores nothing).  ifMatch and the GET entries are answered inside the
+database transaction that writes, after the writes, so a stale version or a failing read rolls the
+writes back.  Batch: each entry stands alone; entries that fail get their own 4xx response, the
+rest are stored, and the Claims are made from what was stored.
 
 POST entries get ids derived from their fullUrl (or content), so a retried Bundle updates the
 same resources instead of creating copies; ``urn:uuid:`` references are rewritten to the ids given.
@@ -13,7 +15,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
+
+from sqlalchemy.engine import Connection
 
 from adapter.digest import canonical_digest
 from adapter.errors import Problem, problem_issue
@@ -26,9 +30,10 @@ from adapter.service.capability import INPUT_TYPES
 from adapter.service.claims import ClaimService
 from adapter.service.fhirhttp import FhirError
 from adapter.service.inputs import derived_id, rewrite_references
+from adapter.service.numbers import wire_int
 from adapter.service.search import conditional_match
 from adapter.service.store import Store, Stored
-from adapter.service.transaction_reads import READABLE, read_entry
+from adapter.service.transaction_reads import READABLE, Read, read_entry
 
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3}
 ENTRY_PATH = re.compile(r"^Bundle\.entry\[(\d+)\]")
@@ -54,6 +59,7 @@ class _Entry:
     aliases: tuple[str, ...] = ()  # other references that name this entry (its original Type/id)
     matched: Stored | None = None  # ifNoneExist found this resource: nothing is written
     get_url: str | None = None  # a GET entry: what to read or search, after the writes
+    if_match: int | None = None  # ifMatch: the version the write must replace (checked as it is written)
 
 
 def _aliases(resource_type: str, original_id: Any, full_url: str | None) -> tuple[str, ...]:
@@ -156,10 +162,15 @@ class TransactionService:
             resource = dict(resource)
             _assign_id(entry, resource, path, problems)
             aliases = _aliases(resource["resourceType"], original, full_url)
-            matched = None if problems else self._condition(request, resource, path, problems, principal)
+            matched = None if problems else self._if_none_exist(request, resource, path, problems, principal)
+            if_match = _if_match(request, path, problems)
             status = 405 if any(p.code == "unsupported-method" for p in problems) else 0
             status = status or (412 if any(p.code.startswith("precondition") for p in problems) else 400)
-            entries.append(_Entry(i, full_url, resource, problems, status if problems else 0, method, aliases, matched))
+            entries.append(
+                _Entry(
+                    i, full_url, resource, problems, status if problems else 0, method, aliases, matched, None, if_match
+                )
+            )
         return entries
 
     def _get_entry(self, index: int, request: dict[str, Any], path: str) -> _Entry:
@@ -170,7 +181,7 @@ class TransactionService:
             return _Entry(index, None, None, [problem], 400, "GET")
         return _Entry(index, None, None, [], 0, "GET", get_url=url)
 
-    def _condition(
+    def _if_none_exist(
         self,
         request: dict[str, Any],
         resource: dict[str, Any],
@@ -178,24 +189,16 @@ class TransactionService:
         problems: list[Problem],
         principal: Principal | None,
     ) -> Stored | None:
-        """ifNoneExist (POST): the match, if any, replaces the write; ifMatch (PUT): the version must be current."""
-        condition, if_match = request.get("ifNoneExist"), request.get("ifMatch")
-        if isinstance(condition, str) and condition:
-            try:
-                tenant = principal.tenant if principal else None
-                return conditional_match(self.store, condition, resource["resourceType"], tenant)
-            except FhirError as refused:
-                code = "precondition-failed" if refused.status == 412 else refused.code
-                problems.append(Problem(code, refused.message, f"{path}.request.ifNoneExist"))
-        if isinstance(if_match, str) and if_match:
-            current = self.store.read(resource["resourceType"], resource["id"])
-            if current is not None and principal is not None and not principal.sees(current.tenant):
-                current = None  # another organization's resource is not found
-            expected = if_match.strip().removeprefix("W/").strip('"')
-            if current is None or str(current.version_id) != expected:
-                found = "none" if current is None else current.version_id
-                message = f"ifMatch {if_match[:24]!r}: the current version is {found}"
-                problems.append(Problem("precondition-failed", message, f"{path}.request.ifMatch", "conflict"))
+        """ifNoneExist (POST): the match, if any, replaces the write."""
+        condition = request.get("ifNoneExist")
+        if not isinstance(condition, str) or not condition:
+            return None
+        try:
+            tenant = principal.tenant if principal else None
+            return conditional_match(self.store, condition, resource["resourceType"], tenant)
+        except FhirError as refused:
+            code = "precondition-failed" if refused.status == 412 else refused.code
+            problems.append(Problem(code, refused.message, f"{path}.request.ifNoneExist"))
         return None
 
     def process(self, document: dict[str, Any], base: str = "", access: WriteAccess | None = None) -> dict[str, Any]:
@@ -214,41 +217,68 @@ class TransactionService:
         entries = self._entries(document, principal)
         failed = [e for e in entries if e.problems]
         if kind == "transaction" and failed:
-            problems = [p for e in failed for p in e.problems]
-            raise FhirError(
-                412 if all(e.status == 412 for e in failed) else 400,
-                "transaction-failed",
-                f"{len(problems)} problem(s) in entries {[e.index for e in failed]}; nothing was stored",
-                "invalid",
-                problems=problems,
-            )
+            _fail(failed)
+        digest = canonical_digest(document)
+        while True:
+            try:
+                return self._commit(kind, entries, digest, base, access)
+            except _PreconditionFailed as refused:  # a batch drops the entry and stores the others
+                refused.entry.problems, refused.entry.status = [refused.problem], 412
+                if kind == "transaction":
+                    _fail([refused.entry])
+
+    def _commit(
+        self, kind: str, entries: list[_Entry], digest: str, base: str, access: WriteAccess | None
+    ) -> dict[str, Any]:
+        """Store the good entries and make the Claims in one database transaction; the GET entries
+        are answered in it, after the writes (R4 http §3.1.0.11.2: DELETE, POST, PUT/PATCH, then GET)."""
+        principal = access.principal if access is not None else None
         good = [e for e in entries if not e.problems and e.method != "GET"]
-        good.sort(key=lambda e: ORDER.get(e.method, 9))  # DELETE (none), POST, PUT, then GET after the writes
+        good.sort(key=lambda e: ORDER.get(e.method, 9))  # DELETE (none), POST, PUT
+        resources: dict[int, dict[str, Any]] = {}
         targets: dict[str, str] = {}
         for entry in good:
             assert entry.resource is not None
-            if entry.matched is not None:  # ifNoneExist matched: the entry names the existing resource
-                entry.resource = entry.matched.resource
-            reference = f"{entry.resource['resourceType']}/{entry.resource['id']}"
+            # ifNoneExist matched: the entry names the existing resource
+            resources[entry.index] = entry.matched.resource if entry.matched is not None else entry.resource
+            reference = f"{resources[entry.index]['resourceType']}/{resources[entry.index]['id']}"
             for name in (reference, entry.full_url, *entry.aliases):
                 if name:
                     targets.setdefault(name, reference)
-        for entry in good:
-            entry.resource = rewrite_references(entry.resource, targets)
+        resources = {i: rewrite_references(r, targets) for i, r in resources.items()}
+        reads: dict[int, Read] = {}
+
+        def answer_reads(connection: Connection | None) -> None:
+            reads.clear()
+            page_size = self.claims.settings.page_size
+            for entry in entries:
+                if entry.get_url is not None:
+                    path = f"Bundle.entry[{entry.index}]"
+                    reads[entry.index] = read_entry(
+                        self.store, entry.get_url, base, page_size, principal, path, connection
+                    )
+            refused = [(i, r) for i, r in reads.items() if r.problem is not None]
+            if kind == "transaction" and refused:  # raised inside the write transaction: it rolls back
+                statuses = {r.status for _, r in refused}
+                raise FhirError(
+                    statuses.pop() if len(statuses) == 1 else 400,
+                    "transaction-failed",
+                    f"GET entries {[i for i, _ in refused]} failed; nothing was stored",
+                    "invalid",
+                    problems=[r.problem for _, r in refused if r.problem is not None],
+                )
+
+        if not good:  # only reads (or only failures in a batch): nothing to store or claim
+            answer_reads(None)
+            return _response(kind, entries, {}, reads, None, [])
         visit = {
             "resourceType": "Bundle",
             "type": "collection",
             "entry": [
-                {
-                    "fullUrl": f"https://theraclaim.org/fhir/{e.resource['resourceType']}/{e.resource['id']}",
-                    "resource": e.resource,
-                }
-                for e in good
-                if e.resource is not None
+                {"fullUrl": f"https://theraclaim.org/fhir/{r['resourceType']}/{r['id']}", "resource": r}
+                for r in (resources[e.index] for e in good)
             ],
         }
-        if not good:  # only reads (or only failures in a batch): nothing to store or claim
-            return self._response(kind, entries, [], [], None, base, principal)
         result = self.claims.convert(visit, None)
         if kind == "transaction" and result.invalid:
             issues = result.bundle["entry"][0]["resource"]["issue"]
@@ -260,56 +290,110 @@ class TransactionService:
                 "invalid",
                 (first.get("expression") or [None])[0],
             )
-        digest = canonical_digest(document)
         writes = [e for e in good if e.matched is None]
-        inputs = tuple(e.resource for e in writes if e.resource is not None)
+
+        def within(connection: Connection, stored_inputs: list[Stored]) -> None:
+            for entry, item in zip(writes, stored_inputs, strict=True):
+                _check_if_match(entry, item)
+            answer_reads(connection)
+
         if access is not None and not result.invalid:
             access.check_billing(o.billing_npi for o in result.outcomes if o.status or o.cancels_claim)
-        stored_inputs, _ = self.claims.store_result(result, digest, inputs=inputs, operation=f"{kind}", access=access)
+        stored_inputs, _ = self.claims.store_result(
+            result,
+            digest,
+            inputs=tuple(resources[e.index] for e in writes),
+            operation=f"{kind}",
+            also=within,
+            access=access,
+        )
         stored = dict(zip((e.index for e in writes), stored_inputs, strict=True))
         stored |= {e.index: e.matched for e in good if e.matched is not None}
-        return self._response(kind, entries, good, [stored[e.index] for e in good], result, base, principal)
+        return _response(kind, entries, stored, reads, result, good)
 
-    def _response(
-        self,
-        kind: str,
-        entries: list[_Entry],
-        good: list[_Entry],
-        stored: list[Stored],
-        result: Result | None,
-        base: str,
-        principal: Principal | None,
-    ) -> dict[str, Any]:
-        by_index = {entry.index: item for entry, item in zip(good, stored, strict=True)}
-        claim_outcome = _claim_outcome(result, good) if result is not None else None
-        response_entries = []
-        for entry in entries:
-            if entry.get_url is not None:
-                page_size = self.claims.settings.page_size
-                response_entries.append(read_entry(self.store, entry.get_url, base, page_size, principal))
-                continue
-            if entry.problems:
-                response = {
-                    "status": STATUS_TEXT[entry.status],
-                    "outcome": {
-                        "resourceType": "OperationOutcome",
-                        "issue": [problem_issue(p) for p in entry.problems],
-                    },
-                }
-                response_entries.append({"response": response})
-                continue
-            item = by_index[entry.index]
-            rtype, rid = item.resource["resourceType"], item.resource["id"]
+
+def _response(
+    kind: str,
+    entries: list[_Entry],
+    stored: dict[int, Stored],
+    reads: dict[int, Read],
+    result: Result | None,
+    good: list[_Entry],
+) -> dict[str, Any]:
+    """The transaction-response or batch-response: one entry per request entry, in request order."""
+    claim_outcome = _claim_outcome(result, good) if result is not None else None
+    response_entries = []
+    for entry in entries:
+        if entry.index in reads:
+            response_entries.append(reads[entry.index].entry)
+            continue
+        if entry.problems:
             response = {
-                "status": STATUS_TEXT[201 if item.changed and item.version_id == 1 and not entry.matched else 200],
-                "location": f"{rtype}/{rid}/_history/{item.version_id}",
-                "etag": item.etag,
-                "lastModified": item.last_updated.isoformat(),
+                "status": STATUS_TEXT[entry.status],
+                "outcome": {"resourceType": "OperationOutcome", "issue": [problem_issue(p) for p in entry.problems]},
             }
-            if rtype == "Encounter" and claim_outcome is not None:
-                response["outcome"] = claim_outcome
             response_entries.append({"response": response})
-        return {"resourceType": "Bundle", "type": f"{kind}-response", "entry": response_entries}
+            continue
+        item = stored[entry.index]
+        rtype, rid = item.resource["resourceType"], item.resource["id"]
+        response = {
+            "status": STATUS_TEXT[201 if item.changed and item.version_id == 1 and not entry.matched else 200],
+            "location": f"{rtype}/{rid}/_history/{item.version_id}",
+            "etag": item.etag,
+            "lastModified": item.last_updated.isoformat(),
+        }
+        if rtype == "Encounter" and claim_outcome is not None:
+            response["outcome"] = claim_outcome
+        response_entries.append({"response": response})
+    return {"resourceType": "Bundle", "type": f"{kind}-response", "entry": response_entries}
+
+
+class _PreconditionFailed(Exception):
+    """An entry's ifMatch names a version other than the one its write replaced (found in the write transaction)."""
+
+    def __init__(self, entry: _Entry, problem: Problem) -> None:
+        super().__init__(problem.message)
+        self.entry = entry
+        self.problem = problem
+
+
+def _if_match(request: dict[str, Any], path: str, problems: list[Problem]) -> int | None:
+    """ifMatch's version (``W/"3"``, ``"3"`` or ``3``); checked when the write happens, not before it."""
+    value = request.get("ifMatch")
+    if value is None:
+        return None
+    version = wire_int(value.strip().removeprefix("W/").strip('"')) if isinstance(value, str) else None
+    if version is None or version < 1:
+        problems.append(
+            Problem("invalid-if-match", f"ifMatch {str(value)[:24]!r} is not an ETag", f"{path}.request.ifMatch")
+        )
+    return version
+
+
+def _check_if_match(entry: _Entry, written: Stored) -> None:
+    """In the write transaction: the version the write replaced (or kept, when nothing changed) is
+    the one ifMatch names.  The store's update is conditional on the version it read, so a concurrent
+    writer makes this transaction conflict and retry rather than slip in between check and write."""
+    if entry.if_match is None:
+        return
+    replaced = written.version_id - 1 if written.changed else written.version_id
+    if replaced != entry.if_match:
+        found = replaced or "none"
+        message = f'ifMatch W/"{entry.if_match}": the current version is {found}'
+        raise _PreconditionFailed(
+            entry, Problem("precondition-failed", message, f"Bundle.entry[{entry.index}].request.ifMatch", "conflict")
+        )
+
+
+def _fail(failed: list[_Entry]) -> NoReturn:
+    problems = [p for e in failed for p in e.problems]
+    raise FhirError(
+        412 if all(e.status == 412 for e in failed) else 400,
+        "transaction-failed",
+        f"{len(problems)} problem(s) in entries {[e.index for e in failed]}; nothing was stored",
+        "invalid",
+        problems=problems,
+    )
 
 
 def _claim_outcome(result: Result, good: list[_Entry]) -> dict[str, Any]:

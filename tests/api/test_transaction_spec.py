@@ -3,8 +3,12 @@ rewritten, ifNoneExist and ifMatch, GET entries after the writes, every failed e
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
+from adapter.service.claims import ClaimService
 from tests.api.conftest import Api, assert_outcome, visit_for
 from tests.api.test_transaction import post, responses, transaction
 
@@ -72,3 +76,69 @@ def test_a_failed_transaction_reports_every_failed_entry(api: Api) -> None:
     assert any(p.startswith("Bundle.entry[1]") for p in places), places
     assert any(p.startswith(f"Bundle.entry[{len(document['entry']) - 1}]") for p in places), places
     assert api.count("resource_current") == 0
+
+
+def test_a_failing_get_entry_rolls_the_transaction_back(api: Api) -> None:
+    document = transaction()
+    document["entry"].append({"request": {"method": "GET", "url": "Patient/nobody"}})
+    body = assert_outcome(post(api, document), 404)
+    places = {e for issue in body["issue"] for e in issue.get("expression", [])}
+    assert f"Bundle.entry[{len(document['entry']) - 1}].request.url" in places, places
+    assert api.count("resource_current") == 0  # the writes before the read were undone
+    assert api.count("submissions") == 0
+
+
+def test_a_failing_get_entry_of_a_batch_fails_alone(api: Api) -> None:
+    document = transaction(kind="batch")
+    document["entry"].append({"request": {"method": "GET", "url": "Patient/nobody"}})
+    response = post(api, document)
+    assert response.status_code == 200, response.text
+    answers = responses(response.json())
+    assert answers[-1]["status"].startswith("404")
+    assert all(a["status"].startswith("201") for a in answers[:-1])
+
+
+def _with_if_match(kind: str, version: str) -> tuple[dict[str, Any], int]:
+    document = transaction(kind=kind)
+    index = next(i for i, e in enumerate(document["entry"]) if e["resource"]["resourceType"] == "Patient")
+    document["entry"][index]["request"]["ifMatch"] = version
+    return document, index
+
+
+def test_if_match_is_checked_in_the_write_transaction(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another writer changes the Patient after the Bundle was read and checked, before it is written
+    (during the conversion): the ifMatch still fails, and nothing of the transaction is stored."""
+    assert post(api, transaction()).status_code == 200
+    patient = api.client.get("/fhir/Patient/pat-1").json()
+    convert = ClaimService.convert
+
+    def convert_while_another_writes(self: ClaimService, *args: Any, **kwargs: Any) -> Any:
+        with api.store.transaction() as connection:
+            changed = {k: v for k, v in patient.items() if k != "meta"} | {"birthDate": "1961-02-03"}
+            api.store.put(connection, changed, datetime.now(UTC))
+        monkeypatch.setattr(ClaimService, "convert", convert)  # once
+        return convert(self, *args, **kwargs)
+
+    monkeypatch.setattr(ClaimService, "convert", convert_while_another_writes)
+    document, _ = _with_if_match("transaction", 'W/"1"')
+    before = api.count("resource_history")
+    body = assert_outcome(post(api, document), 412)
+    assert any(e.endswith(".request.ifMatch") for issue in body["issue"] for e in issue.get("expression", []))
+    assert api.count("resource_history") == before + 1  # the other writer's version only
+    assert api.client.get("/fhir/Patient/pat-1").json()["birthDate"] == "1961-02-03"
+
+
+def test_a_stale_if_match_fails_its_batch_entry_alone(api: Api) -> None:
+    assert post(api, transaction()).status_code == 200
+    changed, _ = _with_if_match("transaction", 'W/"1"')
+    for entry in changed["entry"]:
+        if entry["resource"]["resourceType"] == "Patient":
+            entry["resource"] = entry["resource"] | {"birthDate": "1961-02-03"}
+    assert post(api, changed).status_code == 200  # Patient now at version 2
+    batch, index = _with_if_match("batch", 'W/"1"')
+    answers = responses(post(api, batch).json())
+    assert answers[index]["status"].startswith("412")
+    assert all(a["status"][:3] in ("200", "201") for i, a in enumerate(answers) if i != index)
+    malformed, index = _with_if_match("transaction", "yesterday")
+    body = assert_outcome(post(api, malformed), 400)
+    assert {f"Bundle.entry[{index}].request.ifMatch"} <= {e for i in body["issue"] for e in i.get("expression", [])}

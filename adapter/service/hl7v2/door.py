@@ -104,7 +104,7 @@ class Hl7v2Door:
                 outcome.content_sha256,
                 inputs=outcome.inputs,
                 operation="hl7v2",
-                also=lambda connection: self._claim_key(connection, key, outcome.content_sha256, ack, now),
+                also=lambda connection, _: self._claim_key(connection, key, outcome.content_sha256, ack, now),
                 access=access,
             )
         except _Acknowledged as seen:
