@@ -168,6 +168,72 @@ CASES += [
 ]
 
 
+# The CY 2022 PFS final rule (86 FR 64996, 2021-11-19) revised how the unit left after the full units is
+# decided; its text and CMS's revised examples were not readable in the corpus. Payer restatements of the
+# revision (Horizon BCBSNJ "Modifiers CQ/CO" reimbursement policy, 2022-06-27, "consistent with the approach
+# taken by CMS"): CQ/CO when the assistant furnished 8+ minutes of a 15-minute unit and the therapist < 8; when
+# both furnished < 8, CQ/CO if the assistant's minutes exceed the 10 % de minimis. Both shipped readings agree
+# on these cases; the 8 + 7 case below is where they part (medicare ships de-minimis, README).
+CY2022_SOURCE = (
+    "CY 2022 PFS final rule (86 FR 64996) as restated by Horizon BCBSNJ reimbursement policy 'Modifiers CQ/CO' "
+    "(2022-06-27, 'consistent with the approach taken by CMS'): UNCONFIRMED against the rule text"
+)
+OTA, OT_PLAN_CODE = "224Z00000X", "84478008"
+
+
+def _ota_visit(minutes: int) -> Bundle:
+    """97530 by the OTA alone under an occupational therapy plan of care."""
+    proc = procedure("97530", minutes, start="2025-01-14T09:00:00-05:00")
+    proc["performer"] = [{"actor": {"reference": "Practitioner/ota-1"}}]
+    return bundle(
+        *base_resources("medicare"),
+        practitioner("ota-1", OTA),
+        encounter(),
+        proc,
+        plan_of_care(category=OT_PLAN_CODE),
+    )
+
+
+CASES += [
+    Case(
+        "cqco-pta-8-pt-7-one-unit-cq",
+        "PTA 8 min + PT 7 min of 97110 = 15 min, 1 unit: the assistant furnished 8+ minutes of the unit and the "
+        f"therapist fewer than 8 -> 97110-GP-CQ x1 (and 8 of 15 min is over 10 %).\nSource: {CY2022_SOURCE}; "
+        f"{CQ_SOURCE}",
+        lambda: _pt_and_pta(("97110", 8, "pta"), ("97110", 7, "pt")),
+    ),
+    Case(
+        "cqco-both-under-8-de-minimis-cq",
+        "PT 5 min + PTA 4 min of 97110 = 9 min, 1 unit; both furnished fewer than 8 minutes, so the 10 % de "
+        f"minimis decides: the PTA's 4 of 9 min exceed it -> 97110-GP-CQ x1.\nSource: {CY2022_SOURCE}; {CQ_SOURCE}",
+        lambda: _pt_and_pta(("97110", 5, "pt"), ("97110", 4, "pta")),
+    ),
+    Case(
+        "cqco-pt-8-pta-7-final-unit-policy",
+        "PT 8 min + PTA 7 min of 97110 = 15 min, 1 unit. The shipped medicare policy (final_unit: de-minimis) "
+        "gives CQ: the PTA's 7 of 15 min exceed 10 % -> 97110-GP-CQ x1. Under the CY 2022 revision as payers "
+        "restate it (final_unit: therapist-midpoint) the therapist's 8 minutes make the unit the therapist's: "
+        f"97110-GP without CQ. The case pins which reading ships.\nSource: {CY2022_SOURCE}; {CQ_SOURCE}",
+        lambda: _pt_and_pta(("97110", 8, "pt"), ("97110", 7, "pta")),
+    ),
+    Case(
+        "cqco-pt-30-then-pta-20-units-apart",
+        "The PT treats the first 30 min (97110), the PTA the next 20 min (97530): 50 min, 3 units; the PT's two "
+        "full units stay without CQ (97110-GP x2) and the assistant's unit carries it (97530-GP-CQ x1).\nSource: "
+        "pt-management.com 'CQ/CO modifier addition rules and examples' (2021-12-05: 'the therapist can charge "
+        f"two units without the CQ/CO modifier and any other units charged by the assistant require' it); {CQ_SOURCE}",
+        lambda: _pt_and_pta(("97110", 30, "pt"), ("97530", 20, "pta")),
+    ),
+    Case(
+        "cqco-ota-alone-co-with-go",
+        "The OTA alone furnishes 97530 23 min under an occupational therapy plan: 97530-GO-CO x2 (CO goes with "
+        "GO, never GP).\nSource: Pub 100-04 ch.5 §20.1 via the CMS CQ/CO billing examples page (CO: services "
+        f"furnished in whole or in part by an OTA); billing-rules.md F4.2; {CQ_SOURCE}",
+        lambda: _ota_visit(23),
+    ),
+]
+
+
 # --- the pool per discipline (item 1) ------------------------------------------------------------------------
 
 OT, OT_PLAN = "225X00000X", "84478008"
@@ -220,13 +286,17 @@ KX_YEAR_SOURCE = (
 )
 
 
-def _visit_on(day: str, *, year_to_date: float | None = None, kx_sent: bool = False) -> Bundle:
-    """97140 23 min (x2 = 90.00 at the pack's placeholder price) on ``day`` under a plan covering it."""
+def _visit_on(day: str, *, year_to_date: float | None = None, kx_sent: bool = False, by: str = "pt") -> Bundle:
+    """97140 23 min (x2 = 90.00 at the pack's placeholder price) on ``day`` under a plan covering it, by the
+    PT (the default) or the PTA alone (``by="pta"``: 97140-GP-CQ)."""
     start = f"{day}T09:00:00-05:00"
     manual = procedure("97140", 23, start=start)
     if kx_sent:
         with_modifiers(manual, "KX")
     resources = base_resources("medicare")
+    if by == "pta":
+        manual["performer"] = [{"actor": {"reference": ref}} for ref in ACTORS["pta"]]
+        resources.append(practitioner("pta-1", PTA))
     if year_to_date is not None:
         with_year_to_date(next(r for r in resources if r["resourceType"] == "Coverage"), pt_slp=year_to_date)
     year = day[:4]
@@ -271,6 +341,42 @@ CASES += [
         "it is kept as sent and the one kx-not-evaluated information says so.\nSource: issue 5 (the year-to-date "
         f"amount is an input, never guessed); {KX_YEAR_SOURCE}",
         lambda: _visit_on("2025-02-04", kx_sent=True),
+    ),
+]
+
+
+KX_ASSISTANT_SOURCE = (
+    "the threshold is on incurred (allowed) expenses: NGS 'KX Modifier ... Calendar Year 2024' (CMS contractor); "
+    "a CQ/CO line is paid at 85 % of the otherwise applicable payment from 2022-01-01: SSA §1834(v)(1), CMS "
+    "'Billing Examples Using CQ/CO Modifiers ...'; mappings/payers/medicare.yaml edits.assistant.payment_percent "
+    f"(that the reduced amount accrues is derived, UNCONFIRMED in Pub 100-04 ch.5 §10.3's text); {KX_YEAR_SOURCE}"
+)
+CASES += [
+    Case(
+        "kx-not-cq-line-accrues-85-percent",
+        "Does not fire: the PTA alone furnishes 97140 23 min on 2024-02-06 (97140-GP-CQ x2, charge 90.00). The "
+        "payer allows 85 % = 76.50, so PT/SLP 2250.00 + 76.50 = 2326.50 <= the CY2024 threshold 2330.00 -> no "
+        f"KX (at the full charge it would be 2340.00, over).\nSource: {KX_ASSISTANT_SOURCE}",
+        lambda: _visit_on("2024-02-06", year_to_date=2250.00, by="pta"),
+    ),
+    Case(
+        "kx-pt-line-accrues-full-charge",
+        "The same visit by the PT (97140-GP x2): 2250.00 + 90.00 = 2340.00 > 2330.00 -> KX; only CQ/CO lines "
+        f"are reduced.\nSource: {KX_ASSISTANT_SOURCE}",
+        lambda: _visit_on("2024-02-06", year_to_date=2250.00),
+    ),
+    Case(
+        "kx-cq-line-over-threshold-after-reduction",
+        "The PTA's 97140 23 min on 2024-02-06 with PT/SLP 2260.00 so far: 2260.00 + 76.50 = 2336.50 > 2330.00 -> "
+        f"97140-GP-CQ-KX.\nSource: {KX_ASSISTANT_SOURCE}",
+        lambda: _visit_on("2024-02-06", year_to_date=2260.00, by="pta"),
+    ),
+    Case(
+        "kx-cq-line-before-2022-full-charge",
+        "The PTA's 97140 23 min on 2021-02-09, PT/SLP 2030.00 so far: no reduction before 2022-01-01, so 2030.00 + "
+        f"90.00 = 2120.00 > the CY2021 threshold 2110.00 -> KX (the Claim is also held: past timely filing at "
+        f"the golden clock).\nSource: {KX_ASSISTANT_SOURCE}",
+        lambda: _visit_on("2021-02-09", year_to_date=2030.00, by="pta"),
     ),
 ]
 

@@ -112,7 +112,18 @@ class AssistantPolicy(Strict):
         "therapist-midpoint (without CQ/CO when the therapist alone furnished 8+ of its minutes, the CY 2022 "
         "revision as secondary sources describe it: UNCONFIRMED)",
     )
+    payment_percent: Annotated[int, Field(ge=1, le=100)] | None = Field(
+        None, description="the payer pays CQ/CO lines at this share of the fee schedule (SSA §1834(v): 85 %)"
+    )
+    payment_from: date | None = Field(None, description="dates of service from which payment_percent applies")
+    payment_source: str = ""
     source: str = ""
+
+    def allowed_cents(self, cents: int, service_date: date) -> int:
+        """What the payer allows for a CQ/CO line charged ``cents`` on that date of service."""
+        if self.payment_percent is None or (self.payment_from is not None and service_date < self.payment_from):
+            return cents
+        return (cents * self.payment_percent + 50) // 100
 
 
 class KxYear(Strict):

@@ -378,6 +378,16 @@ def discipline_modifiers(line: ServiceLine, ctx: EditContext) -> list[tuple[Serv
     return [(replace(with_discipline, units=line.units - cq_units), discipline.id), (assisted, discipline.id)]
 
 
+def _allowed_cents(line: ServiceLine, ctx: EditContext) -> int:
+    """What the line adds to the year-to-date therapy amount: the threshold counts incurred (allowed)
+    expenses, and the payer allows a CQ / CO line at the pack's assistant payment share."""
+    cents = line.net_cents or 0
+    assistant = {d.assistant_modifier for d in ctx.policy.disciplines if d.assistant_modifier}
+    if assistant.isdisjoint(line.modifiers):
+        return cents
+    return ctx.policy.assistant.allowed_cents(cents, line.service_date)
+
+
 def kx(lines: list[ServiceLine], disciplines: list[str | None], ctx: EditContext) -> list[ServiceLine]:
     """KX when the year-to-date therapy amount plus this claim's lines exceed the threshold of the date of
     service's calendar year (a table in the pack); a KX the sender attached is checked, not passed on."""
@@ -411,7 +421,7 @@ def kx(lines: list[ServiceLine], disciplines: list[str | None], ctx: EditContext
             kept |= {i for i in indexes if i in sent}
             continue
         limit = round(float(entry.amount) * 100)
-        total = year_to_date[group] + sum(result[i].net_cents or 0 for i in indexes)
+        total = year_to_date[group] + sum(_allowed_cents(result[i], ctx) for i in indexes)
         placeholder = " (placeholder amount)" if entry.placeholder else ""
         added = total - year_to_date[group]
         basis = (
