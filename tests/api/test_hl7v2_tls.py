@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from adapter.rules.catalog import Rules
+from adapter.service.hl7v2.mllp import certificate_name
 from tests.api.auth_support import Client, write_registry
 from tests.api.conftest import make_api
 from tests.api.test_hl7v2_mllp import port_of
@@ -179,3 +180,13 @@ def test_with_a_client_registry_plain_mllp_is_refused(rules: Rules, tmp_path: Pa
     with make_api(f"sqlite:///{tmp_path / 'plain.sqlite3'}", rules, **settings) as api:
         assert _refused(port_of(api), None)
         assert api.rows("resource_current") == [] and api.rows("hl7v2_messages") == []
+
+
+def test_a_certificate_names_its_client_by_its_one_common_name() -> None:
+    """The shape ssl.getpeercert() returns: the subject's one commonName is the client_id; two
+    commonNames are ambiguous, and a subjectAltName alone names no client."""
+    one = {"subject": ((("organizationName", "Clinic"),), (("commonName", "engine"),))}
+    two = {"subject": ((("commonName", "engine"),), (("commonName", "admin"),))}
+    alt_only = {"subject": ((("organizationName", "Clinic"),),), "subjectAltName": (("DNS", "engine"),)}
+    assert certificate_name(one) == "engine"
+    assert certificate_name(two) is None and certificate_name(alt_only) is None and certificate_name(None) is None

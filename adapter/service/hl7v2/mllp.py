@@ -112,12 +112,14 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 def certificate_name(certificate: dict[str, Any] | None) -> str | None:
-    """The commonName of a verified TLS client certificate (the registered client_id it stands for)."""
-    for rdn in (certificate or {}).get("subject", ()):
-        for name, value in rdn:
-            if name == "commonName":
-                return str(value)
-    return None
+    """The client_id a verified TLS client certificate stands for: its subject's one commonName.
+
+    Not a subjectAltName: those name hosts (DNS, IP), and one engine host often sends for several
+    registered clients.  A subject with several commonNames is ambiguous and names nobody."""
+    names = [
+        str(value) for rdn in (certificate or {}).get("subject", ()) for name, value in rdn if name == "commonName"
+    ]
+    return names[0] if len(names) == 1 else None
 
 
 class MllpListener:
