@@ -27,6 +27,7 @@ from adapter.intake.resources import (
     read_observation,
     read_procedure,
 )
+from adapter.intake.survey import survey
 from adapter.intake.validation import validate_resource
 from adapter.intake.values import codings, day_of, when
 from adapter.intake.wire import Limits
@@ -135,8 +136,10 @@ def _index(document: dict[str, Any], limits: Limits, validation: str) -> BundleI
                 )
             ]
         )
+    found_in = survey(document)
+    shape = found_in.suspect_shape
     shell = {key: value for key, value in document.items() if key != "entry"}
-    problems = validate_resource(shell, "Bundle", validation)
+    problems = validate_resource(shell, "Bundle", validation, shape)
     bundle_type = document.get("type")
     if bundle_type is not None and not isinstance(bundle_type, str):
         if all(p.expression != "Bundle.type" for p in problems):
@@ -182,13 +185,14 @@ def _index(document: dict[str, Any], limits: Limits, validation: str) -> BundleI
                 Problem("fhir-invalid", "entry.resource must be an object", f"{path}.resource", "structure")
             )
             continue
-        found = validate_resource(resource, f"{path}.resource", validation)
+        found = validate_resource(resource, f"{path}.resource", validation, shape)
         problems.extend(found)
         if not found:
             entries.append(Entry(i, full_url, resource))
     full_urls = {e.full_url for e in entries if e.full_url}
-    for entry in entries:
-        problems += unresolved_urns(entry, full_urls)
+    if not found_in.urn_references <= full_urls:  # else no entry can hold an unresolved one
+        for entry in entries:
+            problems += unresolved_urns(entry, full_urls)
     if problems:
         raise InputError(problems)
     return BundleIndex(entries)
