@@ -122,20 +122,41 @@ def test_a_resend_gets_the_same_ack_without_a_second_write(door: Api, connect: C
     assert count(door, "resource_history") == history
 
 
-def test_enhanced_mode_accept_acknowledgments(door: Api, connect: Connect) -> None:
+def test_enhanced_mode_sends_the_accept_then_the_application_acknowledgment(door: Api, connect: Connect) -> None:
+    """HL7 v2.5.1 ch. 2.9.3 on one connection: the accept acknowledgment (CA / CR) and then, for a
+    message taken, the application acknowledgment (AA / AE) as a message of its own, each as MSH-15 /
+    MSH-16 ask; both only after the commit."""
     peer = connect(door)
-    always = peer.exchange(visit("ENH-1", extra={15: "AL", 16: "NE"}, visit_number="V-E1"))
-    assert fields(always, "MSA")[1:3] == ["CA", "ENH-1"]
-    rejected = peer.exchange(message(msh("ENH-2", version="9.9", extra={15: "AL", 16: "AL"}), pid()))
-    assert fields(rejected, "MSA")[1:3] == ["CR", "ENH-2"]
-    refused = peer.exchange(message(msh("ENH-3", extra={15: "ER"}), pid(), pv1(), ft1(1, "97140", "20250114")))
-    assert fields(refused, "MSA")[1:3] == ["CE", "ENH-3"]
-    # NE (never) and ER (errors only) on success send nothing: the next ACK on the connection is the next message's
-    peer.send(frame(visit("ENH-4", extra={15: "NE", 16: "AL"}, visit_number="V-E4")))
-    peer.send(frame(visit("ENH-5", extra={15: "ER", 16: "AL"}, visit_number="V-E5")))
-    last = peer.exchange(visit("ENH-6", extra={15: "SU"}, visit_number="V-E6"))
-    assert fields(last, "MSA")[1:3] == ["CA", "ENH-6"]
-    assert count(door, "hl7v2_messages") == 4  # ENH-1, 4, 5, 6 were stored
+    peer.send(frame(visit("ENH-1", extra={15: "AL", 16: "AL"}, visit_number="V-E1")))
+    first = [peer.ack()]
+    assert count(door, "hl7v2_messages") == 1  # committed before the first acknowledgment went out
+    first.append(peer.ack())
+    assert [fields(ack, "MSA")[1:3] for ack in first] == [["CA", "ENH-1"], ["AA", "ENH-1"]]
+    assert fields(first[0], "MSH")[10] != fields(first[1], "MSH")[10]  # two messages, two control ids
+    # refused for its content: taken (CA: resending would not help), then AE naming the field
+    no_range = ft1(1, "97140", "20250114")  # a timed code without its minutes
+    peer.send(frame(message(msh("ENH-2", extra={15: "AL", 16: "AL"}), pid(), pv1(), no_range, dg1(1, "M54.50"), in1())))
+    accept, application = peer.ack(), peer.ack()
+    assert fields(accept, "MSA")[1:3] == ["CA", "ENH-2"] and errors(accept) == []
+    assert fields(application, "MSA")[1:3] == ["AE", "ENH-2"]
+    assert [err[2] for err in errors(application)] == ["FT1^1^4^1"]
+    # each acknowledgment only when asked: the acknowledgments arrive in this order and no others
+    peer.send(frame(visit("ENH-3", extra={15: "AL", 16: "ER"}, visit_number="V-E3")))  # CA; success: no AA
+    peer.send(frame(message(msh("ENH-4", version="9.9", extra={15: "AL", 16: "AL"}), pid())))  # CR, no AR
+    peer.send(frame(visit("ENH-5", extra={15: "NE", 16: "SU"}, visit_number="V-E5")))  # no CA; AA
+    peer.send(frame(visit("ENH-6", extra={15: "ER", 16: "NE"}, visit_number="V-E6")))  # nothing at all
+    peer.send(frame(visit("ENH-7", visit_number="V-E7")))  # original mode: AA
+    received = [fields(peer.ack(), "MSA")[1:3] for _ in range(4)]
+    assert received == [["CA", "ENH-3"], ["CR", "ENH-4"], ["AA", "ENH-5"], ["AA", "ENH-7"]]
+    assert count(door, "hl7v2_messages") == 5  # ENH-1, 3, 5, 6, 7
+    # a resend gets both acknowledgments again, as they were sent, without a write
+    history = count(door, "resource_history")
+    peer.send(frame(visit("ENH-1", extra={15: "AL", 16: "AL"}, visit_number="V-E1")))
+    assert [peer.ack(), peer.ack()] == first
+    assert count(door, "resource_history") == history
+    # the sender's acknowledgment of an application acknowledgment is not acknowledged (no ACK loop)
+    peer.send(frame(message(msh("SENDER-ACK", extra={9: "ACK^P03^ACK"}), "MSA|AA|TC0123456789ABCDEF01")))
+    assert fields(peer.exchange(visit("ENH-8", visit_number="V-E8")), "MSA")[1:3] == ["AA", "ENH-8"]
 
 
 def test_framing_faults_leave_the_connection_usable(door: Api, connect: Connect) -> None:
@@ -231,8 +252,14 @@ def test_post_hl7v2_answers_the_ack(door: Api, connect: Connect) -> None:
     assert connect(door).exchange(visit("HTTP-1", visit_number="V-H1")) == response.text
     wrong = door.client.post("/hl7v2", content=visit("HTTP-2"), headers={"Content-Type": "text/plain"})
     assert wrong.status_code == 415
-    silent = door.client.post("/hl7v2", content=visit("HTTP-3", extra={15: "NE"}), headers={"Content-Type": ER7})
+    silent = door.client.post(
+        "/hl7v2", content=visit("HTTP-3", extra={15: "NE", 16: "NE"}), headers={"Content-Type": ER7}
+    )
     assert silent.status_code == 204
+    both = door.client.post(
+        "/hl7v2", content=visit("HTTP-4", extra={15: "AL", 16: "AL"}), headers={"Content-Type": ER7}
+    )
+    assert fields(both.text, "MSA")[1:3] == ["AA", "HTTP-4"]  # one response: the application acknowledgment
 
 
 def test_the_listener_runs_beside_a_busy_api(door: Api, connect: Connect) -> None:

@@ -1,9 +1,13 @@
 """HL7 v2 acknowledgments (v2.5.1 ch. 2.9 / 2.14: MSH, MSA, ERR), original and enhanced mode.
 
-Original mode: MSA-1 AA / AE / AR.  Enhanced mode (the sender valued MSH-15 or MSH-16): the
-accept acknowledgment CA / CE / CR, sent or not as MSH-15 asks (AL always, NE never, ER only on
-an error or reject, SU only on success; empty or not a table 0155 value = AL).  The ACK's MSH swaps the sending and
-receiving application and facility, has its own control id, and copies processing id and version.
+Original mode (MSH-15 and MSH-16 empty): one ACK, MSA-1 AA / AE / AR.  Enhanced mode (ch. 2.9.3,
+either valued): first the accept acknowledgment, CA when the message was taken (committed, or
+refused for its content: resending it would not help), CR when it cannot be taken (type, version,
+processing id, framing), CE when it cannot be taken now (ERR 206 / 207: resend later); then, for a
+taken message, the application acknowledgment AA / AE as a message of its own.  Each is sent or not
+as its field asks (table 0155: AL always, NE never, ER only on an error or reject, SU only on
+success; empty or not a table 0155 value = AL).  An ACK's MSH swaps the sending and receiving
+application and facility, has its own control id, and copies processing id and version.
 ERR: v2.5 and later use ERR-2 location (ERL), ERR-3 HL7 error code (table 0357), ERR-4 severity,
 ERR-5 theraclaim's finding code and ERR-8 the user message; v2.3 / v2.4 use ERR-1 (ELD).
 """
@@ -22,7 +26,7 @@ from adapter.intake.hl7v2.er7 import TABLE_0357_TEXT, Header, Location
 
 DEFAULT_SEPARATORS = "|^~\\&"
 DEFAULT_VERSION = "2.5.1"
-ENHANCED = {"AA": "CA", "AE": "CE", "AR": "CR"}
+TRANSIENT = ("206", "207")  # table 0357 codes of "not now": the accept acknowledgment is CE, not CR
 MAX_TEXT = 200  # MSA-3 (ST, 80 in v2.5.1, deprecated since v2.4) stays short; the details are in the ERR segments
 
 
@@ -44,11 +48,17 @@ def _escape(separators: str, value: str) -> str:
     return str(_escaper(separators).escape(value.replace("\r", " ").replace("\n", " ")))
 
 
-def _sends(header: Header | None, code: str) -> bool:
-    if header is None or not header.enhanced:
-        return True
-    mode = header.accept_ack_type.upper()  # table 0155; empty or unknown: AL (always)
-    return mode not in ("NE", "ER", "SU") or (mode == "ER" and code != "AA") or (mode == "SU" and code == "AA")
+def _wanted(condition: str, success: bool) -> bool:
+    """Whether an acknowledgment goes out under its MSH-15 / MSH-16 condition (table 0155)."""
+    mode = condition.upper()
+    return mode not in ("NE", "ER", "SU") or (mode == "ER" and not success) or (mode == "SU" and success)
+
+
+def accept_code(code: str, issues: list[AckIssue]) -> str:
+    """The enhanced-mode accept acknowledgment code of an outcome (AA, AE or AR)."""
+    if code != "AR":
+        return "CA"
+    return "CE" if any(issue.hl7_code in TRANSIENT for issue in issues) else "CR"
 
 
 def _version_at_least_25(version: str) -> bool:
@@ -63,7 +73,7 @@ def ack_control_id(seed: str) -> str:
     return "TC" + hashlib.sha256(seed.encode()).hexdigest()[:18].upper()
 
 
-def build_ack(
+def acknowledgments(
     header: Header | None,
     code: str,
     text: str,
@@ -71,14 +81,26 @@ def build_ack(
     *,
     now: datetime,
     seed: str,
-) -> str | None:
-    """The ACK as ER7 text (segments separated by CR), or None when enhanced mode asks for none."""
-    if not _sends(header, code):
-        return None
+) -> list[str]:
+    """The ACK messages to send for an outcome, in order, as ER7 text (segments separated by CR):
+    original mode one; enhanced mode the accept acknowledgment and then, for a message taken, the
+    application acknowledgment, each only when its field asks for it (possibly none at all)."""
+    if header is None or not header.enhanced:
+        return [_message(header, code, text, issues, now, seed)]
+    sent = []
+    accept = accept_code(code, issues)
+    if _wanted(header.accept_ack_type, accept == "CA"):
+        taken = accept == "CA"  # the details of a taken message are the application acknowledgment's
+        sent.append(_message(header, accept, text, [] if taken else issues, now, f"{seed}|accept"))
+    if accept == "CA" and _wanted(header.application_ack_type, code == "AA"):
+        sent.append(_message(header, code, text, issues, now, f"{seed}|application"))
+    return sent
+
+
+def _message(header: Header | None, code: str, text: str, issues: list[AckIssue], now: datetime, seed: str) -> str:
     separators = header.separators if header is not None and len(header.separators) == 5 else DEFAULT_SEPARATORS
     field = separators[0]
     version = header.version if header is not None and header.version else DEFAULT_VERSION
-    msa_code = ENHANCED[code] if header is not None and header.enhanced else code
     esc = _escape
     msh = [
         "MSH",
@@ -96,7 +118,7 @@ def build_ack(
     ]
     segments = [field.join(msh[:1]) + field + field.join(msh[1:])]
     control_id = esc(separators, header.control_id) if header else ""
-    segments.append(field.join(["MSA", msa_code, control_id, esc(separators, text[:MAX_TEXT])]))
+    segments.append(field.join(["MSA", code, control_id, esc(separators, text[:MAX_TEXT])]))
     for issue in issues:
         segments.append(_err(issue, separators, version))
     return "\r".join(segments) + "\r"

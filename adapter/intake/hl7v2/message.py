@@ -13,7 +13,7 @@ from datetime import date, datetime, tzinfo
 from typing import Any
 
 from adapter.errors import FINDING_SYSTEM, Problem
-from adapter.intake.hl7v2.ack import AckIssue, build_ack
+from adapter.intake.hl7v2.ack import AckIssue, acknowledgments
 from adapter.intake.hl7v2.bundle import Charge, Converted, to_bundle
 from adapter.intake.hl7v2.er7 import Header, Parsed, V2Error, check_header, hl7_error_code, read_header
 from adapter.intake.hl7v2.mapping import Hl7v2Mapping
@@ -28,7 +28,7 @@ class V2Outcome:
     """What a message came to: the ACK code and text, its issues, and (for AA) what to store."""
 
     header: Header | None
-    code: str  # AA | AE | AR (the service turns these into CA / CE / CR in enhanced mode)
+    code: str  # AA | AE | AR (in enhanced mode the accept acknowledgment is CA / CE / CR, ack.py)
     text: str
     issues: list[AckIssue]
     content_sha256: str
@@ -36,8 +36,9 @@ class V2Outcome:
     inputs: tuple[dict[str, Any], ...] = ()  # the FHIR resources the message was mapped to
     input_bundle: dict[str, Any] | None = field(default=None, repr=False)
 
-    def ack(self, now: datetime, seed: str = "") -> str | None:
-        return build_ack(
+    def acks(self, now: datetime, seed: str = "") -> list[str]:
+        """The ACK messages to send, in order (enhanced mode: accept, then application; maybe none)."""
+        return acknowledgments(
             self.header, self.code, self.text, self.issues, now=now, seed=f"{seed}|{self.content_sha256}|{self.code}"
         )
 

@@ -4,7 +4,9 @@ Commit before ACK: ``handle`` returns the ACK only after the message's FHIR inpu
 its idempotency row are committed in one transaction; a crash before that returns nothing, the
 sender resends, and the Claim ids (from the Encounter's PV1-19 identifier) make the resend land
 on the same Claim.  A resend of an acknowledged message (same sender, MSH-10 and content) gets the
-stored ACK again without a write; the same MSH-10 with other content is refused (AE, ERR 205).
+stored ACKs again without a write; the same MSH-10 with other content is refused (AE, ERR 205).
+In enhanced mode both acknowledgments (accept, then application) follow the commit: this door
+takes responsibility for a message only by storing what it means.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from adapter.intake.hl7v2 import V2Outcome, content_digest, convert_message, load_mapping
-from adapter.intake.hl7v2.ack import AckIssue, build_ack
+from adapter.intake.hl7v2.ack import AckIssue, acknowledgments
 from adapter.intake.hl7v2.er7 import V2Error, read_header
 from adapter.service.auth.access import WriteAccess
 from adapter.service.claims import ClaimService
@@ -33,15 +35,16 @@ from adapter.service.store import WriteConflict, hl7v2_messages
 log = logging.getLogger("theraclaim.hl7v2")
 HEAD_BYTES = 8192  # enough of an oversized message to read its MSH for the ACK
 STATUS = {"AA": 200, "AE": 422, "AR": 400}
+LEDGER_SEPARATOR = "\x1c"  # between the ACKs of one message in the ledger (MLLP's end block: never in a message)
 
 
 class _Acknowledged(Exception):
     """The message key is already in the ledger (found inside the write transaction)."""
 
-    def __init__(self, content_sha256: str, ack: str) -> None:
+    def __init__(self, content_sha256: str, acks: list[str]) -> None:
         super().__init__("already acknowledged")
         self.content_sha256 = content_sha256
-        self.ack = ack
+        self.acks = acks
 
 
 class Hl7v2Door:
@@ -53,16 +56,17 @@ class Hl7v2Door:
         self.tz = ZoneInfo(self.settings.hl7v2_timezone)
         self.ready: Callable[[], bool] = lambda: True  # the schema is up (the app sets this)
 
-    def handle(self, raw: bytes, access: WriteAccess | None = None) -> str | None:
-        """The ACK to send for one message (None when enhanced mode asks for no accept ACK).
+    def handle(self, raw: bytes, access: WriteAccess | None = None) -> list[str]:
+        """The ACKs to send for one message, in order: one in original mode; in enhanced mode the
+        accept and the application acknowledgment, each as MSH-15 / MSH-16 ask (maybe none).
 
         With ``access`` the message is written as that Principal (scope and tenant checks, the
         AuditEvent in the write's transaction); a message that writes nothing still leaves its
         AuditEvent (recorded here once the outcome is known).
         """
-        ack, code = self._handle(raw, access)
+        acks, code = self._handle(raw, access)
         self._audit(access, code)
-        return ack
+        return acks
 
     def _audit(self, access: WriteAccess | None, code: str) -> None:
         if access is not None and not access.context.recorded:
@@ -71,7 +75,7 @@ class Hl7v2Door:
             except DATABASE_DOWN as down:
                 log.warning("hl7v2 AuditEvent not recorded (%s)", type(down).__name__)
 
-    def _handle(self, raw: bytes, access: WriteAccess | None) -> tuple[str | None, str]:
+    def _handle(self, raw: bytes, access: WriteAccess | None) -> tuple[list[str], str]:
         now = self.claims.clock()  # the service's decision clock (timely filing, future dates)
         settings = self.settings
         outcome = convert_message(
@@ -84,6 +88,10 @@ class Hl7v2Door:
             limits=settings.limits,
             validation=settings.validation,
         )
+        if outcome.header is not None and outcome.header.message_type.startswith("ACK^"):
+            # the sender's accept acknowledgment of our application acknowledgment: never acknowledged
+            log.info("hl7v2 ACK received and dropped payload=%s", outcome.content_sha256[:12])
+            return [], "AA"
         key = outcome.key
         if outcome.code != "AA" or key is None:
             return self._refuse(outcome, now), outcome.code
@@ -98,18 +106,18 @@ class Hl7v2Door:
             found = self._ledger(key)
             if found is not None:
                 raise _Acknowledged(*found)
-            ack = outcome.ack(now) or ""
+            acks = outcome.acks(now)
             self.claims.store_result(
                 result,
                 outcome.content_sha256,
                 inputs=outcome.inputs,
                 operation="hl7v2",
-                also=lambda connection, _: self._claim_key(connection, key, outcome.content_sha256, ack, now),
+                also=lambda connection, _: self._claim_key(connection, key, outcome.content_sha256, acks, now),
                 access=access,
             )
         except _Acknowledged as seen:
             again = self._again(outcome, seen, now)
-            return again, "AA" if again == seen.ack else "AE"
+            return again, "AA" if again == seen.acks else "AE"
         except FhirError as failed:
             if failed.status in (401, 403):  # this client may not write this visit: never taken as sent
                 issue = AckIssue("E", "207", failed.code, f"{failed.message}; nothing was stored", None)
@@ -121,16 +129,16 @@ class Hl7v2Door:
             log.warning("hl7v2 database unreachable (%s)", type(down).__name__)
             return self._unavailable(outcome, now, "the database cannot be reached"), "AR"
         log.info("hl7v2 AA stored payload=%s", outcome.content_sha256[:12])
-        return ack or None, "AA"
+        return acks, "AA"
 
-    def _unavailable(self, outcome: V2Outcome, now: datetime, reason: str, code: str = "207") -> str | None:
+    def _unavailable(self, outcome: V2Outcome, now: datetime, reason: str, code: str = "207") -> list[str]:
         """AR (not the sender's fault, HL7 2.9.2): nothing was stored; the sender should resend later."""
         issue = AckIssue("E", code, "database-unavailable", f"{reason}; nothing was stored, resend later", None)
         return self._refuse(replace(outcome, code="AR", text=f"rejected: {reason}", issues=[issue]), now)
 
     def reject_frame(
         self, head: bytes, message: str, hl7_code: str = "207", access: WriteAccess | None = None
-    ) -> str | None:
+    ) -> list[str]:
         """AR for a frame that cannot be taken (oversized, no start block); MSA-2 when its MSH is readable."""
         now = datetime.now(UTC).replace(microsecond=0)
         try:
@@ -143,7 +151,7 @@ class Hl7v2Door:
         self._audit(access, "AR")
         return ack
 
-    def _ledger(self, key: tuple[str, str], connection: Connection | None = None) -> tuple[str, str] | None:
+    def _ledger(self, key: tuple[str, str], connection: Connection | None = None) -> tuple[str, list[str]] | None:
         query = select(hl7v2_messages.c.content_sha256, hl7v2_messages.c.ack).where(
             hl7v2_messages.c.sender == key[0], hl7v2_messages.c.control_id == key[1]
         )
@@ -152,25 +160,33 @@ class Hl7v2Door:
         else:
             with self.store.engine.connect() as own:
                 row = own.execute(query).first()
-        return (row.content_sha256, row.ack) if row is not None else None
+        if row is None:
+            return None
+        return row.content_sha256, [ack for ack in row.ack.split(LEDGER_SEPARATOR) if ack]
 
-    def _claim_key(self, connection: Connection, key: tuple[str, str], digest: str, ack: str, now: datetime) -> None:
+    def _claim_key(
+        self, connection: Connection, key: tuple[str, str], digest: str, acks: list[str], now: datetime
+    ) -> None:
         found = self._ledger(key, connection)
         if found is not None:
             raise _Acknowledged(*found)
         try:
             connection.execute(
                 insert(hl7v2_messages).values(
-                    sender=key[0], control_id=key[1], content_sha256=digest, received_at=now, ack=ack
+                    sender=key[0],
+                    control_id=key[1],
+                    content_sha256=digest,
+                    received_at=now,
+                    ack=LEDGER_SEPARATOR.join(acks),
                 )
             )
         except IntegrityError as exc:  # a concurrent copy got there first: retry, then find its row
             raise WriteConflict("hl7v2_messages") from exc
 
-    def _again(self, outcome: V2Outcome, seen: _Acknowledged, now: datetime) -> str | None:
+    def _again(self, outcome: V2Outcome, seen: _Acknowledged, now: datetime) -> list[str]:
         if seen.content_sha256 == outcome.content_sha256:
             log.info("hl7v2 resend acknowledged again payload=%s", outcome.content_sha256[:12])
-            return seen.ack
+            return seen.acks
         issue = AckIssue(
             "E",
             "205",
@@ -181,7 +197,7 @@ class Hl7v2Door:
         refused = replace(outcome, code="AE", text="refused: duplicate message control id (MSH-10)", issues=[issue])
         return self._refuse(refused, now)
 
-    def _refuse(self, outcome: V2Outcome, now: datetime) -> str | None:
+    def _refuse(self, outcome: V2Outcome, now: datetime) -> list[str]:
         """An AE / AR: nothing is stored but the submission is recorded (codes and hashes only)."""
         summary = {"ack": outcome.code, "errors": [[i.hl7_code, i.finding, i.location] for i in outcome.issues]}
         try:
@@ -203,7 +219,7 @@ class Hl7v2Door:
         log.info(
             "hl7v2 %s %s payload=%s", outcome.code, [i.hl7_code for i in outcome.issues], outcome.content_sha256[:12]
         )
-        return build_ack(
+        return acknowledgments(
             outcome.header,
             outcome.code,
             outcome.text,

@@ -187,17 +187,17 @@ class MllpListener:
                 if not data:
                     return
                 for frame in framer.feed(data):
-                    ack = await asyncio.to_thread(self._answer, frame, principal)
-                    if ack is not None:
+                    for ack in await asyncio.to_thread(self._answer, frame, principal):
                         writer.write(START + ack.encode("utf-8") + END)
-                        await writer.drain()
+                    await writer.drain()
         except (ConnectionError, ssl.SSLError) as error:
             log.info("MLLP connection lost: %s", type(error).__name__)
         finally:
             self.open -= 1
             writer.close()
 
-    def _answer(self, frame: Frame, principal: Principal) -> str | None:
+    def _answer(self, frame: Frame, principal: Principal) -> list[str]:
+        """The ACKs of one frame, in order (enhanced mode: the accept, then the application acknowledgment)."""
         context = AuditContext("operation", "hl7v2", client_id=principal.client_id, address=principal.address)
         access = WriteAccess(principal, context, self.policy.audit)
         if frame.fault is not None:

@@ -27,10 +27,11 @@ def hl7v2_router(door: Hl7v2Door, settings: Settings, policy: AuthPolicy) -> API
         context.interaction, context.operation = "operation", "hl7v2"
         access = WriteAccess(principal_of(request), context, policy.audit)
         body = await read_body(request, settings.mllp_max_bytes, (ER7,))
-        ack = await run_in_threadpool(door.handle, body, access)
-        if ack is None:  # enhanced mode: the sender asked for no accept acknowledgment here
+        acks = await run_in_threadpool(door.handle, body, access)
+        if not acks:  # enhanced mode: the sender asked for no acknowledgment of this outcome
             return Response(status_code=204)
-        return Response(ack.encode("utf-8"), 200, media_type=f"{ER7}; charset=utf-8")
+        # one response has room for one message: enhanced mode's application acknowledgment, when asked for
+        return Response(acks[-1].encode("utf-8"), 200, media_type=f"{ER7}; charset=utf-8")
 
     return router
 
