@@ -187,6 +187,7 @@ class EncounterFacts:
     service_date: date | None = None  # the Encounter's date (Encounter.period.start) when no Procedure gives one
     visit_refs: tuple[str, ...] = ()  # the Encounters pooled into this day's Claim (empty: this one alone)
     withdrawn_visits: tuple[str, ...] = ()  # cancelled / entered-in-error visits of the day left out of the pool
+    lost_visits: tuple[str, ...] = ()  # stored visits of the day that no longer convert: left out, the Claim held
     visit_identities: tuple[str, ...] = ()  # the identities of every visit of the day (pooled or withdrawn)
     start_instant: datetime | None = None  # Encounter.period.start with its time, when it has one
     timezone: str | None = None  # the clinic's IANA time zone (FHIR timezone extension on Location / Organization)

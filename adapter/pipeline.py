@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +14,7 @@ from adapter.digest import canonical_digest
 from adapter.errors import InputError, Problem
 from adapter.intake.fhir import read_bundle
 from adapter.intake.wire import Limits, check_document, parse_document
-from adapter.model import ClaimDecision
+from adapter.model import ClaimDecision, EncounterFacts
 from adapter.output.fhir import render_bundle, render_invalid
 from adapter.rules.catalog import Rules
 from adapter.rules.claim import NOT_BILLABLE, ClaimOptions, decide
@@ -61,6 +62,8 @@ class Result:
     invalid: bool = False
     decisions: tuple[ClaimDecision, ...] = ()  # what the Bundle was rendered from (other outputs start here)
     source: dict[str, Any] | None = None  # the parsed input (the service pools a day's visits across pushes)
+    visits: tuple[EncounterFacts, ...] = ()  # the input's visits as read, before the day's pool (stored per visit)
+    decider: Decider | None = None  # decides again over more visits of the same days
 
     @property
     def exit_code(self) -> int:
@@ -77,6 +80,56 @@ def _digest(document: Any) -> str:
         raise InputError([Problem("not-json", f"the document is not JSON data: {exc}", None, "structure")]) from exc
 
 
+@dataclass(frozen=True, slots=True)
+class Decider:
+    """The rules and settings a Result was decided with, to decide again over other visits of its days."""
+
+    rules: Rules
+    now: datetime
+    payer: str | None
+    options: ClaimOptions
+
+    def __call__(
+        self, visits: Sequence[EncounterFacts], digest: str, lost: Mapping[str, tuple[str, ...]] | None = None
+    ) -> Result:
+        """The Result of ``visits`` as one input (pooled per day); ``lost``: per day, the visits left out
+        because they no longer convert (a held finding on the day's Claim).  Problems: an invalid Result."""
+        try:
+            return _decided(visits, self, digest, lost or {}, None)
+        except InputError as error:
+            return Result(render_invalid(error, digest, self.now), (), invalid=True)
+
+
+def _decided(
+    visits: Sequence[EncounterFacts],
+    decider: Decider,
+    digest: str,
+    lost: Mapping[str, tuple[str, ...]],
+    document: dict[str, Any] | None,
+) -> Result:
+    rules, payer, options = decider.rules, decider.payer, decider.options
+    decisions, problems, local = [], [], []
+    for facts in visits:
+        try:  # dates of service in the clinic's time zone, before the day's pool is formed
+            local.append(localize(facts, rules, payer, options.default_payer))
+        except InputError as error:
+            problems += [p for p in error.problems if p not in problems]
+    for facts in pool_days(local):
+        if facts.identity in lost:
+            facts = replace(facts, lost_visits=lost[facts.identity])
+        try:  # report the problems of every Encounter, not only the first one's
+            decisions.append(decide(facts, rules, payer=payer, options=options, now=decider.now))
+        except InputError as error:
+            problems += [p for p in error.problems if p not in problems]
+    if problems:
+        raise InputError(problems)
+    bundle = render_bundle(
+        decisions, now=decider.now, input_digest=digest, version=__version__, cpt_displays=rules.procedures.displays
+    )
+    outcomes = tuple(EncounterOutcome.of(d) for d in decisions)
+    return Result(bundle, outcomes, decisions=tuple(decisions), source=document, visits=tuple(visits), decider=decider)
+
+
 def run(
     payload: bytes | str | dict[str, Any],
     *,
@@ -91,19 +144,8 @@ def run(
     try:
         document = check_document(payload, limits) if isinstance(payload, dict) else parse_document(payload, limits)
         digest = _digest(document)
-        decisions, problems, local = [], [], []
-        for facts in read_bundle(document, limits, validation):
-            try:  # dates of service in the clinic's time zone, before the day's pool is formed
-                local.append(localize(facts, rules, payer, options.default_payer))
-            except InputError as error:
-                problems += [p for p in error.problems if p not in problems]
-        for facts in pool_days(local):
-            try:  # report the problems of every Encounter, not only the first one's
-                decisions.append(decide(facts, rules, payer=payer, options=options, now=now))
-            except InputError as error:
-                problems += [p for p in error.problems if p not in problems]
-        if problems:
-            raise InputError(problems)
+        visits = read_bundle(document, limits, validation)
+        return _decided(visits, Decider(rules, now, payer, options), digest, {}, document)
     except InputError as error:
         try:
             seed = payload if isinstance(payload, bytes | str) else repr(payload)
@@ -111,8 +153,3 @@ def run(
             seed = "unprintable"
         digest = hashlib.sha256(seed.encode() if isinstance(seed, str) else seed).hexdigest()
         return Result(render_invalid(error, digest, now), (), invalid=True)
-    bundle = render_bundle(
-        decisions, now=now, input_digest=digest, version=__version__, cpt_displays=rules.procedures.displays
-    )
-    outcomes = tuple(EncounterOutcome.of(d) for d in decisions)
-    return Result(bundle, outcomes, decisions=tuple(decisions), source=document)

@@ -187,7 +187,20 @@ def _pooled_lines(
 
 
 def _withdrawn_findings(encounter: EncounterFacts) -> list[Finding]:
-    return [
+    lost = [
+        Finding(
+            "day-visit-not-converted",
+            Severity.WARNING,
+            f"the stored visit {visit} of this date of service no longer converts under the current rules: its "
+            "minutes are left out of the day's Claim, which is held. Next step: send that visit again (corrected), "
+            "or cancel it",
+            (),
+            "claim/day-pool",
+            hold=True,
+        )
+        for visit in encounter.lost_visits
+    ]
+    return lost + [
         Finding(
             "visit-withdrawn",
             Severity.INFORMATION,

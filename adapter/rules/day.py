@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime
 from typing import TypeVar
 
 from adapter.model import EncounterFacts, ProcedureFact
@@ -67,6 +67,16 @@ def _with_visit_plans(procedure: ProcedureFact, visit: EncounterFacts) -> Proced
     return replace(procedure, plan_refs=tuple(p.ref for p in visit.plans))
 
 
+def _span(bounds: Sequence[datetime | date | None], last: bool) -> datetime | date | None:
+    """The earliest start (or latest end) of the visits' periods, so each visit's Procedures are checked
+    against the day's visits rather than the first visit's period; unknown when a visit has none or the
+    visits mix dates and times (they do not compare)."""
+    known: list[date] = [b for b in bounds if b is not None]  # (a datetime is a date)
+    if not known or len(known) < len(bounds) or len({type(b) for b in known}) > 1:
+        return None
+    return max(known) if last else min(known)
+
+
 def _merge(identity: str, live: Sequence[EncounterFacts], withdrawn: Sequence[EncounterFacts]) -> EncounterFacts:
     first = live[0]
     unfinished = next((v.status for v in live if v.status != "finished"), first.status)
@@ -83,6 +93,8 @@ def _merge(identity: str, live: Sequence[EncounterFacts], withdrawn: Sequence[En
         observations=_shared([v.observations for v in live]),
         plans=_unique(p for v in live for p in v.plans),
         practitioners=_unique(p for v in live for p in v.practitioners),
+        period_start=_span([v.period_start for v in live], last=False),
+        period_end=_span([v.period_end for v in live], last=True),
         visit_refs=tuple(v.ref for v in live),
         withdrawn_visits=tuple(v.ref for v in withdrawn),
         visit_identities=tuple(v.identity for v in (*live, *withdrawn)),

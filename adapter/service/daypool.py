@@ -1,11 +1,14 @@
 """The day's pool across pushes: a later visit of the same patient, billing provider and date of
 service gives a new version of the day's Claim (adapter/rules/day.py), never a second Claim.
 
-Each push's document is kept per visit of a day (table ``day_visits``).  When a push concerns a
-day that earlier pushes already brought visits for, those visits (each restricted to its own
-Encounter and Procedures) are added to the push and the pipeline runs again on the whole day; the
-push's own visits replace what was stored for them (a corrected or cancelled visit replaces its
-earlier version).  It all happens inside the caller's transaction, which serializes on the day
+Each visit of a day is kept (table ``day_visits``) as read (its facts, JSON) and with the Bundle
+that brought it.  When a push concerns a day that earlier pushes already brought visits for, the
+rules decide again over the push's visits and the stored ones' facts, so a push reads only its own
+Bundle however many visits the day has; a row read by another adapter version is read again from
+its Bundle (restricted to its own Encounter and Procedures).  The push's own visits replace what was
+stored for them (a corrected or cancelled visit replaces its earlier version).  A stored visit that
+no longer converts under the current rules is left out with a held finding on the day's Claim,
+never silently.  It all happens inside the caller's transaction, which serializes on the day
 (``day_lock_keys``, Store.serialize): visits of one day pushed at the same time wait for each other.
 """
 
@@ -14,16 +17,31 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from adapter.digest import canonical_digest
 from adapter.intake.fhir import business_identity
+from adapter.model import EncounterFacts
 from adapter.pipeline import Result
 from adapter.service.store import WriteConflict, day_visits
+from adapter.version import __version__
+
+# The visit as read, stored per row; another adapter version's rows are read again from their Bundle.
+VISIT_FACTS = TypeAdapter(EncounterFacts)
+FACTS_FORMAT = f"theraclaim {__version__} facts 1"
+
+
+class StoredVisit(NamedTuple):
+    visit_identity: str
+    content: str  # the Bundle that brought the visit
+    facts: str | None  # the visit as read (VISIT_FACTS JSON)
+    facts_format: str | None
 
 
 def _hash(value: str) -> str:
@@ -69,40 +87,29 @@ def only_visit(document: dict[str, Any], identity: str) -> list[dict[str, Any]]:
     return kept
 
 
-def merged_document(current: dict[str, Any], stored: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
-    """The push plus the stored visits of its days, as one collection (the push's entries win)."""
-    entries: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    sources = [current.get("entry", [])] + [only_visit(document, identity) for identity, document in stored]
-    for source in sources:
-        for entry in source:
-            if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
-                continue
-            resource = entry["resource"]
-            key = entry.get("fullUrl") or f"{resource.get('resourceType')}/{resource.get('id')}"
-            if key in seen:
-                continue
-            seen.add(key)
-            entries.append({k: v for k, v in entry.items() if k in ("fullUrl", "resource")})
-    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
-
-
-def _remember(connection: Connection, day: str, visit: str, identity: str, content: str, now: datetime) -> None:
-    """Store the visit's document for its day; an unchanged one is not written again (retried pushes
-    converge without contention), a concurrent first write of the same visit is a WriteConflict (retry)."""
+def _remember(
+    connection: Connection, day: str, visit: str, identity: str, content: str, facts: str | None, now: datetime
+) -> None:
+    """Store the visit for its day; an unchanged one is not written again (retried pushes converge
+    without contention), a concurrent first write of the same visit is a WriteConflict (retry)."""
     where = (day_visits.c.day_hash == day, day_visits.c.visit_hash == visit)
-    current = connection.execute(select(day_visits.c.content).where(*where)).scalar_one_or_none()
-    if current == content:
+    current = connection.execute(
+        select(day_visits.c.content, day_visits.c.facts, day_visits.c.facts_format).where(*where)
+    ).one_or_none()
+    values = {"updated_at": now, "content": content, "facts": facts, "facts_format": FACTS_FORMAT if facts else None}
+    if current is not None and (current.content, current.facts, current.facts_format) == (
+        content,
+        facts,
+        values["facts_format"],
+    ):
         return
     try:
         if current is None:
             connection.execute(
-                insert(day_visits).values(
-                    day_hash=day, visit_hash=visit, visit_identity=identity, updated_at=now, content=content
-                )
+                insert(day_visits).values(day_hash=day, visit_hash=visit, visit_identity=identity, **values)
             )
         else:
-            connection.execute(update(day_visits).where(*where).values(updated_at=now, content=content))
+            connection.execute(update(day_visits).where(*where).values(**values))
     except IntegrityError as raced:
         raise WriteConflict(f"day visit {visit[:12]}") from raced
 
@@ -115,33 +122,99 @@ def day_lock_keys(result: Result) -> set[str]:
     }
 
 
+def _problem_codes(result: Result) -> str:
+    issues = [i for e in result.bundle.get("entry", []) for i in e["resource"].get("issue", [])]
+    codes = [
+        c["code"]
+        for i in issues
+        if i.get("severity") in ("error", "fatal")
+        for c in i.get("details", {}).get("coding", [])
+    ]
+    return ", ".join(dict.fromkeys(codes)) or "invalid"
+
+
+def _encounter_ref(document: dict[str, Any], identity: str) -> str:
+    """How the Claim's finding names a stored visit: its Encounter's reference (never its identifiers)."""
+    encounter = next(
+        (e for e in only_visit(document, identity) if e["resource"].get("resourceType") == "Encounter"), None
+    )
+    if encounter is None:
+        return "(its Encounter is no longer in the stored Bundle)"
+    own_id = encounter["resource"].get("id")
+    return f"Encounter/{own_id}" if own_id else str(encounter.get("fullUrl"))
+
+
+def _read_stored(row: StoredVisit, rerun: Callable[[dict[str, Any]], Result]) -> EncounterFacts | str:
+    """The stored visit's facts (from ``facts`` when this adapter version wrote them, else read again from
+    its Bundle), or why it no longer converts."""
+    if row.facts is not None and row.facts_format == FACTS_FORMAT:
+        try:
+            return VISIT_FACTS.validate_json(row.facts)
+        except ValidationError:
+            pass  # (written by this version, so not expected) read it from its Bundle instead
+    document = orjson.loads(row.content)
+    converted = rerun(
+        {"resourceType": "Bundle", "type": "collection", "entry": only_visit(document, row.visit_identity)}
+    )
+    visit = next((v for v in converted.visits if v.identity == row.visit_identity), None)
+    if converted.invalid or visit is None:
+        return f"{_encounter_ref(document, row.visit_identity)} ({_problem_codes(converted)})"
+    return visit
+
+
 def pool_across_pushes(
     connection: Connection,
     result: Result,
     rerun: Callable[[dict[str, Any]], Result],
     now: datetime,
 ) -> Result:
-    """The push's result, re-run over the day's stored visits when there are any; stores the push's visits."""
-    document = result.source
-    if document is None or result.invalid:
+    """The push's result, decided again with the day's stored visits when there are any; stores the push's
+    visits.  ``rerun`` converts a stored Bundle (a row this adapter version did not read)."""
+    document, decide = result.source, result.decider
+    if document is None or decide is None or result.invalid:
         return result
     days = _days(result)
     if not days:
         return result
-    stored: list[tuple[str, dict[str, Any]]] = []
+    stored: list[tuple[str, StoredVisit]] = []
     for day, identities in days.items():
         own = {_hash(i) for i in identities}
         rows = connection.execute(
-            select(day_visits.c.visit_hash, day_visits.c.visit_identity, day_visits.c.content).where(
-                day_visits.c.day_hash == _hash(day)
-            )
+            select(
+                day_visits.c.visit_hash,
+                day_visits.c.visit_identity,
+                day_visits.c.content,
+                day_visits.c.facts,
+                day_visits.c.facts_format,
+            ).where(day_visits.c.day_hash == _hash(day))
         ).all()
-        stored += [(row.visit_identity, orjson.loads(row.content)) for row in rows if row.visit_hash not in own]
+        stored += [(day, StoredVisit(*row[1:])) for row in rows if row.visit_hash not in own]
     content = orjson.dumps(document).decode()
+    own_visits = {v.identity: v for v in result.visits}
     for day, identities in days.items():
         for identity in identities:
-            _remember(connection, _hash(day), _hash(identity), identity, content, now)
+            visit = own_visits.get(identity)
+            facts = VISIT_FACTS.dump_json(visit).decode() if visit is not None else None
+            _remember(connection, _hash(day), _hash(identity), identity, content, facts, now)
     if not stored:
         return result
-    pooled = rerun(merged_document(document, stored))
+    digest = _hash(canonical_digest(document) + "".join(sorted(_hash(row.facts or row.content) for _, row in stored)))
+    visits: list[tuple[str, EncounterFacts]] = []
+    lost: dict[str, tuple[str, ...]] = {}
+    for day, row in stored:
+        read = _read_stored(row, rerun)
+        if isinstance(read, str):
+            lost[day] = (*lost.get(day, ()), read)
+        else:
+            visits.append((day, read))
+    pooled = decide([*result.visits, *(v for _, v in visits)], digest, lost)
+    if pooled.invalid:  # a stored visit the current rules refuse: find it, leave it out, say so
+        kept = []
+        for day, visit in visits:
+            alone = decide([visit], digest)
+            if alone.invalid:
+                lost[day] = (*lost.get(day, ()), f"{visit.ref} ({_problem_codes(alone)})")
+            else:
+                kept.append(visit)
+        pooled = decide([*result.visits, *kept], digest, lost)
     return result if pooled.invalid else pooled

@@ -254,6 +254,10 @@ day_visits = Table(
     Column("visit_identity", Text, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("content", Text, nullable=False),  # JSON: the Bundle that brought the visit (PHI: never logged)
+    # the visit as read (EncounterFacts, JSON) and the adapter version that read it: pooled without reading
+    # every stored Bundle again; a row of another version (or none) is read from ``content``
+    Column("facts", Text, nullable=True),
+    Column("facts_format", String(64), nullable=True),
 )
 
 # Elements that change on every push without changing what the resource says.

@@ -4,10 +4,15 @@ and day (Pub 100-04 ch. 5 §20.2; adapter/service/daypool.py)."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
+
+from adapter.rules.catalog import Rules, default_mappings_dir, load_rules
 from tests import bundle_builder as bb
-from tests.api.conftest import Api, entries
+from tests.api.conftest import Api, entries, make_api
 
 
 def visit(enc_id: str, code: str, minutes: int, start: str, *, status: str = "finished") -> dict[str, Any]:
@@ -50,6 +55,7 @@ def test_pooled_minutes_across_pushes_earn_the_unit_a_visit_alone_would_lose(api
     second = api.push(visit("enc-2", "97124", 5, AFTERNOON))
     (day,) = claims(second.json())
     assert lines(day) == [("97140", 2)]  # 25 pooled minutes earn 2 units
+    assert day["status"] == "active"  # the morning's Procedure is checked against its own visit, not the afternoon's
 
 
 def test_the_same_later_visit_again_changes_nothing(api: Api) -> None:
@@ -84,3 +90,73 @@ def test_another_date_is_another_claim(api: Api) -> None:
     assert other["id"] != first["id"]
     assert other["meta"]["versionId"] == "1"
     assert lines(other) == [("97140", 1)]
+
+
+# --- stored visits the current rules read differently (issue 12: the pool never loses a visit silently) ------
+
+
+def evaluation_visit(enc_id: str, start: str) -> dict[str, Any]:
+    """A visit billing 97161 (an untimed PT evaluation: a performedDateTime, no period)."""
+    evaluation = bb.procedure("97161", None, performed=start, proc_id=f"{enc_id}-eval")
+    evaluation["encounter"] = {"reference": f"Encounter/{enc_id}"}
+    return bb.bundle(*bb.base_resources("medicare"), bb.encounter(enc_id, start=start), evaluation, bb.plan_of_care())
+
+
+def rules_with_97161_timed(tmp_path: Path) -> Rules:
+    """Rule data under which the stored evaluation no longer converts (a timed code needs a performedPeriod)."""
+    root = tmp_path / "mappings"
+    shutil.copytree(default_mappings_dir(), root)
+    catalog = root / "procedures" / "therapy.yaml"
+    text = catalog.read_text(encoding="utf-8")
+    entry = '{cpt: "97161", display: "PT evaluation, low complexity (untimed)", timed: false'
+    assert entry in text
+    catalog.write_text(text.replace(entry, entry.replace("timed: false", "timed: true")), encoding="utf-8")
+    return load_rules(root)
+
+
+def findings(bundle: dict[str, Any]) -> dict[str, str]:
+    """Finding code -> its text, from the OperationOutcome."""
+    outcomes = [r for r in entries(bundle) if r["resourceType"] == "OperationOutcome"]
+    issues = [i for o in outcomes for i in o["issue"]]
+    return {c["code"]: i["details"].get("text", "") for i in issues for c in i.get("details", {}).get("coding", [])}
+
+
+def test_a_stored_visit_the_current_rules_refuse_holds_the_days_claim_with_a_finding(
+    database_url: str, rules: Rules, tmp_path: Path
+) -> None:
+    with make_api(database_url, rules) as before:
+        assert before.push(evaluation_visit("enc-1", MORNING)).status_code == 201
+    with make_api(database_url, rules_with_97161_timed(tmp_path)) as after:
+        pushed = after.push(visit("enc-2", "97140", 20, AFTERNOON))
+    assert pushed.status_code == 201, pushed.text
+    (day,) = claims(pushed.json())
+    assert lines(day) == [("97140", 1)]  # the refused visit's minutes are left out ...
+    assert day["status"] == "draft"  # ... and the Claim is held, never sent without it
+    why = findings(pushed.json())["day-visit-not-converted"]
+    assert "Encounter/enc-1" in why and "missing-performed-period" in why
+
+
+def test_a_stored_visit_of_an_older_version_is_read_again_from_its_bundle(database_url: str, rules: Rules) -> None:
+    with make_api(database_url, rules) as api:
+        api.push(visit("enc-1", "97140", 20, MORNING))
+        with api.store.engine.begin() as connection:  # as a row an earlier adapter version wrote
+            connection.execute(text("UPDATE day_visits SET facts = NULL, facts_format = NULL"))
+        pushed = api.push(visit("enc-2", "97124", 5, AFTERNOON))
+    (day,) = claims(pushed.json())
+    assert lines(day) == [("97140", 2)]  # pooled as before: 25 minutes earn 2 units
+    assert day["status"] == "active"
+    assert "day-visit-not-converted" not in findings(pushed.json())
+
+
+def test_a_refused_visit_stored_by_an_older_version_is_named_too(
+    database_url: str, rules: Rules, tmp_path: Path
+) -> None:
+    with make_api(database_url, rules) as before:
+        before.push(evaluation_visit("enc-1", MORNING))
+        with before.store.engine.begin() as connection:
+            connection.execute(text("UPDATE day_visits SET facts = NULL, facts_format = NULL"))
+    with make_api(database_url, rules_with_97161_timed(tmp_path)) as after:
+        pushed = after.push(visit("enc-2", "97140", 20, AFTERNOON))
+    (day,) = claims(pushed.json())
+    assert (lines(day), day["status"]) == ([("97140", 1)], "draft")
+    assert "Encounter/enc-1" in findings(pushed.json())["day-visit-not-converted"]
