@@ -49,7 +49,7 @@ def test_fingerprint_changes_with_the_data(tmp_path: Path, rules: Rules) -> None
         ("method: cms-pooled", "method: nearest", "units.method"),
         ("{id: pt, modifier: GP,", "{id: pt, modifier: '51',", "modifier"),
         ('"97124": "40.00"', '"97124": "-1.00"', "prices"),
-        ("version: 1.1.0", "version: one", "version"),
+        ("version: 1.2.0", "version: one", "version"),
         ('"97124": "40.00"', '"99999": "40.00"', "unknown codes"),
     ],
 )

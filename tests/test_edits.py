@@ -294,7 +294,7 @@ def test_modifier_51_is_removed_from_97xxx_with_a_warning(context: EditContext) 
     assert line.modifiers == ("GP",)
     (finding,) = context.findings
     assert (finding.code, finding.severity, finding.hold) == ("modifier-51-removed", Severity.WARNING, False)
-    assert finding.rule == "edits/modifiers medicare@1.1.0"
+    assert finding.rule == "edits/modifiers medicare@1.2.0"
 
 
 def test_modifier_51_outside_97xxx_is_left_alone(context: EditContext) -> None:
