@@ -280,3 +280,40 @@ def test_the_listener_runs_beside_a_busy_api(door: Api, connect: Connect) -> Non
         stop.set()
         worker.join()
     assert answers == ["AA"] * 5 and statuses and set(statuses) == {200}
+
+
+def _segments(answer: str, name: str) -> list[list[str]]:
+    return [line.split("|") for line in answer.split("\r") if line.startswith(name + "|")]
+
+
+def test_a_batch_is_answered_with_a_batch_of_acknowledgments(door: Api, connect: Connect) -> None:
+    """FHS / BHS (v2.5.1 ch. 2.10.3): each message taken on its own, one response batch in one frame."""
+    no_minutes = message(msh("B-2"), pid(), pv1("V-B2"), ft1(1, "97140", "20250114"), dg1(1, "M54.50"), in1())
+    messages = [
+        visit("B-1", visit_number="V-B1"),
+        no_minutes,
+        visit("B-3", extra={15: "AL", 16: "AL"}, visit_number="V-B3"),
+    ]
+    batch = (
+        b"FHS|^~\\&|EHR|CLINIC|THERACLAIM|BILLING|20250114||||FILE-9\r"
+        b"BHS|^~\\&|EHR|CLINIC|THERACLAIM|BILLING|20250114||||BATCH-7\r" + b"".join(messages) + b"BTS|3\rFTS|1\r"
+    )
+    peer = connect(door)
+    answer = peer.exchange(batch)
+    (fhs,), (bhs,) = _segments(answer, "FHS"), _segments(answer, "BHS")
+    assert fhs[2:6] == ["THERACLAIM", "BILLING", "EHR", "CLINIC"] and fhs[11] == "FILE-9"
+    assert bhs[2:6] == ["THERACLAIM", "BILLING", "EHR", "CLINIC"] and bhs[11] == "BATCH-7" and bhs[9] == ""
+    assert [m[1:3] for m in _segments(answer, "MSA")] == [["AA", "B-1"], ["AE", "B-2"], ["CA", "B-3"], ["AA", "B-3"]]
+    assert _segments(answer, "BTS") == [["BTS", "4"]] and _segments(answer, "FTS") == [["FTS", "1"]]
+    assert answer.startswith("FHS|") and answer.split("\r")[-2] == "FTS|1"
+    assert count(door, "hl7v2_messages") == 2  # B-1 and B-3, each committed on its own
+    history = count(door, "resource_history")
+    again = peer.exchange(batch)  # the whole batch resent: answered from the ledger, nothing written
+    assert [m[1:3] for m in _segments(again, "MSA")] == [m[1:3] for m in _segments(answer, "MSA")]
+    assert count(door, "resource_history") == history
+    short = b"BHS|^~\\&|EHR|CLINIC|||20250114||||BATCH-8\r" + visit("B-4", visit_number="V-B4") + b"BTS|2\r"
+    lost = peer.exchange(short)  # a batch without FHS, whose BTS-1 counts a message that is not there
+    assert "BTS-1 says 2 messages; 1 were found" in _segments(lost, "BHS")[0][9] and not _segments(lost, "FHS")
+    broken = peer.exchange(b"BHS|^~\\&|EHR|CLINIC\rPID|1||MRN123\rBTS|1\r")  # a segment before any MSH
+    msa, (err,) = fields(broken, "MSA"), errors(broken)
+    assert msa[1] == "AR" and msa[2] == "" and err[3].startswith("100^") and "MRN123" not in broken

@@ -295,7 +295,7 @@ def check_header(parsed: Parsed, mapping: Hl7v2Mapping) -> None:
         (
             len(parsed.all("MSH")) == 1,
             "hl7v2-segment-sequence",
-            "one message per frame: a second MSH segment follows",
+            "one message per frame: a second MSH segment follows (several messages need an FHS / BHS batch)",
             parsed.all("MSH")[-1].location,
         ),
         (bool(header.control_id), "hl7v2-missing-control-id", "MSH-10 message control id is required", msh.at(10)),

@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from adapter.intake.hl7v2 import V2Outcome, content_digest, convert_message, load_mapping
 from adapter.intake.hl7v2.ack import AckIssue, acknowledgments
+from adapter.intake.hl7v2.batch import answer_batch, is_batch
 from adapter.intake.hl7v2.er7 import V2Error, read_header
 from adapter.service.auth.access import WriteAccess
 from adapter.service.claims import ClaimService
@@ -64,9 +65,29 @@ class Hl7v2Door:
         AuditEvent in the write's transaction); a message that writes nothing still leaves its
         AuditEvent (recorded here once the outcome is known).
         """
+        if is_batch(raw):
+            return [self._batch(raw, access)]
         acks, code = self._handle(raw, access)
         self._audit(access, code)
         return acks
+
+    def _batch(self, raw: bytes, access: WriteAccess | None) -> str:
+        """An FHS / BHS batch: each message handled as if it came alone (its own commit, ledger row and
+        AuditEvent), answered with one response batch (adapter/intake/hl7v2/batch.py)."""
+
+        def take(message: bytes) -> list[str]:
+            if access is None:
+                return self.handle(message)
+            own = replace(access.context, entities=[], recorded=False)
+            return self.handle(message, WriteAccess(access.principal, own, access.recorder))
+
+        try:
+            answer = answer_batch(raw, take, self.claims.clock())
+        except V2Error as refused:
+            return "".join(self.reject_frame(raw[:HEAD_BYTES], refused.problems[0].message, "100", access))
+        if access is not None:
+            access.context.recorded = True  # every message of the batch left its own AuditEvent
+        return answer
 
     def _audit(self, access: WriteAccess | None, code: str) -> None:
         if access is not None and not access.context.recorded:
