@@ -154,6 +154,23 @@ class _Builder:
             resource["name"] = name
         return self.add(resource, msh.at(4))
 
+    def provider_types(self) -> None:
+        """ROL-9 / PRT-6 provider types as the qualification of the Practitioner the segment's person is."""
+        practitioners = {
+            entry["resource"]["id"]: entry["resource"]
+            for entry in self.entries
+            if entry["resource"]["resourceType"] == "Practitioner"
+        }
+        for segment_id, (person_field, type_field) in self.mapping.provider_types.items():
+            for seg in self.parsed.all(segment_id):
+                person = practitioner(seg, person_field, 1, self.mapping)
+                kind = concept(seg, type_field, 1, self.mapping)
+                target = practitioners.get(person["id"]) if person and "identifier" in person else None
+                if target is not None and kind is not None:
+                    qualifications = target.setdefault("qualification", [])
+                    if {"code": kind} not in qualifications:
+                        qualifications.append({"code": kind})
+
     def person(self, seg: Seg, field_no: int) -> str | None:
         found = practitioner(seg, field_no, 1, self.mapping)
         return self.add(found, seg.at(field_no)) if found else None
@@ -495,9 +512,10 @@ def to_bundle(parsed: Parsed, mapping: Hl7v2Mapping, tz: tzinfo) -> Converted:
     elements |= {f"diagnosis[{i}]": dg1.at(3) for i, (_, dg1) in enumerate(conditions)}
     elements["diagnosis"] = Location("DG1", 1)
     builder.add(encounter, pv1.location, elements)
+    builder.provider_types()
     if builder.problems:
         raise V2Error(builder.problems)
-    known = {"MSH", "PID", "PV1", "FT1", "PR1", "DG1", "IN1", "IN2"}
+    known = {"MSH", "PID", "PV1", "FT1", "PR1", "DG1", "IN1", "IN2", *mapping.provider_types}
     ignored = sorted({s.id for s in parsed.segments if s.id not in known})
     bundle = {"resourceType": "Bundle", "type": "collection", "entry": builder.entries}
     return Converted(bundle, builder.charges, ignored, builder.origins)

@@ -30,6 +30,7 @@ class Hl7v2Mapping(RuleFile):
     default_procedure_system: str
     charge_types: list[str]
     coding_systems: dict[str, str]
+    provider_types: dict[str, tuple[int, int]]  # segment -> (person XCN field, provider type CWE field)
     patient_class: dict[str, str]
     sex: dict[str, str]
     diagnosis_type: dict[str, str]
