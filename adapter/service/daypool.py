@@ -38,10 +38,17 @@ FACTS_FORMAT = f"theraclaim {__version__} facts 1"
 
 
 class StoredVisit(NamedTuple):
+    day_hash: str
+    visit_hash: str
     visit_identity: str
-    content: str  # the Bundle that brought the visit
+    updated_at: datetime
     facts: str | None  # the visit as read (VISIT_FACTS JSON)
     facts_format: str | None
+
+    @property
+    def version(self) -> str:
+        """What identifies this row's content (the pooled Result's digest is made of them)."""
+        return self.facts if self.facts is not None else f"{self.visit_hash}@{self.updated_at.isoformat()}"
 
 
 def _hash(value: str) -> str:
@@ -144,7 +151,9 @@ def _encounter_ref(document: dict[str, Any], identity: str) -> str:
     return f"Encounter/{own_id}" if own_id else str(encounter.get("fullUrl"))
 
 
-def _read_stored(row: StoredVisit, rerun: Callable[[dict[str, Any]], Result]) -> EncounterFacts | str:
+def _read_stored(
+    connection: Connection, row: StoredVisit, rerun: Callable[[dict[str, Any]], Result]
+) -> EncounterFacts | str:
     """The stored visit's facts (from ``facts`` when this adapter version wrote them, else read again from
     its Bundle), or why it no longer converts."""
     if row.facts is not None and row.facts_format == FACTS_FORMAT:
@@ -152,7 +161,8 @@ def _read_stored(row: StoredVisit, rerun: Callable[[dict[str, Any]], Result]) ->
             return VISIT_FACTS.validate_json(row.facts)
         except ValidationError:
             pass  # (written by this version, so not expected) read it from its Bundle instead
-    document = orjson.loads(row.content)
+    where = (day_visits.c.day_hash == row.day_hash, day_visits.c.visit_hash == row.visit_hash)
+    document = orjson.loads(connection.execute(select(day_visits.c.content).where(*where)).scalar_one())
     converted = rerun(
         {"resourceType": "Bundle", "type": "collection", "entry": only_visit(document, row.visit_identity)}
     )
@@ -179,16 +189,10 @@ def pool_across_pushes(
     stored: list[tuple[str, StoredVisit]] = []
     for day, identities in days.items():
         own = {_hash(i) for i in identities}
-        rows = connection.execute(
-            select(
-                day_visits.c.visit_hash,
-                day_visits.c.visit_identity,
-                day_visits.c.content,
-                day_visits.c.facts,
-                day_visits.c.facts_format,
-            ).where(day_visits.c.day_hash == _hash(day))
+        rows = connection.execute(  # (not the Bundles: a row of this version is pooled from its facts)
+            select(*(day_visits.c[name] for name in StoredVisit._fields)).where(day_visits.c.day_hash == _hash(day))
         ).all()
-        stored += [(day, StoredVisit(*row[1:])) for row in rows if row.visit_hash not in own]
+        stored += [(day, StoredVisit(*row)) for row in rows if row.visit_hash not in own]
     content = orjson.dumps(document).decode()
     own_visits = {v.identity: v for v in result.visits}
     for day, identities in days.items():
@@ -198,11 +202,11 @@ def pool_across_pushes(
             _remember(connection, _hash(day), _hash(identity), identity, content, facts, now)
     if not stored:
         return result
-    digest = _hash(canonical_digest(document) + "".join(sorted(_hash(row.facts or row.content) for _, row in stored)))
+    digest = _hash(canonical_digest(document) + "".join(sorted(_hash(row.version) for _, row in stored)))
     visits: list[tuple[str, EncounterFacts]] = []
     lost: dict[str, tuple[str, ...]] = {}
     for day, row in stored:
-        read = _read_stored(row, rerun)
+        read = _read_stored(connection, row, rerun)
         if isinstance(read, str):
             lost[day] = (*lost.get(day, ()), read)
         else:
