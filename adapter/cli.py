@@ -401,6 +401,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         os.environ["THERACLAIM_HOST"] = args.host
     from adapter.service.auth.registry import RegistryError, load_registry
     from adapter.service.logs import log_config
+    from adapter.service.nodelay import PROTOCOL
     from adapter.service.protection import ProtectionError, check_bind
 
     host = args.host or settings.host
@@ -427,6 +428,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
             host=host,
             port=args.port or settings.port,
             workers=args.workers or settings.workers,
+            http=PROTOCOL,  # TCP_NODELAY on every connection, also with several workers
             log_config=log_config(),
             access_log=False,  # the guard logs one PHI-free line per request instead
             server_header=False,

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from adapter.service.nodelay import PROTOCOL
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -36,6 +38,8 @@ def start_uvicorn(target: str, port: int, workers: int, env: dict[str, str], fac
         "--log-level",
         "warning",
         "--no-access-log",
+        "--http",
+        PROTOCOL,  # as `theraclaim serve` runs it: TCP_NODELAY also with several workers
     ]
     if factory:
         command.append("--factory")
