@@ -35,7 +35,16 @@ def visit(procedures: int, number: int = 0) -> dict[str, Any]:
         )
         start += timedelta(minutes=minutes)
     extra = [bb.condition(f"dx-{number}-2", "M62.830", "Muscle spasm of back")]
-    return bb.visit(*items, *extra, enc_id=f"e{number}")
+    return _own_patient(bb.visit(*items, *extra, enc_id=f"e{number}"), number)
+
+
+def _own_patient(bundle: dict[str, Any], number: int) -> dict[str, Any]:
+    """Each numbered visit is another patient's: visits of one patient on one day make the day's one
+    Claim (issue 12), so a server pushed thousands of them would re-bill one ever larger day."""
+    if number == 0:
+        return bundle
+    text = json.dumps(bundle).replace('Patient/pat-1"', f'Patient/pat-v{number}"')
+    return dict(json.loads(text.replace('"id": "pat-1"', f'"id": "pat-v{number}"')))
 
 
 def synthea() -> Iterator[tuple[str, dict[str, Any]]]:

@@ -37,8 +37,10 @@ START, END = b"\x0b", b"\x1c\x0d"
 
 
 def message(number: int) -> bytes:
-    """The test suite's visit (97124 with PR1 minutes, 97140 over an FT1-4 range), numbered."""
-    return visit(f"B{number:07d}", visit_number=f"V-B{number:07d}")
+    """The test suite's visit (97124 with PR1 minutes, 97140 over an FT1-4 range), numbered, each
+    another patient's (one patient's visits of a day make the day's one Claim)."""
+    raw = visit(f"B{number:07d}", visit_number=f"V-B{number:07d}")
+    return raw.replace(b"|MRN123^", f"|MRN{number:07d}^".encode())
 
 
 def in_process(median: Any, quick: bool) -> dict[str, Any]:
