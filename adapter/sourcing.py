@@ -199,7 +199,7 @@ def amend(result: Result, report: SourceReport) -> Result:
         if resource["resourceType"] == "OperationOutcome":
             resource["issue"] = issues + resource["issue"]
     outcomes = tuple(_held(o) if o.encounter_ref in held and o.status else o for o in result.outcomes)
-    return Result(bundle, outcomes, invalid=result.invalid)
+    return dataclasses.replace(result, bundle=bundle, outcomes=outcomes)  # (keeps what the day pool needs)
 
 
 def _held(outcome: EncounterOutcome) -> EncounterOutcome:

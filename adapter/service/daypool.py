@@ -34,7 +34,10 @@ from adapter.version import __version__
 
 # The visit as read, stored per row; another adapter version's rows are read again from their Bundle.
 VISIT_FACTS = TypeAdapter(EncounterFacts)
-FACTS_FORMAT = f"theraclaim {__version__} facts 1"
+# (the version and the facts' schema: a row written before either changed is read again from its Bundle)
+FACTS_FORMAT = (
+    f"theraclaim {__version__} facts {hashlib.sha256(orjson.dumps(VISIT_FACTS.json_schema())).hexdigest()[:16]}"
+)
 
 
 class StoredVisit(NamedTuple):

@@ -107,3 +107,18 @@ def test_a_source_patient_with_other_identifiers_is_not_used(
         "medications could not be fetched: the source's Patient of that id shares no identifier with the pushed one"
         in texts
     )
+
+
+def test_a_filled_visit_still_joins_its_days_pool(
+    double: Double, client: SourceClient, rules: Rules, visit: tuple[dict[str, Any], str]
+) -> None:
+    """What the source gave is told on the result, which keeps the visits as read: the service pools a
+    filled or pulled visit with the day's stored ones like a pushed one (adapter/service/daypool.py)."""
+    filled, report = fill(client, rules, _without(server_view(double), "Condition"), "missing")
+    plain = run(filled, rules=rules, now=NOW)
+    amended = amend(plain, report)
+    assert amended.bundle != plain.bundle  # (the report is on it)
+    assert amended.source is plain.source and amended.visits == plain.visits and amended.visits
+    assert amended.decider is not None
+    again = amended.decider(amended.visits, "digest")
+    assert [o.lines for o in again.outcomes] == [o.lines for o in plain.outcomes]
