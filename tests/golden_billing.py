@@ -225,6 +225,21 @@ CASES += [
         lambda: _pt_and_pta(("97110", 30, "pt"), ("97530", 20, "pta")),
     ),
     Case(
+        "cqco-untimed-group-pta-over-de-minimis",
+        "97150 group therapy (untimed, once per session): PT 20 min then PTA 10 min -> 1 unit; the PTA's 10 of 30 "
+        "min exceed the 10 % de minimis of the service -> 97150-GP-CQ x1.\nSource: mediclaimservices.com 'Quick "
+        "Guide to PTA Modifier' (restating CMS: apply the 10 % de minimis to untimed codes and to each unit of a "
+        f"timed code; only the PTA's independent minutes count); CY 2020 PFS final rule 84 FR 62702; {CQ_SOURCE}",
+        lambda: _pt_and_pta(("97150", 20, "pt"), ("97150", 10, "pta")),
+    ),
+    Case(
+        "cqco-not-untimed-group-pta-within-de-minimis",
+        "Does not fire: 97150 PT 28 min then PTA 2 min -> the PTA's 2 of 30 min (6.7 %) are within the de minimis "
+        "-> 97150-GP x1 without CQ.\nSource: mediclaimservices.com 'Quick Guide to PTA Modifier'; CY 2020 PFS "
+        f"final rule 84 FR 62702; {CQ_SOURCE}",
+        lambda: _pt_and_pta(("97150", 28, "pt"), ("97150", 2, "pta")),
+    ),
+    Case(
         "cqco-ota-alone-co-with-go",
         "The OTA alone furnishes 97530 23 min under an occupational therapy plan: 97530-GO-CO x2 (CO goes with "
         "GO, never GP).\nSource: Pub 100-04 ch.5 §20.1 via the CMS CQ/CO billing examples page (CO: services "
