@@ -175,7 +175,7 @@ def encode_cursor(cursor: Cursor) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _cursor(value: str) -> Cursor:
+def decode_cursor(value: str) -> Cursor:
     try:
         decoded = orjson.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
         snapshot = datetime.fromisoformat(decoded[0]).astimezone(UTC)
@@ -220,7 +220,7 @@ def _result_parameter(request: SearchRequest, name: str, value: str, resource_ty
             raise SearchProblem("_total", f"_total={value!r}: use one of {list(TOTALS)}")
         request.total = value
     elif name == "_cursor":
-        request.cursor = _cursor(value)
+        request.cursor = decode_cursor(value)
 
 
 RESULT_PARAMETERS = ("_count", "_sort", "_include", "_revinclude", "_summary", "_elements", "_total", "_cursor")

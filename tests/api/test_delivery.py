@@ -251,6 +251,24 @@ def test_task_search_and_read_refuse_what_they_cannot_answer(delivering: Api) ->
     assert_outcome(delivering.client.post(f"/fhir/Task/{task['id']}/$retry"), 409)  # not a dead letter
 
 
+def test_task_pages_neither_repeat_nor_skip_a_task_when_others_arrive(delivering: Api) -> None:
+    """The Task search pages like every search: a keyset cursor on the first page's snapshot."""
+    for number, day in enumerate(("2025-01-06", "2025-01-07", "2025-01-08"), start=1):
+        claim_id_of(delivering.push(visit_for(f"enc-{number}", 30, day=day)))
+    first = delivering.client.get("/fhir/Task?_count=2").json()
+    claim_id_of(delivering.push(visit_for("enc-4", 30, day="2025-01-09")))  # a Task created between the pages
+    following = next(link["url"] for link in first["link"] if link["relation"] == "next")
+    assert "_offset" not in following and "_cursor=" in following
+    second = delivering.client.get("/fhir/" + following.split("/fhir/", 1)[1]).json()
+    seen = [e["resource"]["id"] for page in (first, second) for e in page.get("entry", [])]
+    assert len(seen) == 3 == len(set(seen)) and first["total"] == second["total"] == 3
+    assert not any(link["relation"] == "next" for link in second["link"])
+    assert len(tasks(delivering, "_count=10")) == 4  # a new search sees the fourth
+    for query, expression in (("_offset=2", None), ("_cursor=not-a-cursor", "_cursor")):
+        body = assert_outcome(delivering.client.get(f"/fhir/Task?{query}"), 400)
+        assert body["issue"][0].get("expression", [None])[0] == expression, query
+
+
 def test_a_folder_gets_one_837p_file_per_export_written_whole(
     database_url: str, rules: Rules, tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -280,16 +280,19 @@ def read(store: Store, task_id: str) -> RowMapping | None:
 def search(
     store: Store,
     *,
+    snapshot: datetime,
+    after: int | None = None,
     claim_id: str | None = None,
     claim_version: int | None = None,
     states: tuple[str, ...] = (),
     task_ids: tuple[str, ...] = (),
     tenants: tuple[str, ...] | None = None,
     count: int = 50,
-    offset: int = 0,
 ) -> tuple[int, list[RowMapping]]:
-    """Deliveries by Claim (and version), state, id and tenant, oldest first, with the total."""
-    conditions = []
+    """Deliveries by Claim (and version), state, id and tenant, oldest first, with the total: those
+    created by ``snapshot`` (the first page's time), after the row ``after`` (a keyset: the rows'
+    order never changes, so pages neither repeat nor skip one)."""
+    conditions = [deliveries.c.created_at <= snapshot]
     if claim_id is not None:
         conditions.append(deliveries.c.claim_id == claim_id)
     if claim_version is not None:
@@ -300,12 +303,9 @@ def search(
         conditions.append(deliveries.c.task_id.in_(task_ids))
     if tenants is not None:
         conditions.append(deliveries.c.tenant.in_(tenants))
-    where = and_(*conditions) if conditions else and_(True)
+    where = and_(*conditions)
     with store.engine.connect() as connection:
         total = connection.execute(select(func.count()).select_from(deliveries).where(where)).scalar_one()
-        rows = (
-            connection.execute(select(deliveries).where(where).order_by(deliveries.c.seq).limit(count).offset(offset))
-            .mappings()
-            .all()
-        )
-    return int(total), list(rows)
+        later = and_(where, deliveries.c.seq > after) if after is not None else where
+        rows = connection.execute(select(deliveries).where(later).order_by(deliveries.c.seq).limit(count))
+        return int(total), list(rows.mappings().all())

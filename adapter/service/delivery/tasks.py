@@ -1,5 +1,9 @@
 """Each delivery as a FHIR R4 Task: ``GET /fhir/Task/<id>``, search by Claim and status, ``$retry``.
 
+Search pages like every other search (adapter/service/search.py): the ``next`` link carries a
+``_cursor`` (the first page's time and the last row), so Tasks created in between do not appear and
+none repeats or goes missing; a Task's status is its current one (deliveries change in place).
+
 status: requested (waiting, or waiting to be retried), in-progress (a worker is sending it),
 completed (the destination accepted it), failed (a dead letter: refused, or out of attempts).
 focus: the Claim version; input: the destination; output: the destination's answer (its HTTP
@@ -26,12 +30,14 @@ from adapter.service.docs_routes import fhir_responses
 from adapter.service.fhirhttp import FhirError, fhir_response, version_headers
 from adapter.service.guard import audit_of, principal_of
 from adapter.service.numbers import wire_int
+from adapter.service.search_parse import SearchProblem, decode_cursor, encode_cursor
+from adapter.service.search_query import Cursor
 from adapter.service.settings import Settings
 from adapter.service.store import Store
 
 BASE = "https://theraclaim.org/fhir"
 TASK_CODE = {"coding": [{"system": f"{BASE}/CodeSystem/task-code", "code": "deliver-claim"}]}
-SEARCH_PARAMS = {"_id", "focus", "status", "_count", "_offset"}
+SEARCH_PARAMS = {"_id", "focus", "status", "_count", "_cursor", "_format"}
 NOTHING = ("", -1)  # a search that can match no delivery
 
 
@@ -110,6 +116,24 @@ def _page_number(value: str | None, name: str, default: int, ceiling: int) -> in
     return min(number, ceiling)
 
 
+def _cursor(value: str | None) -> Cursor:
+    """The page's cursor (the shared search's format); a first page starts a snapshot now."""
+    if value is None:
+        return Cursor(datetime.now(UTC))
+    try:
+        cursor = decode_cursor(value)
+    except SearchProblem as refused:
+        raise FhirError(400, "invalid-search", refused.message, "invalid", "_cursor") from refused
+    if cursor.after is not None and wire_int(cursor.after[0]) is None:
+        raise FhirError(400, "invalid-search", "_cursor is not one this server handed out", "invalid", "_cursor")
+    return cursor
+
+
+def _link(base: str, params: list[tuple[str, str]], cursor: str | None) -> str:
+    every = [*params, *([("_cursor", cursor)] if cursor else [])]
+    return f"{base}?{urlencode(every)}" if every else base
+
+
 def search_tasks(store: Store, settings: Settings, request: Request, tenants: tuple[str, ...] | None) -> dict[str, Any]:
     params = list(request.query_params.multi_items())
     unknown = sorted({k for k, _ in params if k not in SEARCH_PARAMS})
@@ -128,22 +152,25 @@ def search_tasks(store: Store, settings: Settings, request: Request, tenants: tu
     states = [state for value in request.query_params.getlist("status") for state in value.split(",")]
     task_ids = [task_id for value in request.query_params.getlist("_id") for task_id in value.split(",")]
     count = _page_number(request.query_params.get("_count"), "_count", settings.page_size, 1000)
-    offset = _page_number(request.query_params.get("_offset"), "_offset", 0, 10**9)
+    cursor = _cursor(request.query_params.get("_cursor"))
     total, rows = outbox.search(
         store,
+        snapshot=cursor.snapshot,
+        after=int(cursor.after[0]) if cursor.after else None,
         claim_id=claim_id,
         claim_version=claim_version,
         states=tuple(states),
         task_ids=tuple(task_ids),
         tenants=tenants,
-        count=count,
-        offset=offset,
+        count=count + 1,  # one more tells whether there is a next page
     )
+    more, rows = len(rows) > count, rows[:count]
     base = f"{request.base_url}fhir/Task"
-    kept = [(k, v) for k, v in params if k != "_offset"]
-    links = [{"relation": "self", "url": f"{base}?{urlencode([*kept, ('_offset', str(offset))])}"}]
-    if count and offset + count < total:
-        links.append({"relation": "next", "url": f"{base}?{urlencode([*kept, ('_offset', str(offset + count))])}"})
+    kept = [(k, v) for k, v in params if k != "_cursor"]
+    links = [{"relation": "self", "url": _link(base, kept, request.query_params.get("_cursor"))}]
+    if more and rows:
+        after = Cursor(cursor.snapshot, (str(rows[-1]["seq"]), rows[-1]["task_id"]))
+        links.append({"relation": "next", "url": _link(base, kept, encode_cursor(after))})
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": total, "link": links}
     if rows:  # FHIR JSON has no empty arrays: an empty page has no entry
         bundle["entry"] = [
@@ -183,7 +210,7 @@ SEARCH_DOCS = {
     "status": "requested | in-progress | completed | failed (a comma is OR)",
     "_id": "Task ids (a comma is OR)",
     "_count": "page size (at most 1000)",
-    "_offset": "how many matches to skip",
+    "_cursor": "the next page (follow the Bundle's next link; the pages of one search see the Tasks of its first page)",
 }
 
 
