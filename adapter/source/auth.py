@@ -4,6 +4,8 @@ The token endpoint comes from ``{base}/.well-known/smart-configuration``; the cl
 identity with a JWT client assertion signed by its private key (RS384 for an RSA key, ES384 for a
 P-384 EC key), ``iss`` = ``sub`` = client id, ``aud`` = token endpoint, ``exp`` at most five
 minutes ahead, a fresh ``jti``.  The access token is cached until shortly before it expires.
+The one client of the kind: the EHR source (adapter/source/client.py) and the delivery destinations
+(adapter/service/delivery/smart.py) both use it.
 """
 
 from __future__ import annotations
@@ -82,6 +84,16 @@ def client_assertion(signing: SigningKey, client_id: str, token_endpoint: str, n
         "jti": str(uuid.uuid4()),
     }
     return jwt.encode(header, claims, signing.key, algorithms=[signing.algorithm])
+
+
+def token_request(signing: SigningKey, client_id: str, token_endpoint: str, scope: str, now: float) -> dict[str, str]:
+    """The form of a client_credentials grant authenticated by a fresh signed assertion."""
+    return {
+        "grant_type": "client_credentials",
+        "scope": scope,
+        "client_assertion_type": CLIENT_ASSERTION_TYPE,
+        "client_assertion": client_assertion(signing, client_id, token_endpoint, now),
+    }
 
 
 @dataclass

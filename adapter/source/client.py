@@ -21,7 +21,7 @@ import httpx
 import orjson
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from adapter.source.auth import CLIENT_ASSERTION_TYPE, KeyFileError, TokenCache, client_assertion, load_signing_key
+from adapter.source.auth import KeyFileError, TokenCache, load_signing_key, token_request
 from adapter.source.breaker import CircuitBreaker
 
 FHIR_JSON = "application/fhir+json"
@@ -321,12 +321,7 @@ class SourceClient:
     def _fetch_token(self) -> tuple[str, int]:
         assert self._signing is not None and self.config.client_id is not None
         endpoint = self.token_endpoint()
-        form = {
-            "grant_type": "client_credentials",
-            "scope": self.config.scope,
-            "client_assertion_type": CLIENT_ASSERTION_TYPE,
-            "client_assertion": client_assertion(self._signing, self.config.client_id, endpoint, self._clock()),
-        }
+        form = token_request(self._signing, self.config.client_id, endpoint, self.config.scope, self._clock())
         response = self._retrying_send("POST", endpoint, False, {"data": form})
         if not response.is_success:
             raise SourceError(

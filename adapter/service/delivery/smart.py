@@ -1,4 +1,5 @@
-"""SMART Backend Services client authentication (SMART App Launch 2.x, "Backend Services").
+"""SMART Backend Services for a delivery destination: its configured token URL and client, on the
+assertion, key loading and token cache the EHR source client uses too (adapter/source/auth.py).
 
 The client signs a JWT assertion (iss = sub = client_id, aud = the token URL, a fresh jti, exp at
 most five minutes ahead) with its private key (RS384 or ES384) and trades it for an access token
@@ -7,35 +8,26 @@ with ``grant_type=client_credentials``; the token is reused until shortly before
 
 from __future__ import annotations
 
-import threading
 import time
-import uuid
-from typing import Any
 
 import httpx
-import orjson
-from joserfc import jwt
-from joserfc.jwk import ECKey, RSAKey, import_key
 
 from adapter.service.delivery.config import SmartAuth
+from adapter.source.auth import KeyFileError, SigningKey, TokenCache, load_signing_key, token_request
 
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-ASSERTION_LIFETIME = 300  # seconds; the specification's upper bound
-EARLY = 30  # seconds before expiry a token is renewed
+DEFAULT_LIFETIME = 300  # seconds, when the token endpoint does not say (expires_in is recommended, not required)
 
 
 class TokenRefused(Exception):
     """The token endpoint did not give a token (retried like a destination that is down)."""
 
 
-def load_key(auth: SmartAuth) -> RSAKey | ECKey:
-    """The private key of a JWK (JSON) or PEM file."""
-    data = auth.key_file.read_bytes()
-    parsed: Any = orjson.loads(data) if data.lstrip().startswith(b"{") else data
-    key = import_key(parsed, "RSA" if auth.algorithm == "RS384" else "EC")
-    if not isinstance(key, RSAKey | ECKey) or not key.is_private:
-        raise ValueError(f"{auth.key_file} is not a private {auth.algorithm} key")
-    return key
+def load_key(auth: SmartAuth) -> SigningKey:
+    """The destination's private key (PEM, JWK or JWKS), for the algorithm it is configured with."""
+    signing = load_signing_key(auth.key_file)
+    if signing.algorithm != auth.algorithm:
+        raise KeyFileError(f"{auth.key_file} holds a key for {signing.algorithm}, not for {auth.algorithm}")
+    return signing if auth.key_id is None else SigningKey(signing.key, signing.algorithm, auth.key_id)
 
 
 class TokenSource:
@@ -44,45 +36,17 @@ class TokenSource:
     def __init__(self, auth: SmartAuth, client: httpx.Client) -> None:
         self.auth = auth
         self.client = client
-        self.key = load_key(auth)
-        self._lock = threading.Lock()
-        self._token: str | None = None
-        self._expires = 0.0
-
-    def assertion(self) -> str:
-        now = int(time.time())
-        header = {"alg": self.auth.algorithm, "typ": "JWT"}
-        kid = self.auth.key_id or self.key.kid
-        if kid:
-            header["kid"] = kid
-        claims = {
-            "iss": self.auth.client_id,
-            "sub": self.auth.client_id,
-            "aud": str(self.auth.token_url),
-            "jti": str(uuid.uuid4()),
-            "iat": now,
-            "exp": now + ASSERTION_LIFETIME,
-        }
-        return jwt.encode(header, claims, self.key, algorithms=[self.auth.algorithm])
+        self.signing = load_key(auth)
+        self._cache = TokenCache()
 
     def token(self) -> str:
-        with self._lock:
-            if self._token is None or time.monotonic() >= self._expires:
-                self._token, lifetime = self._fetch()
-                self._expires = time.monotonic() + max(lifetime - EARLY, 1)
-            return self._token
+        return self._cache.get(self._fetch)
 
     def forget(self) -> None:
-        with self._lock:
-            self._token = None
+        self._cache.forget()
 
-    def _fetch(self) -> tuple[str, float]:
-        form = {
-            "grant_type": "client_credentials",
-            "scope": self.auth.scope,
-            "client_assertion_type": ASSERTION_TYPE,
-            "client_assertion": self.assertion(),
-        }
+    def _fetch(self) -> tuple[str, int]:
+        form = token_request(self.signing, self.auth.client_id, str(self.auth.token_url), self.auth.scope, time.time())
         try:
             response = self.client.post(str(self.auth.token_url), data=form, headers={"Accept": "application/json"})
         except httpx.TransportError as error:
@@ -96,5 +60,6 @@ class TokenSource:
         token = body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
             raise TokenRefused("token endpoint: the answer has no access_token")
-        lifetime = body.get("expires_in", 300)
-        return token, float(lifetime) if isinstance(lifetime, int | float) else 300.0
+        lifetime = body.get("expires_in", DEFAULT_LIFETIME)
+        valid = isinstance(lifetime, int | float) and not isinstance(lifetime, bool) and 0 < lifetime < 10**7
+        return token, int(lifetime) if valid else DEFAULT_LIFETIME
