@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from adapter.deadline import checkpoint
 from adapter.digest import canonical_digest
 from adapter.errors import InputError, Problem
 from adapter.intake.fhir import read_bundle
@@ -110,11 +111,13 @@ def _decided(
     rules, payer, options = decider.rules, decider.payer, decider.options
     decisions, problems, local = [], [], []
     for facts in visits:
+        checkpoint()  # a request's time budget (adapter/deadline.py) is looked at per Encounter
         try:  # dates of service in the clinic's time zone, before the day's pool is formed
             local.append(localize(facts, rules, payer, options.default_payer))
         except InputError as error:
             problems += [p for p in error.problems if p not in problems]
     for facts in pool_days(local):
+        checkpoint()
         if facts.identity in lost:
             facts = replace(facts, lost_visits=lost[facts.identity])
         try:  # report the problems of every Encounter, not only the first one's

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from adapter.deadline import checkpoint
 from adapter.errors import InputError, Problem
 from adapter.intake.billing import plan_refs, read_plan, read_practitioner
 from adapter.intake.parties import read_parties
@@ -99,6 +100,7 @@ def read_bundle(document: dict[str, Any], limits: Limits, validation: str = "fie
     by_patient = _Patients(index, problems)
     facts = []
     for encounter in encounters:
+        checkpoint()
         fact = _encounter(index, encounter, by_encounter, by_patient, problems)
         if fact is not None:
             facts.append(fact)
@@ -158,6 +160,7 @@ def _index(document: dict[str, Any], limits: Limits, validation: str) -> BundleI
     entries: list[Entry] = []
     seen_urls: dict[str, int] = {}
     for i, raw in enumerate(raw_entries):
+        checkpoint()  # validating an entry is a safe point to stop a request out of time
         path = f"Bundle.entry[{i}]"
         if not isinstance(raw, dict):
             problems.append(Problem("fhir-invalid", "a Bundle entry must be an object", path, "structure"))

@@ -10,6 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from adapter.deadline import checkpoint
 from adapter.errors import FINDING_SYSTEM, InputError, to_operation_outcome
 from adapter.model import ClaimDecision, Contraindication, Finding, ServiceLine, Severity, UnitDerivation
 from adapter.rules.catalog import CPT_SYSTEM
@@ -251,6 +252,7 @@ def render_bundle(
     entries = []
     issues = []
     for decision in decisions:
+        checkpoint()  # a request's time budget (adapter/deadline.py)
         issues += [finding_issue(f, decision.encounter.ref) for f in decision.findings]
         issues.append(finding_issue(outcome_summary(decision), None))
         if decision.status is not None:

@@ -20,6 +20,7 @@ from adapter.service.auth.access import WriteAccess
 from adapter.service.auth.audit_api import audit_router
 from adapter.service.auth.policy import AuthPolicy
 from adapter.service.auth.routes import auth_router, token_url
+from adapter.service.budget import install_request_budget
 from adapter.service.capability import (
     INPUT_TYPES,
     OUTPUT_TYPES,
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None, clo
     if settings.cors_origins:
         origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"], allow_headers=["*"])
+    install_request_budget(app, settings.request_timeout_seconds)  # outermost: it stops all of the work
     app.include_router(auth_router(policy, public_base, OUTPUT_TYPES + INPUT_TYPES + ("AuditEvent",)))
     app.include_router(audit_router(store, principal_of, audit_of, settings.page_size))
 

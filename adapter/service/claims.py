@@ -23,6 +23,7 @@ import orjson
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
+from adapter.deadline import checkpoint
 from adapter.errors import FINDING_SYSTEM, problem_issue
 from adapter.pipeline import Result, run
 from adapter.rules.catalog import Rules
@@ -219,6 +220,7 @@ class ClaimService:
                     _replace_entries(day.bundle, stored)
                 return day, stored_inputs, stored
             except (WriteConflict, OperationalError) as conflict:
+                checkpoint()  # a statement the request's spent budget interrupted is a timeout, not an outage
                 if isinstance(conflict, OperationalError) and not _is_contention(conflict):
                     raise FhirError(
                         503, "database-unavailable", "the database cannot be reached; retry later", "transient"

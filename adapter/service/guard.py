@@ -23,6 +23,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from adapter.deadline import unbudgeted
 from adapter.service.auth.audit import AuditContext
 from adapter.service.auth.policy import AuthPolicy, Principal, Unauthenticated
 from adapter.service.faults import DATABASE_DOWN, unavailable
@@ -119,7 +120,8 @@ async def _call(request: Request, call_next: Any) -> Response:
 async def _audit(policy: AuthPolicy, context: AuditContext, status: int, description: str = "") -> bool:
     """Record the request's AuditEvent unless its handler did; False when the database refuses."""
     try:
-        await run_in_threadpool(policy.audit.record_after, context, status, description)
+        # even a request stopped for its spent time budget is audited
+        await run_in_threadpool(unbudgeted(policy.audit.record_after), context, status, description)
     except Exception as error:  # the database is down: say so without quoting anything
         log.error("audit record failed: %s", type(error).__name__)
         return False

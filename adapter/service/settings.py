@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="address `theraclaim serve` listens on")
     port: int = Field(8080, gt=0, lt=65536, description="port `theraclaim serve` listens on")
     workers: int = Field(1, gt=0, description="uvicorn worker processes for `theraclaim serve`")
+    request_timeout_seconds: float = Field(
+        60.0, gt=0, description="a request still working after this long answers 503 (timeout) and is stopped"
+    )
     page_size: int = Field(50, gt=0, le=1000, description="default _count of a search page")
     public_base_url: str | None = Field(
         None,

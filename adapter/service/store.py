@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -43,6 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError
 
+from adapter.deadline import current as current_deadline
 from adapter.digest import canonical_digest
 from adapter.service.search_params import index_rows
 
@@ -313,6 +314,8 @@ def _stamp(resource: dict[str, Any], version_id: int, when: datetime) -> dict[st
 
 
 CONNECT_TIMEOUT_SECONDS = 5
+BUSY_TIMEOUT_MS = 30_000  # SQLite: how long a writer waits for another one
+PROGRESS_STEPS = 10_000  # SQLite virtual machine steps between two looks at the request's budget
 POOL_TIMEOUT_SECONDS = 10
 
 
@@ -330,6 +333,8 @@ class Store:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_connect)
             event.listen(self.engine, "begin", _sqlite_begin)
+        else:
+            event.listen(self.engine, "begin", _statement_budget)
         # write transactions: on SQLite they take the write lock when they begin (see _sqlite_begin)
         self._writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
 
@@ -342,8 +347,16 @@ class Store:
         """One write transaction: committed when the block ends, rolled back on any error.  On SQLite
         it holds the database's write lock from its first statement (other writers wait, up to the
         busy timeout), so nothing it reads can change before it writes."""
-        with self._writer.begin() as connection:
-            yield connection
+        with self._writer.connect() as connection:
+            transaction = connection.begin()
+            try:
+                yield connection
+                deadline = current_deadline.get()
+                with deadline.committing() if deadline is not None else nullcontext():
+                    transaction.commit()
+            finally:
+                if transaction.is_active:  # an error, or the request's time budget spent: nothing is written
+                    transaction.rollback()
 
     def serialize(self, connection: Connection, keys: Iterable[str]) -> None:
         """Make this transaction the only writer of ``keys`` until it ends: other transactions
@@ -540,11 +553,32 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+    dbapi_connection.set_progress_handler(_interrupt_when_spent, PROGRESS_STEPS)
 
 
 def _sqlite_begin(connection: Connection) -> None:
-    """Reads begin DEFERRED (a snapshot, no lock); Store.transaction begins IMMEDIATE (the write lock)."""
-    connection.exec_driver_sql(f"BEGIN {connection.get_execution_options().get('sqlite_begin', 'DEFERRED')}")
+    """Reads begin DEFERRED (a snapshot, no lock); Store.transaction begins IMMEDIATE (the write lock),
+    waiting for another writer at most the busy timeout, or what is left of the request's budget."""
+    mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+    if mode == "IMMEDIATE":
+        deadline = current_deadline.get()
+        wait = BUSY_TIMEOUT_MS if deadline is None else min(BUSY_TIMEOUT_MS, int(deadline.remaining() * 1000) + 1)
+        connection.exec_driver_sql(f"PRAGMA busy_timeout={wait}")
+    connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _interrupt_when_spent() -> int:
+    """SQLite's progress handler: a non-zero answer interrupts the running statement ("interrupted")."""
+    deadline = current_deadline.get()
+    return int(deadline is not None and deadline.expired)
+
+
+def _statement_budget(connection: Connection) -> None:
+    """PostgreSQL: no statement of a budgeted request (a lock wait included) outlives its budget."""
+    deadline = current_deadline.get()
+    if deadline is not None:
+        milliseconds = max(1, int(deadline.remaining() * 1000))
+        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")

@@ -35,12 +35,12 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, database_url: str, log: Path) -> None:
+    def __init__(self, database_url: str, log: Path, settings: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         python = ROOT / ".venv" / "bin" / "python"
-        env = os.environ | {"THERACLAIM_DATABASE_URL": database_url}
+        env = os.environ | {"THERACLAIM_DATABASE_URL": database_url} | (settings or {})
         with log.open("wb") as sink:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
                 [
