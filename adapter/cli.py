@@ -432,6 +432,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
             log_config=log_config(),
             access_log=False,  # the guard logs one PHI-free line per request instead
             server_header=False,
+            timeout_graceful_shutdown=settings.shutdown_seconds,
             proxy_headers=bool(proxies),
             forwarded_allow_ips=proxies or "",
             ssl_certfile=settings.ssl_certfile,

@@ -20,7 +20,7 @@ from adapter.service.auth.access import WriteAccess
 from adapter.service.auth.audit_api import audit_router
 from adapter.service.auth.policy import AuthPolicy
 from adapter.service.auth.routes import auth_router, token_url
-from adapter.service.budget import install_request_budget
+from adapter.service.budget import InFlight, install_request_budget
 from adapter.service.capability import (
     INPUT_TYPES,
     OUTPUT_TYPES,
@@ -91,7 +91,8 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None, clo
     app.include_router(x12_router(store, claims.x12, settings))
     hl7v2.ready = app.state.schema.ready.is_set
     app.include_router(hl7v2_router(hl7v2, settings, policy))
-    install_mllp(app, hl7v2, settings, policy)
+    in_flight = InFlight(settings.request_timeout_seconds)  # every request's and MLLP message's budget
+    install_mllp(app, hl7v2, settings, policy, in_flight)
     app.include_router(task_router(store, settings, policy.audit))  # before the generic /fhir/{type} routes
 
     def public_base(request: Request) -> str:
@@ -120,7 +121,7 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None, clo
     if settings.cors_origins:
         origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"], allow_headers=["*"])
-    install_request_budget(app, settings.request_timeout_seconds)  # outermost: it stops all of the work
+    install_request_budget(app, in_flight)  # outermost: it stops all of the work
     app.include_router(auth_router(policy, public_base, OUTPUT_TYPES + INPUT_TYPES + ("AuditEvent",)))
     app.include_router(audit_router(store, principal_of, audit_of, settings.page_size))
 
@@ -155,7 +156,7 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None, clo
         openapi_extra=_operation(
             "operation",
             "c",
-            fhir_responses("400", "406", "409", "412", "413", "415", "422", "503", success="an identical Claim existed")
+            fhir_responses("400", "406", "412", "413", "415", "422", "503", success="an identical Claim existed")
             | {
                 "201": {
                     "description": "a Claim or a new version was stored (Location names it)",
@@ -198,7 +199,7 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None, clo
         openapi_extra=_operation(
             "transaction batch",
             "c u",
-            fhir_responses("400", "406", "409", "413", "415", "503", success="transaction-response or batch-response"),
+            fhir_responses("400", "406", "412", "413", "415", "503", success="transaction-response or batch-response"),
         ),
     )
     async def transaction(request: Request) -> Response:

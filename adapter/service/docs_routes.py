@@ -25,11 +25,10 @@ ERRORS = {
     "404": "OperationOutcome: unknown resource type, id or version",
     "406": "OperationOutcome: only FHIR JSON is served (no FHIR XML)",
     "413": "OperationOutcome: the body is over THERACLAIM_MAX_BYTES",
-    "409": "OperationOutcome: concurrent writes kept conflicting; retry",
     "412": "OperationOutcome: If-Match / If-None-Exist precondition failed",
     "415": "OperationOutcome: the body is not FHIR JSON",
     "422": "OperationOutcome: invalid input or nothing billable",
-    "503": "OperationOutcome: the database does not answer (Retry-After)",
+    "503": "OperationOutcome: the database does not answer, or the request ran past its time budget (Retry-After)",
 }
 
 

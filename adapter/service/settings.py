@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = Field(
         60.0, gt=0, description="a request still working after this long answers 503 (timeout) and is stopped"
     )
+    shutdown_seconds: int = Field(
+        5, ge=1, description="at SIGTERM, how long requests in flight may finish before they are stopped (503)"
+    )
     page_size: int = Field(50, gt=0, le=1000, description="default _count of a search page")
     public_base_url: str | None = Field(
         None,

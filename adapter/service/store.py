@@ -43,6 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError
 
+from adapter.deadline import checkpoint
 from adapter.deadline import current as current_deadline
 from adapter.digest import canonical_digest
 from adapter.service.search_params import index_rows
@@ -394,6 +395,7 @@ class Store:
         A new resource gets ``tenant``; a stored one keeps the tenant it has (or takes ``tenant``
         when it had none).  ``guard`` may refuse the write (scopes, tenancy) before anything changes.
         """
+        checkpoint()  # a request out of time stops between two writes (its transaction then rolls back)
         rtype, rid = resource["resourceType"], resource["id"]
         digest = content_hash(resource)
         row = connection.execute(

@@ -23,6 +23,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from adapter.deadline import DeadlineExceeded, unbudgeted
 from adapter.intake.hl7v2 import V2Outcome, content_digest, convert_message, load_mapping
 from adapter.intake.hl7v2.ack import AckIssue, acknowledgments
 from adapter.intake.hl7v2.batch import answer_batch, is_batch
@@ -33,6 +34,7 @@ from adapter.service.faults import DATABASE_DOWN
 from adapter.service.fhirhttp import FhirError
 from adapter.service.store import WriteConflict, hl7v2_messages
 
+STOPPED = "the server stopped work on the message (time budget spent, or shutting down); resend it"
 log = logging.getLogger("theraclaim.hl7v2")
 HEAD_BYTES = 8192  # enough of an oversized message to read its MSH for the ACK
 STATUS = {"AA": 200, "AE": 422, "AR": 400}
@@ -67,7 +69,10 @@ class Hl7v2Door:
         """
         if is_batch(raw):
             return [self._batch(raw, access)]
-        acks, code = self._handle(raw, access)
+        try:
+            acks, code = self._handle(raw, access)
+        except DeadlineExceeded:  # the time budget is spent or the server shuts down: nothing was stored
+            return unbudgeted(self.reject_frame)(raw, STOPPED, "207", access)
         self._audit(access, code)
         return acks
 

@@ -22,6 +22,7 @@ from typing import Any
 from adapter.service.auth.access import WriteAccess
 from adapter.service.auth.audit import AuditContext
 from adapter.service.auth.policy import AuthPolicy, Principal
+from adapter.service.budget import DRAIN_SECONDS, InFlight
 from adapter.service.hl7v2.door import HEAD_BYTES, Hl7v2Door
 from adapter.service.settings import Settings
 
@@ -129,8 +130,10 @@ class MllpListener:
     registry (protected loopback mode) an allowed peer is the local operator.  Every message leaves an
     AuditEvent (agent: the client, source: the peer's address)."""
 
-    def __init__(self, door: Hl7v2Door, settings: Settings, policy: AuthPolicy) -> None:
+    def __init__(self, door: Hl7v2Door, settings: Settings, policy: AuthPolicy, in_flight: InFlight) -> None:
         self.door = door
+        self.in_flight = in_flight  # each message's time budget; shutdown stops them (adapter/service/budget.py)
+        self.connections: dict[asyncio.StreamWriter, asyncio.Task[Any]] = {}
         self.settings = settings
         self.allowed = networks(settings.mllp_allow)
         self.policy = policy
@@ -146,9 +149,14 @@ class MllpListener:
         log.info("MLLP listening on %s:%s", host, self.port)
 
     async def stop(self) -> None:
+        """No new connections; the open ones are closed (shutdown has stopped their messages' work)."""
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
+        for writer in self.connections:  # an idle one reads the end of its stream and returns
+            writer.close()
+        if self.connections:
+            await asyncio.wait(self.connections.values(), timeout=DRAIN_SECONDS)
 
     def _admitted(self, writer: asyncio.StreamWriter) -> Principal | None:
         """The peer as a Principal, or None when it may not send (it is then disconnected)."""
@@ -177,6 +185,9 @@ class MllpListener:
             return
         self.open += 1
         framer = Framer(self.settings.mllp_max_bytes)
+        task = asyncio.current_task()
+        if task is not None:
+            self.connections[writer] = task
         try:
             while True:
                 try:
@@ -187,13 +198,14 @@ class MllpListener:
                 if not data:
                     return
                 for frame in framer.feed(data):
-                    for ack in await asyncio.to_thread(self._answer, frame, principal):
+                    for ack in await asyncio.to_thread(self.in_flight.run, self._answer, frame, principal):
                         writer.write(START + ack.encode("utf-8") + END)
                     await writer.drain()
         except (ConnectionError, ssl.SSLError) as error:
             log.info("MLLP connection lost: %s", type(error).__name__)
         finally:
             self.open -= 1
+            self.connections.pop(writer, None)
             writer.close()
 
     def _answer(self, frame: Frame, principal: Principal) -> list[str]:

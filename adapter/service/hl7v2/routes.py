@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from adapter.service.auth.access import WriteAccess
 from adapter.service.auth.policy import AuthPolicy
+from adapter.service.budget import InFlight
 from adapter.service.fhirhttp import read_body
 from adapter.service.guard import audit_of, principal_of
 from adapter.service.hl7v2.door import Hl7v2Door
@@ -36,11 +37,11 @@ def hl7v2_router(door: Hl7v2Door, settings: Settings, policy: AuthPolicy) -> API
     return router
 
 
-def install_mllp(app: FastAPI, door: Hl7v2Door, settings: Settings, policy: AuthPolicy) -> None:
+def install_mllp(app: FastAPI, door: Hl7v2Door, settings: Settings, policy: AuthPolicy, in_flight: InFlight) -> None:
     """Start the MLLP listener with the app when THERACLAIM_MLLP_PORT is set (0: any free port)."""
     if settings.mllp_port is None:
         return
-    listener = MllpListener(door, settings, policy)
+    listener = MllpListener(door, settings, policy, in_flight)
     app.state.mllp = listener
 
     async def start() -> None:
