@@ -164,6 +164,7 @@ class RequestBudget:
                 with suppress(OSError):  # the connection may be gone already
                     await shutting_down()(scope, receive, send)
             await asyncio.wait({work})  # its worker thread stops at the next checkpoint: wait for it
-            raise
+            # the request is answered and its work has ended, which is what the cancellation asked
+            # for: returning (not re-raising) spares uvicorn's log a traceback per stopped request
         finally:
             watcher.cancel()

@@ -336,6 +336,8 @@ class Store:
             event.listen(self.engine, "begin", _sqlite_begin)
         else:
             event.listen(self.engine, "begin", _statement_budget)
+        # every statement is a safe point to stop a request out of time (its transaction then rolls back)
+        event.listen(self.engine, "before_cursor_execute", _budget_checkpoint)
         # write transactions: on SQLite they take the write lock when they begin (see _sqlite_begin)
         self._writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
 
@@ -395,7 +397,6 @@ class Store:
         A new resource gets ``tenant``; a stored one keeps the tenant it has (or takes ``tenant``
         when it had none).  ``guard`` may refuse the write (scopes, tenancy) before anything changes.
         """
-        checkpoint()  # a request out of time stops between two writes (its transaction then rolls back)
         rtype, rid = resource["resourceType"], resource["id"]
         digest = content_hash(resource)
         row = connection.execute(
@@ -570,6 +571,10 @@ def _sqlite_begin(connection: Connection) -> None:
         wait = BUSY_TIMEOUT_MS if deadline is None else min(BUSY_TIMEOUT_MS, int(deadline.remaining() * 1000) + 1)
         connection.exec_driver_sql(f"PRAGMA busy_timeout={wait}")
     connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _budget_checkpoint(*_statement: Any) -> None:
+    checkpoint()
 
 
 def _interrupt_when_spent() -> int:
