@@ -79,7 +79,8 @@ def check_accept(request: Request) -> None:
     """406 unless the client accepts FHIR JSON (``_format`` wins over ``Accept``)."""
     wanted = request.query_params.get("_format")
     if wanted is not None:
-        if wanted.split(";")[0].strip().lower() not in FORMAT_ALIASES:
+        # an unencoded "+" in a URL reads as a space (application/fhir+json typed as is); no media type has one
+        if wanted.split(";")[0].strip().lower().replace(" ", "+") not in FORMAT_ALIASES:
             raise FhirError(
                 406, "unsupported-format", f"_format {wanted!r} is not supported; use json", "not-supported"
             )

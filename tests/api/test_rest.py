@@ -144,6 +144,13 @@ def test_format_parameter_json(api: Api, value: str) -> None:
     assert response.json()["resourceType"] == "CapabilityStatement"
 
 
+@pytest.mark.parametrize("typed", ["application/fhir+json", "application/json+fhir"])
+def test_format_typed_into_a_url_unencoded(api: Api, typed: str) -> None:
+    """An unencoded "+" in a query string reads as a space; the media type is still recognised."""
+    response = api.client.get(f"/fhir/metadata?_format={typed}", headers={"Accept": "text/html"})
+    assert response.status_code == 200, response.text
+
+
 @pytest.mark.parametrize(
     ("headers", "params"),
     [
