@@ -17,9 +17,12 @@ import orjson
 import pytest
 
 from adapter.service import claims
+from adapter.service.hl7v2.routes import ER7
 from tests.api.conftest import FHIR_JSON, OPERATION, Api, require_postgres, reset_postgres, visit_for
 from tests.api.test_concurrency import STARTUP_SECONDS, Server
 from tests.api.test_crash_recovery import rows
+from tests.api.test_transaction import transaction
+from tests.hl7v2.messages import visit as v2_visit
 
 PUSHES = 200
 THREADS = 24
@@ -118,10 +121,22 @@ def test_only_a_stale_if_match_is_refused(two_servers: list[Server]) -> None:
         assert current["meta"]["versionId"] == "2"
 
 
-def test_writers_of_one_day_wait_instead_of_retrying(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+def push_by(door: str, api: Api, n: int) -> httpx.Response:
+    """Push n of one day's visits (three Encounters, each content its own) through a door."""
+    enc_id, minutes = f"enc-w{n % 3}", 10 + n
+    if door == "operation":
+        return api.push(visit_for(enc_id, minutes=minutes, code=("97124", "97140")[n % 2]))
+    if door == "transaction":
+        return api.post("/fhir", transaction(enc_id, minutes))
+    message = v2_visit(f"MSG-W{n}", visit_number=f"V-W{n % 3}", units=(str(1 + n % 2), "1"))
+    return api.client.post("/hl7v2", content=message, headers={"Content-Type": ER7})
+
+
+@pytest.mark.parametrize("door", ["operation", "transaction", "hl7v2"])
+def test_writers_of_one_day_wait_instead_of_retrying(door: str, api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     """In process, with no retry allowed and a pause between the day's reads and the writes (where a
-    race would be lost): every push of one day still succeeds, because they wait for each other.
-    Different Encounters of the same day too: the lock is the day's, not the Encounter's."""
+    race would be lost): every push of one day still succeeds, whichever door it comes by, because
+    they wait for each other.  Different Encounters of the same day too: the lock is the day's."""
     real_pool = claims.pool_across_pushes
 
     def slow_pool(*args: Any) -> Any:
@@ -131,9 +146,16 @@ def test_writers_of_one_day_wait_instead_of_retrying(api: Api, monkeypatch: pyte
 
     monkeypatch.setattr(claims, "MAX_ATTEMPTS", 1)
     monkeypatch.setattr(claims, "pool_across_pushes", slow_pool)
-    bodies = [visit_for(f"enc-w{n % 3}", minutes=10 + n, code=("97124", "97140")[n % 2]) for n in range(12)]
     with ThreadPoolExecutor(6) as pool:
-        responses = list(pool.map(api.push, bodies))
-    assert [r.status_code for r in responses] == [201] * len(bodies), [r.text[:300] for r in responses]
-    versions = sorted(int(claim_of(r)["meta"]["versionId"]) for r in responses)
-    assert versions == list(range(1, len(bodies) + 1)), "one day, one Claim, a version per push"
+        responses = list(pool.map(lambda n: push_by(door, api, n), range(12)))
+    assert [r.status_code for r in responses] == [201 if door == "operation" else 200] * 12, [
+        r.text[:300] for r in responses
+    ]
+    if door == "hl7v2":
+        assert all("MSA|AA|" in r.text for r in responses), [r.text[:300] for r in responses]
+    claim_versions = [r for r in api.rows("resource_history") if r["resource_type"] == "Claim"]
+    assert len({r["id"] for r in claim_versions}) == 1, "one day, one Claim"
+    versions = sorted(int(r["version_id"]) for r in claim_versions)
+    assert versions == list(range(1, len(versions) + 1)) and len(versions) >= 3, "one day's Claim, versions in turn"
+    if door == "operation":
+        assert len(versions) == 12, "every push changed the day's Claim"
