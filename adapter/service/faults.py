@@ -9,7 +9,9 @@ background with exponential backoff, and until it has run every route but ``/hea
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,9 +28,11 @@ FIRST_DELAY, MAX_DELAY = 0.5, 30.0
 log = logging.getLogger("theraclaim.database")
 
 
-def unavailable() -> Response:
+def unavailable(retry_after: int = RETRY_AFTER_SECONDS) -> Response:
+    """The database is down.  ``retry_after``: at start-up, when the schema upgrade tries again; later,
+    the connect timeout (a request's reconnect finds out within it)."""
     body = outcome("database-unavailable", "the database cannot be reached; retry later", "transient")
-    return fhir_response(body, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)})
+    return fhir_response(body, 503, {"Retry-After": str(retry_after)})
 
 
 class Schema:
@@ -38,6 +42,7 @@ class Schema:
         self.store = store
         self.ready = threading.Event()
         self._stop = threading.Event()
+        self._next_attempt = time.monotonic()
         if not self._attempt():
             threading.Thread(target=self._retry, name="theraclaim-schema", daemon=True).start()
 
@@ -50,13 +55,19 @@ class Schema:
         self.ready.set()
         return True
 
+    def retry_after(self) -> int:
+        """Whole seconds until the next upgrade attempt (at least 1): the backoff's own answer."""
+        return max(1, math.ceil(self._next_attempt - time.monotonic()))
+
     def _retry(self) -> None:
         delay = FIRST_DELAY
+        self._next_attempt = time.monotonic() + delay
         while not self._stop.wait(delay):
             if self._attempt():
                 log.info("database reachable: schema up to date, service ready")
                 return
             delay = min(delay * 2, MAX_DELAY)
+            self._next_attempt = time.monotonic() + delay
 
     def close(self) -> None:
         self._stop.set()
@@ -76,7 +87,7 @@ def install_database_faults(app: FastAPI, store: Store) -> Schema:
     @app.middleware("http")
     async def _until_ready(request: Request, call_next: Any) -> Response:
         if not schema.ready.is_set() and request.url.path != "/healthz":
-            return unavailable()
+            return unavailable(schema.retry_after())
         response: Response = await call_next(request)
         return response
 

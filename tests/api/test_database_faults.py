@@ -5,6 +5,7 @@ service recovers by itself, and it starts while the database is down (not ready 
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -12,8 +13,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import make_url
+from sqlalchemy.exc import OperationalError
 
 from adapter.rules.catalog import Rules
+from adapter.service import faults
 from tests import bundle_builder as bb
 from tests.api.conftest import (
     OPERATION,
@@ -116,3 +119,31 @@ def test_sqlite_checkpoints_its_write_ahead_log_at_shutdown(tmp_path: Any, rules
         assert reader.execute("SELECT COUNT(*) FROM resource_current WHERE resource_type = 'Claim'").fetchone() == (1,)
     finally:
         reader.close()
+
+
+def test_retry_after_follows_the_start_up_backoff(
+    tmp_path: Any, rules: Rules, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the schema upgrade is retried with backoff, a 503 says when the next attempt comes."""
+    attempts: list[float] = []
+
+    def database_down(_store: Any) -> None:
+        attempts.append(time.monotonic())
+        raise OperationalError("SELECT 1", None, ConnectionRefusedError())
+
+    monkeypatch.setattr(faults, "upgrade", database_down)
+    with make_api(f"sqlite:///{tmp_path / 'down.sqlite3'}", rules) as api:
+        deadline = time.monotonic() + RECOVERY_SECONDS
+        while len(attempts) < 4:  # the start, then after 0.5, 1 and 2 s; the next one comes 4 s later
+            assert time.monotonic() < deadline, attempts
+            time.sleep(0.05)
+        asked = time.monotonic()
+        response = api.client.get("/fhir/Claim")
+        answered = time.monotonic()
+        assert_unavailable(response)
+        backoff = faults.FIRST_DELAY * 8  # the wait after the fourth failure
+        next_attempt = attempts[-1] + backoff
+        retry_after = int(response.headers["retry-after"])
+        assert math.ceil(next_attempt - answered) <= retry_after <= math.ceil(next_attempt - asked), retry_after
+        monkeypatch.undo()
+        wait_ready(api)
