@@ -41,6 +41,26 @@ def _depth_exceeds(document: Any, max_depth: int) -> bool:
     return True
 
 
+def _first_too_deep(document: dict[str, Any], max_depth: int) -> str | None:
+    """The path of the first element nested deeper than ``max_depth`` (a document known to have one),
+    rooted at its resourceType; None when the document names no resourceType to root it at."""
+    root = document.get("resourceType")
+    if not isinstance(root, str) or not root.isidentifier():
+        return None
+    stack: list[tuple[str, Any, int]] = [(root, document, 0)]
+    while stack:
+        path, node, depth = stack.pop()
+        if depth == max_depth:
+            return path
+        children = (
+            [(f"{path}.{key}", value) for key, value in node.items()]
+            if type(node) is dict
+            else [(f"{path}[{i}]", value) for i, value in enumerate(node)]
+        )
+        stack += [(p, child, depth + 1) for p, child in reversed(children) if type(child) in (dict, list)]
+    return None
+
+
 def _wide_int(document: Any) -> bool:
     """Whether an integer of the document lies outside the range orjson reads as an integer."""
     stack: list[Any] = [document]
@@ -94,7 +114,6 @@ def check_document(document: Any, limits: Limits) -> dict[str, Any]:
             [Problem("not-a-resource", "the document is not a JSON object (a FHIR resource)", None, "structure")]
         )
     if _depth_exceeds(document, limits.max_depth):
-        raise InputError(
-            [Problem("too-deep", f"the document is nested deeper than {limits.max_depth} levels", None, "too-long")]
-        )
+        message = f"the document is nested deeper than {limits.max_depth} levels"
+        raise InputError([Problem("too-deep", message, _first_too_deep(document, limits.max_depth), "too-long")])
     return document
