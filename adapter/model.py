@@ -7,9 +7,40 @@ should write (``Patient/123`` or ``urn:uuid:...``), so rules never resolve anyth
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
+from functools import cache
+from operator import attrgetter
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+@cache
+def _layout(cls: type) -> tuple[attrgetter[Any], dict[str, int]] | None:
+    """How to copy a dataclass by position: its fields' getter and index (None: not that simple)."""
+    fields = dataclasses.fields(cls)
+    if hasattr(cls, "__post_init__") or not all(f.init for f in fields):
+        return None
+    names = [f.name for f in fields]
+    return attrgetter(*names), {name: i for i, name in enumerate(names)}
+
+
+def replace(instance: T, /, **changes: Any) -> T:
+    """``dataclasses.replace`` without its per-call field introspection (the pipeline copies a few
+    dozen facts per visit, and that cost as much as reading them): the values are read with one
+    ``attrgetter`` and passed to the class in field order; anything else goes to dataclasses."""
+    cls: type = type(instance)
+    layout = _layout(cls)
+    if layout is None or len(layout[1]) < 2:
+        return dataclasses.replace(instance, **changes)  # type: ignore[type-var]
+    getter, index = layout
+    values = list(getter(instance))
+    for name, value in changes.items():
+        values[index[name]] = value
+    return cls(*values)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True, slots=True)

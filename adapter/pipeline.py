@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +15,7 @@ from adapter.digest import canonical_digest
 from adapter.errors import InputError, Problem
 from adapter.intake.fhir import read_bundle
 from adapter.intake.wire import Limits, check_document, parse_document
-from adapter.model import ClaimDecision, EncounterFacts
+from adapter.model import ClaimDecision, EncounterFacts, replace
 from adapter.output.fhir import render_bundle, render_invalid
 from adapter.rules.catalog import Rules
 from adapter.rules.claim import NOT_BILLABLE, ClaimOptions, decide

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -42,6 +42,7 @@ from adapter.model import (
     ObservationFact,
     PlanFact,
     ProcedureFact,
+    replace,
 )
 
 BUNDLE_TYPES = frozenset({"collection", "transaction", "batch", "searchset", "message"})

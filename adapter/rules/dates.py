@@ -10,12 +10,11 @@ gets a warning.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from adapter.errors import InputError, Problem
-from adapter.model import EncounterFacts, Finding, ProcedureFact, Severity
+from adapter.model import EncounterFacts, Finding, ProcedureFact, Severity, replace
 from adapter.rules.catalog import Rules
 from adapter.rules.payers import select_pack
 

@@ -16,11 +16,10 @@ cancels the day's Claim.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from datetime import date, datetime
 from typing import TypeVar
 
-from adapter.model import EncounterFacts, ProcedureFact
+from adapter.model import EncounterFacts, ProcedureFact, replace
 
 WITHDRAWN = frozenset({"cancelled", "entered-in-error"})
 DAY_PREFIX = "day|"

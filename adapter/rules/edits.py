@@ -12,7 +12,7 @@ KX, then anything the sender attached.  51 is never used on 97xxx and is removed
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from adapter.model import (
@@ -24,6 +24,7 @@ from adapter.model import (
     ProcedureFact,
     ServiceLine,
     Severity,
+    replace,
 )
 from adapter.rules.catalog import PayerPack, Rules
 from adapter.rules.edit_data import Discipline, MueCap, PtpPair

@@ -13,11 +13,10 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import date
 
 from adapter.errors import InputError, Problem
-from adapter.model import Diagnosis, Finding, ProcedureFact, ServiceLine, Severity
+from adapter.model import Diagnosis, Finding, ProcedureFact, ServiceLine, Severity, replace
 from adapter.rules.catalog import PayerPack, Rules
 from adapter.rules.units import CodeMinutes, allocate
 

@@ -11,10 +11,10 @@ reported with the rule that decided.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 
-from adapter.model import Finding, ProcedureFact, ServiceLine, Severity
+from adapter.model import Finding, ProcedureFact, ServiceLine, Severity, replace
 from adapter.rules.catalog import PayerPack
 
 BYPASS = ("XE", "XS", "XP", "XU", "59")

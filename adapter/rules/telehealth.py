@@ -8,9 +8,7 @@ v3-RoleCode PTRES (patient's residence) or its physical type is ``ho`` (house).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from adapter.model import EncounterFacts, Finding, ServiceLine, Severity
+from adapter.model import EncounterFacts, Finding, ServiceLine, Severity, replace
 from adapter.rules.catalog import PayerPack
 
 PHYSICAL_TYPE = "http://terminology.hl7.org/CodeSystem/location-physical-type"
