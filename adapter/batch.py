@@ -11,6 +11,7 @@ SIGTERM) terminates them and the caller reports what was done.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import multiprocessing
 import os
@@ -115,6 +116,7 @@ _worker_job: Job | None = None
 def _load(job: Job) -> None:
     global _worker_rules, _worker_job
     _worker_rules, _worker_job = load_rules(job.mappings_dir), job
+    gc.freeze()  # the modules and rule data live as long as the run: the collector need not scan them again
 
 
 def _init_worker(job: Job) -> None:
