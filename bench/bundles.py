@@ -11,6 +11,7 @@ from typing import Any
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 SYNTHEA = SHARED / "external" / "synthea-r4-bundles-smart"
 CODES = ("97124", "97140", "97110", "97112", "97530", "97116", "97035", "97032")
+PATIENT_OWN = (("Patient", "pat-1"), ("Coverage", "cov-1"), ("Condition", "dx-1"), ("ServiceRequest", "poc-1"))
 SITES = (("37822005", "Lower back structure"), ("68367000", "Thigh structure"), ("14975008", "Forearm structure"))
 
 
@@ -39,12 +40,16 @@ def visit(procedures: int, number: int = 0) -> dict[str, Any]:
 
 
 def _own_patient(bundle: dict[str, Any], number: int) -> dict[str, Any]:
-    """Each numbered visit is another patient's: visits of one patient on one day make the day's one
-    Claim (issue 12), so a server pushed thousands of them would re-bill one ever larger day."""
+    """Each numbered visit is another patient's, with the patient's own Coverage, Condition and plan
+    of care: one patient's visits of a day make the day's one Claim (issue 12), and pushes that
+    share a resource wait for each other's writes of it, which no clinic's pushes would do."""
     if number == 0:
         return bundle
-    text = json.dumps(bundle).replace('Patient/pat-1"', f'Patient/pat-v{number}"')
-    return dict(json.loads(text.replace('"id": "pat-1"', f'"id": "pat-v{number}"')))
+    text = json.dumps(bundle)
+    for resource_type, resource_id in PATIENT_OWN:
+        text = text.replace(f'{resource_type}/{resource_id}"', f'{resource_type}/{resource_id}-v{number}"')
+        text = text.replace(f'"id": "{resource_id}"', f'"id": "{resource_id}-v{number}"')
+    return dict(json.loads(text))
 
 
 def synthea() -> Iterator[tuple[str, dict[str, Any]]]:

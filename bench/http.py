@@ -3,8 +3,8 @@ vs a trivial FastAPI echo of the same bodies, both on 2 uvicorn workers, at 1 an
 
 The load generator is wrk (a compiled client: ``apt-get install wrk``) with one thread, so the
 client needs little of the machine's two cores; its own CPU time is reported next to the figures.
-Without wrk the section falls back to Python client threads, which compete with the servers for
-the cores (the figures are then marked so and are not comparable with wrk's).
+Without wrk the section is skipped (and says so): Python client threads would compete with the
+servers for the cores, and their figures would not be comparable.
 Every request pushes another patient's visit, so each makes a new Claim.
 """
 
@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import statistics
 import subprocess
 import tempfile
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 
 from bench import bundles
@@ -29,7 +25,6 @@ from bench.procs import free_port, reset_database, start_uvicorn, wait_ready
 
 WORKERS = 2
 CONCURRENCY = (1, 16)
-HEADERS = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 
 # wrk's Lua hooks (one thread): the bodies (one per line of args[1]) are sent in turn.
 WRK_SCRIPT = """
@@ -85,76 +80,24 @@ def _wrk(url: str, bodies: Path, token: str, connections: int, seconds: float) -
     }
 
 
-def _threads(url: str, payloads: list[bytes], token: str, connections: int, seconds: float) -> dict[str, Any]:
-    """The fallback: ``connections`` Python threads, each sending payloads one after another."""
-    latencies: list[float] = []
-    failures = [0]
-    lock = threading.Lock()
-    cursor = iter(range(10**9))
-    deadline = time.monotonic() + seconds
-    headers = {**HEADERS, **({"Authorization": f"Bearer {token}"} if token else {})}
-
-    def client() -> None:
-        with httpx.Client(timeout=30, headers=headers) as http:
-            while time.monotonic() < deadline:
-                with lock:
-                    index = next(cursor)
-                started = time.perf_counter()
-                status = http.post(url, content=payloads[index % len(payloads)]).status_code
-                elapsed = time.perf_counter() - started
-                with lock:
-                    latencies.append(elapsed)
-                    failures[0] += status >= 300
-
-    cpu = time.process_time()
-    started = time.perf_counter()
-    threads = [threading.Thread(target=client) for _ in range(connections)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - started
-    client_cpu = time.process_time() - cpu
-    ordered = sorted(latencies)
-    return {
-        "requests": len(ordered),
-        "rps": len(ordered) / wall,
-        "p50_ms": statistics.median(ordered) * 1e3,
-        "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e3,
-        "non_2xx": failures[0],
-        "socket_errors": 0,
-        "client_cpu_s": client_cpu,
-        "client_cores": client_cpu / wall,
-        "client": "python threads (shares the cores with the servers)",
-    }
-
-
-def _load(url: str, token: str, file: Path, payloads: list[bytes], connections: int, seconds: float) -> dict[str, Any]:
-    if shutil.which("wrk"):
-        return _wrk(url, file, token, connections, seconds)
-    return _threads(url, payloads, token, connections, seconds)
-
-
-def http_section(database_url: str, quick: bool) -> dict[str, Any]:
+def http_section(database_url: str, quick: bool) -> dict[str, Any] | None:
     seconds = 5.0 if quick else 20.0
     per_run = 600 if quick else 6000  # more than a run can send: every push is a new visit
-    wrk = shutil.which("wrk")
-    client = "wrk, 1 thread" if wrk else "Python threads (wrk is not installed: apt-get install wrk)"
     print(
         f"\n3. HTTP on loopback: {WORKERS} uvicorn workers, PostgreSQL, auth and audit on; {seconds:.0f} s at "
-        f"c={' and c='.join(map(str, CONCURRENCY))}; client: {client}"
+        f"c={' and c='.join(map(str, CONCURRENCY))}; client: wrk, 1 thread"
     )
-    results: dict[str, Any] = {"client": "wrk" if wrk else "python-threads"}
+    if shutil.which("wrk") is None:
+        print("skipped: wrk is not installed (apt-get install wrk)")
+        return None
+    results: dict[str, Any] = {"client": "wrk"}
     with tempfile.TemporaryDirectory() as folder:
         key, registry = _client_and_registry(Path(folder))
-        runs = {
-            c: [orjson.dumps(bundles.visit(3, 1 + i * per_run + n)) for n in range(per_run)]
-            for i, c in enumerate((0, *CONCURRENCY))
-        }  # 0: the warm-up
-        files = {}
-        for c, payloads in runs.items():
-            files[c] = Path(folder) / f"bodies-{c}.ndjson"
-            files[c].write_bytes(b"\n".join(payloads) + b"\n")
+        files = {c: Path(folder) / f"bodies-{c}.ndjson" for c in (0, *CONCURRENCY)}  # 0: the warm-up
+        for i, file in enumerate(files.values()):
+            file.write_bytes(
+                b"".join(orjson.dumps(bundles.visit(3, 1 + i * per_run + n)) + b"\n" for n in range(per_run))
+            )
         reset_database(database_url)
         for name, target, factory, path, env in (
             ("echo", "bench.echo:app", False, "/echo", {}),
@@ -173,9 +116,8 @@ def http_section(database_url: str, quick: bool) -> dict[str, Any]:
                 wait_ready(f"{base}{'/readyz' if factory else '/docs'}")
                 token = _token(base, key) if factory else ""
                 url = f"{base}{path}"
-
-                _load(url, token, files[0], runs[0], 4, 3.0)  # warm-up: connections, caches, the database pool
-                results[name] = {f"c{c}": _load(url, token, files[c], runs[c], c, seconds) for c in CONCURRENCY}
+                _wrk(url, files[0], token, 4, 3.0)  # warm-up: connections, caches, the database pool
+                results[name] = {f"c{c}": _wrk(url, files[c], token, c, seconds) for c in CONCURRENCY}
             finally:
                 server.terminate()
                 server.wait(30)

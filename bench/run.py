@@ -48,6 +48,7 @@ from bench.delivery import delivery_section
 from bench.hl7v2 import hl7v2_section
 from bench.http import http_section
 from bench.replay import batch_section
+from bench.targets import report
 from bench.worst import worst_case_section
 from bench.x12 import x12_section
 
@@ -115,6 +116,10 @@ def in_process_section(quick: bool) -> dict[str, Any]:
     return {"rows": rows, "per_kb_spread": spread}
 
 
+def _loads(averages: tuple[float, float, float]) -> str:
+    return " ".join(f"{a:.2f}" for a in averages)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer bundles and repetitions (a smoke run)")
@@ -143,12 +148,14 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "system": platform.platform(),
     }
+    load_start = os.getloadavg()
     print(f"theraclaim benchmark on {machine['system']}, {machine['cpus']} CPUs, Python {machine['python']}")
+    print(f"load average (1, 5, 15 min): {_loads(load_start)}")
     figures: dict[str, Any] = {"machine": machine, "when": datetime.now(UTC).isoformat()}
     figures["in_process"] = in_process_section(args.quick)
     figures["x12"] = x12_section(median_seconds, args.quick)
-    if not args.skip_http:
-        figures["http"] = http_section(args.database_url, quick=args.quick)
+    if not args.skip_http and (http := http_section(args.database_url, quick=args.quick)) is not None:
+        figures["http"] = http
     if not args.skip_batch:
         figures["batch"] = batch_section(1_000 if args.quick else args.batch_size)
     if not args.skip_hl7v2:
@@ -161,6 +168,9 @@ def main() -> None:
         figures["worst_case"] = worst_case_section(args.quick)
     if not args.skip_bulk:
         figures["bulk"] = bulk_section(args.quick)
+    figures["load_average"] = {"start": load_start, "end": os.getloadavg()}
+    print(f"load average at the start {_loads(load_start)}, at the end {_loads(os.getloadavg())}")
+    figures["targets"] = report(figures)
     target = COMMITTED if args.update_results else args.json
     target.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"\nfigures written to {target}")
