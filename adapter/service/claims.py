@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -206,7 +206,7 @@ class ClaimService:
                     cancels = [o.cancels_claim for o in day.outcomes if o.cancels_claim]
                     billable = _billable(day) or not only_when_billable  # (other doors store their inputs anyway)
                     writer = _Writer(self.store, connection, now, access, day)
-                    stored_inputs = [writer.put(resource) for resource in inputs] if billable else []
+                    stored_inputs = writer.put_many(inputs) if billable else []
                     stored = self._write(writer, produced, cancels, if_match)
                     self.x12.record_sources(connection, day, stored, now)
                     written = stored_inputs + stored
@@ -237,11 +237,11 @@ class ClaimService:
         claims = [r for r in produced if r["resourceType"] == "Claim"]
         if if_match is not None:
             self._check_version(writer.connection, claims, cancels, if_match)
-        stored = [writer.put(claim) for claim in claims]
+        stored = writer.put_many(claims)
         # the pipeline's Provenance points at urn:uuid:<claim id>; stored, it names the version it explains
         versions = {f"urn:uuid:{s.resource['id']}": f"Claim/{s.resource['id']}/_history/{s.version_id}" for s in stored}
         others = [rewrite_references(r, versions) for r in produced if r["resourceType"] != "Claim"]
-        stored += [writer.put(resource) for resource in others]
+        stored += writer.put_many(others)
         for claim_id in cancels:
             current = self.store.read("Claim", claim_id, connection=writer.connection)
             if current is not None and current.resource.get("status") != "cancelled":
@@ -336,10 +336,14 @@ class _Writer:
         }
 
     def put(self, resource: dict[str, Any]) -> Stored:
+        return self.put_many([resource])[0]
+
+    def put_many(self, resources: Sequence[dict[str, Any]]) -> list[Stored]:
         if self.access is None:
-            return self.store.put(self.connection, resource, self.now, tenant=tenant_for(resource, self.npi_by_claim))
-        tenant = self.access.tenant_of(resource, self.npi_by_claim)
-        return self.store.put(self.connection, resource, self.now, tenant=tenant, guard=self.access.guard)
+            tenants = [tenant_for(r, self.npi_by_claim) for r in resources]
+            return self.store.put_many(self.connection, resources, self.now, tenants=tenants)
+        tenants = [self.access.tenant_of(r, self.npi_by_claim) for r in resources]
+        return self.store.put_many(self.connection, resources, self.now, tenants=tenants, guard=self.access.guard)
 
 
 def _billable(result: Result) -> bool:

@@ -464,11 +464,11 @@ def test_writes_that_keep_conflicting_end_in_503(api: Api, monkeypatch: pytest.M
     client's fault: 409/412 are for a real If-Match mismatch) and nothing is stored."""
     attempts = []
 
-    def always_conflicting(_connection: Any, resource: dict[str, Any], _now: Any, **_checks: Any) -> Any:
-        attempts.append(resource["resourceType"])
-        raise WriteConflict(resource["resourceType"])
+    def always_conflicting(_connection: Any, resources: list[dict[str, Any]], _now: Any, **_checks: Any) -> Any:
+        attempts.append(resources[0]["resourceType"])
+        raise WriteConflict(resources[0]["resourceType"])
 
-    monkeypatch.setattr(api.store, "put", always_conflicting)
+    monkeypatch.setattr(api.store, "put_many", always_conflicting)
     response = api.push(bb.visit(massage()))
     body = assert_outcome(response, 503)
     assert body["issue"][0]["code"] == "transient"
@@ -480,16 +480,16 @@ def test_writes_that_keep_conflicting_end_in_503(api: Api, monkeypatch: pytest.M
 
 
 def test_a_lost_race_is_retried(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    real_put = api.store.put
+    real_put = api.store.put_many
     lost = []
 
-    def lose_once(connection: Any, resource: dict[str, Any], now: Any, **checks: Any) -> Any:
+    def lose_once(connection: Any, resources: list[dict[str, Any]], now: Any, **checks: Any) -> Any:
         if not lost:
-            lost.append(resource["resourceType"])
-            raise WriteConflict(resource["resourceType"])
-        return real_put(connection, resource, now, **checks)
+            lost.append(resources[0]["resourceType"])
+            raise WriteConflict(resources[0]["resourceType"])
+        return real_put(connection, resources, now, **checks)
 
-    monkeypatch.setattr(api.store, "put", lose_once)
+    monkeypatch.setattr(api.store, "put_many", lose_once)
     response = api.push(bb.visit(massage()))
     assert response.status_code == 201, response.text
     assert lost
