@@ -14,7 +14,7 @@ from adapter.deadline import checkpoint
 from adapter.digest import canonical_digest
 from adapter.errors import InputError, Problem
 from adapter.intake.fhir import read_bundle
-from adapter.intake.wire import Limits, check_document, parse_document
+from adapter.intake.wire import Limits, check_surveyed, parse_surveyed
 from adapter.model import ClaimDecision, EncounterFacts, replace
 from adapter.output.fhir import render_bundle, render_invalid
 from adapter.rules.catalog import Rules
@@ -145,9 +145,12 @@ def run(
 ) -> Result:
     """Convert one FHIR Bundle. Input problems come back as a Result with ``invalid`` set."""
     try:
-        document = check_document(payload, limits) if isinstance(payload, dict) else parse_document(payload, limits)
+        if isinstance(payload, dict):
+            document, found = check_surveyed(payload, limits)
+        else:
+            document, found = parse_surveyed(payload, limits)
         digest = _digest(document)
-        visits = read_bundle(document, limits, validation)
+        visits = read_bundle(document, limits, validation, found)
         return _decided(visits, Decider(rules, now, payer, options), digest, {}, document)
     except InputError as error:
         try:

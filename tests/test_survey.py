@@ -16,6 +16,7 @@ import pytest
 from adapter.intake.references import Entry, unresolved_urns
 from adapter.intake.shape import shape_problems
 from adapter.intake.survey import survey
+from adapter.intake.wire import Limits
 from tests.mutations import FIXED, PATHS, SEEDS, replaced
 
 DANGLING = ({"reference": "urn:uuid:0b7d4c4e-0000-4000-8000-000000000000"}, "urn:oid:1.2.3")
@@ -45,7 +46,7 @@ def test_a_clean_survey_means_the_exact_walks_find_nothing(name: str) -> None:
         for value in (*FIXED, *DANGLING):
             document = orjson.loads(replaced(name, path, value))
             shape, urns, full_urls = exact_findings(document)
-            found = survey(document)
+            found = survey(document, Limits().max_depth)
             assert found.suspect_shape or not shape, (path, value)
             assert not urns or not found.urn_references <= full_urls, (path, value)
             flagged += shape or urns
@@ -56,7 +57,7 @@ def test_a_clean_survey_means_the_exact_walks_find_nothing(name: str) -> None:
 def test_the_seeds_survey_clean(name: str) -> None:
     """The ordinary visits skip both walks (else the survey would only add work)."""
     document = copy.deepcopy(SEEDS[name])
-    found = survey(document)
+    found = survey(document, Limits().max_depth)
     full_urls = {e["fullUrl"] for e in document["entry"]}
     assert not found.suspect_shape
     assert found.urn_references <= full_urls

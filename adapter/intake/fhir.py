@@ -28,7 +28,7 @@ from adapter.intake.resources import (
     read_observation,
     read_procedure,
 )
-from adapter.intake.survey import survey
+from adapter.intake.survey import Survey, survey
 from adapter.intake.validation import validate_resource
 from adapter.intake.values import codings, day_of, when
 from adapter.intake.wire import Limits
@@ -87,12 +87,14 @@ class _Patients:
         return self._read[key]
 
 
-def read_bundle(document: dict[str, Any], limits: Limits, validation: str = "fields") -> list[EncounterFacts]:
+def read_bundle(
+    document: dict[str, Any], limits: Limits, validation: str = "fields", surveyed: Survey | None = None
+) -> list[EncounterFacts]:
     """The facts of every Encounter in a Bundle. Raises InputError listing every problem.
 
     ``validation`` is ``fields`` (the elements read, typed and checked) or ``full`` (fhir.resources).
     """
-    index = _index(document, limits, validation)
+    index = _index(document, limits, validation, surveyed or survey(document, limits.max_depth))
     encounters = index.of_type("Encounter")
     if not encounters:
         raise InputError([Problem("no-encounter", "the Bundle holds no Encounter", "Bundle.entry", "required")])
@@ -110,7 +112,7 @@ def read_bundle(document: dict[str, Any], limits: Limits, validation: str = "fie
     return facts
 
 
-def _index(document: dict[str, Any], limits: Limits, validation: str) -> BundleIndex:
+def _index(document: dict[str, Any], limits: Limits, validation: str, found_in: Survey) -> BundleIndex:
     resource_type = document.get("resourceType")
     if resource_type != "Bundle":
         raise InputError(
@@ -139,7 +141,6 @@ def _index(document: dict[str, Any], limits: Limits, validation: str) -> BundleI
                 )
             ]
         )
-    found_in = survey(document)
     shape = found_in.suspect_shape
     shell = {key: value for key, value in document.items() if key != "entry"}
     problems = validate_resource(shell, "Bundle", validation, shape)

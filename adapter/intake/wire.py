@@ -14,6 +14,7 @@ import msgspec
 import orjson
 
 from adapter.errors import InputError, Problem
+from adapter.intake.survey import Survey, survey
 
 LARGE = 1 << 20  # bytes: above this, the decode that needs no working copy (_decode)
 _DECODER = msgspec.json.Decoder()
@@ -25,20 +26,6 @@ class Limits:
     max_bytes: int = 20 * 1024 * 1024
     max_depth: int = 64
     max_entries: int = 20_000
-
-
-def _depth_exceeds(document: Any, max_depth: int) -> bool:
-    """Iterative (no recursion on hostile input); visits each container once."""
-    level: list[Any] = [document]
-    for _ in range(max_depth):
-        below: list[Any] = []
-        for node in level:
-            children = node.values() if type(node) is dict else node
-            below += [child for child in children if type(child) is dict or type(child) is list]
-        if not below:
-            return False
-        level = below
-    return True
 
 
 def _first_too_deep(document: dict[str, Any], max_depth: int) -> str | None:
@@ -92,6 +79,16 @@ def _decode(raw: bytes) -> Any:
 
 def parse_document(payload: bytes | str, limits: Limits) -> dict[str, Any]:
     """Decode a JSON object, enforcing the size and depth limits. Raises InputError."""
+    return parse_surveyed(payload, limits)[0]
+
+
+def check_document(document: Any, limits: Limits) -> dict[str, Any]:
+    """Checks for an already decoded document: a JSON object within the depth limit."""
+    return check_surveyed(document, limits)[0]
+
+
+def parse_surveyed(payload: bytes | str, limits: Limits) -> tuple[dict[str, Any], Survey]:
+    """parse_document, with the survey of the document (intake/survey.py) its depth check made."""
     raw = payload.encode("utf-8") if isinstance(payload, str) else payload
     if len(raw) > limits.max_bytes:
         raise InputError(
@@ -104,16 +101,17 @@ def parse_document(payload: bytes | str, limits: Limits) -> dict[str, Any]:
         # orjson says "depth limit exceeded" (older releases: "recursion limit reached")
         code = "too-deep" if "recursion" in message.lower() or "depth limit" in message.lower() else "not-json"
         raise InputError([Problem(code, f"not valid JSON: {message}", None, "structure")]) from exc
-    return check_document(document, limits)
+    return check_surveyed(document, limits)
 
 
-def check_document(document: Any, limits: Limits) -> dict[str, Any]:
-    """Checks for an already decoded document: a JSON object within the depth limit."""
+def check_surveyed(document: Any, limits: Limits) -> tuple[dict[str, Any], Survey]:
+    """check_document, with the survey of the document its depth check made."""
     if not isinstance(document, dict):
         raise InputError(
             [Problem("not-a-resource", "the document is not a JSON object (a FHIR resource)", None, "structure")]
         )
-    if _depth_exceeds(document, limits.max_depth):
+    found = survey(document, limits.max_depth)
+    if found.too_deep:
         message = f"the document is nested deeper than {limits.max_depth} levels"
         raise InputError([Problem("too-deep", message, _first_too_deep(document, limits.max_depth), "too-long")])
-    return document
+    return document, found
