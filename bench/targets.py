@@ -202,3 +202,22 @@ def report(figures: dict[str, Any]) -> list[Row]:
         print(f"#{r['issue']:<3}{r['target']:<78}{r['figure']:<30}{r['baseline']:<36}{verdict}")
     print(f"{sum(r['met'] for r in rows)} of {len(rows)} targets met")
     return rows
+
+
+def markdown(rows: list[Row]) -> str:
+    """The targets as the README's table."""
+    lines = ["| issue | target | figure | baseline (same run) | |", "|---|---|---|---|---|"]
+    lines += [
+        f"| {r['issue']} | {r['target']} | {r['figure']} | {r['baseline']} | {'met' if r['met'] else '**missed**'} |"
+        for r in rows
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m bench.targets [figures.json]: the README's table of a run
+    import json
+    import sys
+    from pathlib import Path
+
+    path = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "results.json")
+    print(markdown(json.loads(path.read_text())["targets"]))
