@@ -7,6 +7,7 @@ header, or raises :class:`V2Error` whose problems name HL7 locations (``FT1[2]-4
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,10 +62,16 @@ class _ReusedPlan(hl7.parser._ParsePlan):  # type: ignore[misc]  # python-hl7 is
     """python-hl7's parse plan, whose next level is made once per message, not once per element.
 
     ``hl7.parse`` asks each level's plan for the next one for every element it splits (some 300
-    plan objects for a 900-byte DFT, a third of its time); the next level is always the same.
+    plan objects for a 900-byte DFT, a third of its time), and recomputes which separators apply
+    at its level for every element; both are the same for every element of a level.
     """
 
     _next: Any
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        below = self.separators[self.separators.find(self.separator) :]  # this level's and those under it
+        self._below = re.compile(f"[{re.escape(below)}]")
 
     def next(self) -> Any:
         try:
@@ -72,6 +79,9 @@ class _ReusedPlan(hl7.parser._ParsePlan):  # type: ignore[misc]  # python-hl7 is
         except AttributeError:
             self._next = super().next()
             return self._next
+
+    def applies(self, text: str) -> bool:
+        return self._below.search(text) is not None
 
 
 def parse(text: str) -> Any:
