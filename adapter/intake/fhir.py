@@ -42,7 +42,6 @@ from adapter.model import (
     ObservationFact,
     PlanFact,
     ProcedureFact,
-    replace,
 )
 
 BUNDLE_TYPES = frozenset({"collection", "transaction", "batch", "searchset", "message"})
@@ -245,7 +244,7 @@ def _encounter(
     if patient is None:
         return None
     procedure_entries = sorted(procedures_by_encounter.get(encounter.index, []), key=lambda e: e.index)
-    procedures = [replace(read_procedure(index, p, problems), encounter_ref=encounter.ref) for p in procedure_entries]
+    procedures = [read_procedure(index, p, problems, encounter.ref) for p in procedure_entries]
     diagnoses = _diagnoses(index, encounter, procedures, problems)
     used = procedure_entries + [e for d in diagnoses if (e := index.lookup(d.condition_ref)) is not None]
     for resource_entry in {e.index: e for e in used}.values():

@@ -24,7 +24,9 @@ OVERRIDE_URL = "https://theraclaim.org/fhir/StructureDefinition/contraindication
 UCUM_SYSTEM = "http://unitsofmeasure.org"
 
 
-def read_procedure(index: BundleIndex, entry: Entry, problems: list[Problem]) -> ProcedureFact:
+def read_procedure(
+    index: BundleIndex, entry: Entry, problems: list[Problem], encounter_ref: str | None = None
+) -> ProcedureFact:
     resource = entry.resource
     start = end = None
     service_date = None
@@ -79,6 +81,7 @@ def read_procedure(index: BundleIndex, entry: Entry, problems: list[Problem]) ->
         description=narrative(resource),
         instant=start if start is not None else _instant(resource, entry, problems),
         extensions=coded_extensions(resource),
+        encounter_ref=encounter_ref,
     )
 
 

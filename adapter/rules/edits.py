@@ -397,7 +397,10 @@ def kx(lines: list[ServiceLine], disciplines: list[str | None], ctx: EditContext
         return lines
     year_to_date = dict(ctx.encounter.coverages[0].year_to_date_cents) if ctx.encounter.coverages else {}
     sent = {i for i, line in enumerate(lines) if "KX" in line.modifiers}
-    result = [replace(line, modifiers=tuple(m for m in line.modifiers if m != "KX")) for line in lines]
+    result = [
+        replace(line, modifiers=tuple(m for m in line.modifiers if m != "KX")) if i in sent else line
+        for i, line in enumerate(lines)
+    ]
     not_evaluated: list[str] = []
     kept: set[int] = set()
     for group, members in threshold.groups.items():
