@@ -83,20 +83,24 @@ def _timed(payload: bytes, rules: Any) -> tuple[float, int]:
 
 def peak_rss_kb(procedures: int) -> tuple[int, int, int]:
     """(input bytes, peak RSS converting it, resident size just before) of a fresh process that reads
-    the Bundle from a file (Linux: /proc/self/statm); the peak includes parsing, the rules, the output."""
+    the Bundle from a file; the peak includes parsing, the rules, the output.  Linux's VmHWM, not
+    getrusage's ru_maxrss: that one keeps the peak of the process the child was forked from."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "worst.json"
         path.write_bytes(orjson.dumps(overlapping(procedures)))
         code = (
-            "import resource, sys\n"
+            "import sys\n"
             "from bench.worst import NOW\n"
             "from adapter.pipeline import run\n"
             "from adapter.rules.catalog import load_rules\n"
+            "def status(field):\n"
+            "    line = next(x for x in open('/proc/self/status') if x.startswith(field))\n"
+            "    return int(line.split()[1])\n"
             "rules = load_rules()\n"
             "payload = open(sys.argv[1], 'rb').read()\n"
-            "before = int(open('/proc/self/statm').read().split()[1]) * resource.getpagesize() // 1024\n"
+            "before = status('VmRSS:')\n"
             "run(payload, rules=rules, now=NOW)\n"
-            "print(len(payload), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, before)\n"
+            "print(len(payload), status('VmHWM:'), before)\n"
         )
         size, peak, before = map(
             int, subprocess.check_output([sys.executable, "-c", code, str(path)], text=True).split()
