@@ -191,8 +191,9 @@ class ClaimService:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 with self.store.transaction() as connection:
-                    # concurrent writers of the same day, Claims or inputs wait here, before anything is read
-                    keys = day_lock_keys(result) | {f"{r['resourceType']}/{r.get('id')}" for r in inputs}
+                    # concurrent writers of the same day, Claims or changed inputs wait here, before the
+                    # rest is read (an input changed by another writer meanwhile is the version check's)
+                    keys = day_lock_keys(result) | self.store.changes(connection, inputs)
                     self.store.serialize(connection, keys)
                     now = datetime.now(UTC)
                     day = pool_across_pushes(connection, result, lambda d: self.convert(d, payer), now)

@@ -375,6 +375,20 @@ class Store:
                 text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"), {"keys": ordered}
             )
 
+    def changes(self, connection: Connection, resources: Sequence[dict[str, Any]]) -> set[str]:
+        """``Type/id`` of the resources a put would change (new, or stored with other content), read
+        without waiting: a writer serializes on these only, not on the ones it leaves as they are
+        (every push of a clinic names its Organization; locking it made the clinic's pushes queue)."""
+        if not resources:
+            return set()
+        c = resource_current.c
+        keys = [(r["resourceType"], r["id"]) for r in resources]
+        found = connection.execute(
+            select(c.resource_type, c.id, c.content_hash).where(tuple_(c.resource_type, c.id).in_(keys))
+        )
+        stored = {(row.resource_type, row.id): row.content_hash for row in found}
+        return {f"{t}/{i}" for (t, i), r in zip(keys, resources, strict=True) if stored.get((t, i)) != content_hash(r)}
+
     def ping(self) -> bool:
         with self.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
