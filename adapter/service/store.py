@@ -319,6 +319,7 @@ CONNECT_TIMEOUT_SECONDS = 5
 BUSY_TIMEOUT_MS = 30_000  # SQLite: how long a writer waits for another one
 PROGRESS_STEPS = 10_000  # SQLite virtual machine steps between two looks at the request's budget
 POOL_TIMEOUT_SECONDS = 10
+KEYS_PER_READ = 500  # resources whose current rows one statement reads (see _current_rows)
 
 
 class Store:
@@ -383,9 +384,7 @@ class Store:
             return set()
         c = resource_current.c
         keys = [(r["resourceType"], r["id"]) for r in resources]
-        found = connection.execute(
-            select(c.resource_type, c.id, c.content_hash).where(tuple_(c.resource_type, c.id).in_(keys))
-        )
+        found = _current_rows(connection, (c.resource_type, c.id, c.content_hash), keys)
         stored = {(row.resource_type, row.id): row.content_hash for row in found}
         return {f"{t}/{i}" for (t, i), r in zip(keys, resources, strict=True) if stored.get((t, i)) != content_hash(r)}
 
@@ -439,12 +438,8 @@ class Store:
                 for r, t in zip(resources, tenants, strict=True)
             ]
         c = resource_current.c
-        found = connection.execute(
-            select(c.resource_type, c.id, c.version_id, c.content_hash, c.content, c.last_updated, c.tenant).where(
-                tuple_(c.resource_type, c.id).in_(keys)
-            )
-        )
-        current = {(row.resource_type, row.id): row for row in found}
+        columns = (c.resource_type, c.id, c.version_id, c.content_hash, c.content, c.last_updated, c.tenant)
+        current = {(row.resource_type, row.id): row for row in _current_rows(connection, columns, keys)}
         results: list[Stored] = []
         new_rows: list[tuple[dict[str, Any], Any]] = []
         changed_rows: list[tuple[dict[str, Any], Any]] = []
@@ -558,6 +553,17 @@ class Store:
     def submission_count(self) -> int:
         with self.engine.connect() as connection:
             return int(connection.execute(select(func.count()).select_from(submissions)).scalar_one())
+
+
+def _current_rows(connection: Connection, columns: Sequence[Any], keys: Sequence[tuple[str, str]]) -> list[Any]:
+    """The current rows of ``keys`` (``(Type, id)``), read KEYS_PER_READ at a time: PostgreSQL plans a
+    row IN list as one OR of ANDs, and a Bundle of thousands of resources exceeded its stack depth."""
+    c = resource_current.c
+    rows: list[Any] = []
+    for start in range(0, len(keys), KEYS_PER_READ):
+        chunk = keys[start : start + KEYS_PER_READ]
+        rows += connection.execute(select(*columns).where(tuple_(c.resource_type, c.id).in_(chunk))).all()
+    return rows
 
 
 def stored_from_row(row: Any) -> Stored:
