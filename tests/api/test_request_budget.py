@@ -18,8 +18,13 @@ from tests.api.test_concurrency import STARTUP_SECONDS, Server
 from tests.api.test_contention import shared_database  # noqa: F401 (the fixture)
 from tests.api.test_crash_recovery import rows
 
-BUDGET_SECONDS = 0.5
-ENCOUNTERS = 4000  # ~5 MB: seconds of pipeline and thousands of Claims to store, far past the budget
+# comfortably above an ordinary visit's cost on a loaded 2-core machine (the test pushes one under it)
+BUDGET_SECONDS = 3.0
+ENCOUNTERS = 4000  # ~5 MB: minutes of pipeline and thousands of Claims to store without a budget
+# the 503 comes at the budget; the slack is for a loaded machine, still far below what the input needs
+ANSWER_WITHIN_SECONDS = 2 * BUDGET_SECONDS + 3
+SETTLE_SECONDS = 15  # the stopped work ends at its next checkpoint and frees the parsed Bundle
+IDLE_CPU_SECONDS = 0.2  # per second: an idle server answers nothing and polls nothing (no pull source here)
 WRITTEN = ("resource_current", "resource_history", "day_visits", "submissions", "search_index")
 
 
@@ -35,11 +40,17 @@ def cpu_seconds(pid: int) -> float:
 
 
 def assert_idle(server: Server) -> None:
-    """The server burns no CPU on the abandoned request (measured over a second, after a settling one)."""
-    time.sleep(1.0)
+    """The server stops working on the abandoned request: within SETTLE_SECONDS comes a second in which
+    it burns under IDLE_CPU_SECONDS (without the stop the input keeps it busy for minutes)."""
+    until = time.monotonic() + SETTLE_SECONDS
     before = cpu_seconds(server.process.pid)
-    time.sleep(1.0)
-    assert cpu_seconds(server.process.pid) - before < 0.2, "the server is still working on the request"
+    while True:
+        time.sleep(1.0)
+        now = cpu_seconds(server.process.pid)
+        if now - before < IDLE_CPU_SECONDS:
+            return
+        assert time.monotonic() < until, f"still working on the request ({now - before:.2f} s of CPU in a second)"
+        before = now
 
 
 def assert_nothing_written(database: str) -> None:
@@ -67,7 +78,7 @@ def test_a_request_past_its_budget_answers_503_and_stops(
         body = assert_outcome(response, 503)
         assert body["issue"][0]["code"] == "timeout", body
         assert int(response.headers["Retry-After"]) > 0
-        assert elapsed < BUDGET_SECONDS + 3, f"answered after {elapsed:.1f} s"
+        assert BUDGET_SECONDS <= elapsed < ANSWER_WITHIN_SECONDS, f"answered after {elapsed:.1f} s"
         assert_idle(server)
         assert_nothing_written(shared_database)
         ordinary = httpx.post(
