@@ -29,6 +29,7 @@ from adapter.service.capability import (
     operation_definition,
 )
 from adapter.service.claims import ClaimService, Clock
+from adapter.service.conditional import IfNoneExist, MatchChanged
 from adapter.service.delivery.tasks import task_router
 from adapter.service.docs_routes import FHIR_CONTENT, fhir_responses, install_docs
 from adapter.service.faults import install_database_faults, unavailable
@@ -171,21 +172,35 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None, clo
         body = await read_body(request, settings.max_bytes)
         pushed, payer, encounter = _operation_input(body, settings, request.query_params.get("payer"))
         payload, report = await run_in_threadpool(pulls.prepare, pushed, encounter)
+
+        async def matched(existing: Stored) -> Response:
+            """If-None-Exist matched: nothing is processed; the answer is the existing Claim."""
+            writer.context.entities.append(f"Claim/{existing.resource['id']}/_history/{existing.version_id}")
+            await run_in_threadpool(claims.record_no_op, payload, existing)
+            found = collection_of([existing], fhir_base(request, settings))
+            return _answer(request, 200, found, [existing], fhir_base(request, settings))
+
         condition = request.headers.get("if-none-exist")
+        if_none_exist = None
         if condition:
             writer.principal.require("Claim", "s")
             tenant = writer.principal.tenant
             existing = await run_in_threadpool(conditional_match, store, condition, "Claim", tenant)
             if existing is not None:
-                writer.context.entities.append(f"Claim/{existing.resource['id']}/_history/{existing.version_id}")
-                await run_in_threadpool(claims.record_no_op, payload, existing)
-                found = collection_of([existing], fhir_base(request, settings))
-                return _answer(request, 200, found, [existing], fhir_base(request, settings))
+                return await matched(existing)
+            if_none_exist = IfNoneExist("Claim", condition, tenant)  # matched again as the Claim is written
         if_match = _if_match(request.headers.get("if-match"))
         validation = request.query_params.get("validation")
         if validation is not None and validation not in VALIDATION_LEVELS:
             raise FhirError(400, "invalid-parameter", f"validation must be one of {VALIDATION_LEVELS}", "invalid")
-        result = await run_in_threadpool(claims.from_encounter, payload, payer, if_match, validation, writer, report)
+        try:
+            result = await run_in_threadpool(
+                claims.from_encounter, payload, payer, if_match, validation, writer, report, if_none_exist
+            )
+        except MatchChanged as changed:  # another writer stored a match meanwhile (the early match found none)
+            (existing,) = changed.found.values()
+            assert existing is not None
+            return await matched(existing)
         return _answer(request, result.http_status, result.bundle, result.claims, fhir_base(request, settings))
 
     @app.get("/fhir/Claim/$from-encounter", include_in_schema=False)

@@ -28,6 +28,7 @@ from adapter.errors import FINDING_SYSTEM, problem_issue
 from adapter.pipeline import Result, run
 from adapter.rules.catalog import Rules
 from adapter.service.auth.access import WriteAccess, tenant_for
+from adapter.service.conditional import IfNoneExist, match_again
 from adapter.service.daypool import day_lock_keys, pool_across_pushes
 from adapter.service.delivery.config import load_destinations
 from adapter.service.delivery.outbox import claim_payer, enqueue
@@ -87,9 +88,11 @@ class ClaimService:
         validation: str | None = None,
         access: WriteAccess | None = None,
         source: SourceReport | None = None,
+        if_none_exist: IfNoneExist | None = None,
     ) -> Outcome:
         """Convert the visit and store its Claims with the visit's resources, in one transaction;
-        with ``access``, as that Principal (its organization's visits only, within its scopes)."""
+        with ``access``, as that Principal (its organization's visits only, within its scopes).
+        ``if_none_exist`` is matched again in that transaction (MatchChanged when it now matches)."""
         visit, inputs, binding_problems = storable_visit(payload) if isinstance(payload, dict) else (payload, (), [])
         result = self.convert(visit, payer, validation)
         if source is not None:  # what the source gave (pulled or filled): provenance, holds
@@ -109,6 +112,7 @@ class ClaimService:
                     access=access,
                     payer=payer,
                     only_when_billable=True,
+                    conditions=() if if_none_exist is None else (if_none_exist,),
                 )
             except FhirError as refused:  # a failed precondition or a lost race is still a submission to record
                 if refused.status != 503:  # (with the database down there is nowhere to record it)
@@ -153,6 +157,7 @@ class ClaimService:
         also: Callable[[Connection, list[Stored]], None] | None = None,
         access: WriteAccess | None = None,
         payer: str | None = None,
+        conditions: Sequence[IfNoneExist] = (),
     ) -> tuple[list[Stored], list[Stored]]:
         """Store the inputs (if any) and the pipeline's output in one transaction, retried on conflicts.
 
@@ -162,10 +167,19 @@ class ClaimService:
         to show the stored versions.  With ``access``, every resource passes its scope and tenant
         checks and the request's AuditEvent commits in the same transaction.  The result's visits take
         part in the day's pool across pushes (adapter/service/daypool.py): the Bundle is then the day's,
-        over every visit stored for it (``payer`` as the push asked).
+        over every visit stored for it (``payer`` as the push asked).  The ``conditions`` (conditional
+        creates) are matched again first, under their own locks (adapter/service/conditional.py).
         """
         day, stored_inputs, stored = self._store(
-            result, digest, inputs=inputs, if_match=if_match, operation=operation, also=also, access=access, payer=payer
+            result,
+            digest,
+            inputs=inputs,
+            if_match=if_match,
+            operation=operation,
+            also=also,
+            access=access,
+            payer=payer,
+            conditions=conditions,
         )
         if day is not result:  # the caller answers with the day's Claim
             result.bundle.clear()
@@ -184,6 +198,7 @@ class ClaimService:
         access: WriteAccess | None = None,
         payer: str | None = None,
         only_when_billable: bool = False,
+        conditions: Sequence[IfNoneExist] = (),
     ) -> tuple[Result, list[Stored], list[Stored]]:
         """store_result's work; returns the day's result (the push's own, or the day's pool over the stored
         visits).  With ``only_when_billable`` ($from-encounter) a day that bills nothing stores only its
@@ -194,7 +209,8 @@ class ClaimService:
                     # concurrent writers of the same day, Claims or changed inputs wait here, before the
                     # rest is read (an input changed by another writer meanwhile is the version check's)
                     keys = day_lock_keys(result) | self.store.changes(connection, inputs)
-                    self.store.serialize(connection, keys)
+                    self.store.serialize(connection, keys | {c.lock_key for c in conditions})
+                    match_again(self.store, connection, conditions)
                     now = datetime.now(UTC)
                     day = pool_across_pushes(connection, result, lambda d: self.convert(d, payer), now)
                     produced = (

@@ -120,10 +120,15 @@ def _ignored_outcome(request: SearchRequest) -> dict[str, Any]:
 
 
 def conditional_match(
-    store: Store, condition: str, resource_type: str = "Claim", tenant: str | None = None
+    store: Store,
+    condition: str,
+    resource_type: str = "Claim",
+    tenant: str | None = None,
+    connection: Connection | None = None,
 ) -> Stored | None:
     """If-None-Exist: the one resource matching the criteria (None when none does; 412 when several do);
-    with ``tenant``, among that organization's resources only."""
+    with ``tenant``, among that organization's resources only; with ``connection``, as that
+    transaction sees them."""
     params = parse_qsl(condition.lstrip("?"), keep_blank_values=True)
     if not params:
         raise FhirError(400, "invalid-if-none-exist", "If-None-Exist needs search criteria", "invalid")
@@ -134,9 +139,9 @@ def conditional_match(
         )
     request.query.tenant = tenant
     snapshot = datetime.now(UTC)
-    with store.engine.connect() as connection:
-        found = page(connection, request.query, Cursor(snapshot), 2)
-        total = count(connection, request.query, snapshot) if len(found) > 1 else len(found)
+    with store.engine.connect() if connection is None else nullcontext(connection) as reader:
+        found = page(reader, request.query, Cursor(snapshot), 2)
+        total = count(reader, request.query, snapshot) if len(found) > 1 else len(found)
     if total > 1:
         raise FhirError(
             412, "if-none-exist-ambiguous", f"If-None-Exist matches {total} {resource_type}s", "multiple-matches"

@@ -14,7 +14,7 @@ same resources instead of creating copies; ``urn:uuid:`` references are rewritte
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NoReturn
 
 from sqlalchemy.engine import Connection
@@ -28,6 +28,7 @@ from adapter.service.auth.access import WriteAccess
 from adapter.service.auth.policy import Principal
 from adapter.service.capability import INPUT_TYPES
 from adapter.service.claims import ClaimService
+from adapter.service.conditional import IfNoneExist, MatchChanged, identity
 from adapter.service.fhirhttp import FhirError
 from adapter.service.inputs import derived_id, rewrite_references
 from adapter.service.numbers import wire_int
@@ -60,6 +61,7 @@ class _Entry:
     matched: Stored | None = None  # ifNoneExist found this resource: nothing is written
     get_url: str | None = None  # a GET entry: what to read or search, after the writes
     if_match: int | None = None  # ifMatch: the version the write must replace (checked as it is written)
+    condition: IfNoneExist | None = None  # ifNoneExist: matched again as the entries are written
 
 
 def _aliases(resource_type: str, original_id: Any, full_url: str | None) -> tuple[str, ...]:
@@ -162,13 +164,25 @@ class TransactionService:
             resource = dict(resource)
             _assign_id(entry, resource, path, problems)
             aliases = _aliases(resource["resourceType"], original, full_url)
-            matched = None if problems else self._if_none_exist(request, resource, path, problems, principal)
+            condition, matched = (
+                (None, None) if problems else self._if_none_exist(request, resource, path, problems, principal)
+            )
             if_match = _if_match(request, path, problems)
             status = 405 if any(p.code == "unsupported-method" for p in problems) else 0
             status = status or (412 if any(p.code.startswith("precondition") for p in problems) else 400)
             entries.append(
                 _Entry(
-                    i, full_url, resource, problems, status if problems else 0, method, aliases, matched, None, if_match
+                    i,
+                    full_url,
+                    resource,
+                    problems,
+                    status if problems else 0,
+                    method,
+                    aliases,
+                    matched,
+                    None,
+                    if_match,
+                    condition,
                 )
             )
         return entries
@@ -188,18 +202,19 @@ class TransactionService:
         path: str,
         problems: list[Problem],
         principal: Principal | None,
-    ) -> Stored | None:
-        """ifNoneExist (POST): the match, if any, replaces the write."""
-        condition = request.get("ifNoneExist")
-        if not isinstance(condition, str) or not condition:
-            return None
+    ) -> tuple[IfNoneExist | None, Stored | None]:
+        """ifNoneExist (POST): the condition and its match now, if any, which replaces the write."""
+        criteria = request.get("ifNoneExist")
+        if not isinstance(criteria, str) or not criteria:
+            return None, None
         try:
             tenant = principal.tenant if principal else None
-            return conditional_match(self.store, condition, resource["resourceType"], tenant)
+            found = conditional_match(self.store, criteria, resource["resourceType"], tenant)
         except FhirError as refused:
             code = "precondition-failed" if refused.status == 412 else refused.code
             problems.append(Problem(code, refused.message, f"{path}.request.ifNoneExist"))
-        return None
+            return None, None
+        return IfNoneExist(resource["resourceType"], criteria, tenant, identity(found)), found
 
     def process(self, document: dict[str, Any], base: str = "", access: WriteAccess | None = None) -> dict[str, Any]:
         """Store a transaction (all or nothing) or batch; with ``access``, as that Principal:
@@ -226,6 +241,11 @@ class TransactionService:
                 refused.entry.problems, refused.entry.status = [refused.problem], 412
                 if kind == "transaction":
                     _fail([refused.entry])
+            except MatchChanged as changed:  # another writer changed what an ifNoneExist matches: redo
+                for entry in entries:
+                    if entry.condition in changed.found:
+                        entry.matched = changed.found[entry.condition]
+                        entry.condition = replace(entry.condition, matched=identity(entry.matched))
 
     def _commit(
         self, kind: str, entries: list[_Entry], digest: str, base: str, access: WriteAccess | None
@@ -306,6 +326,7 @@ class TransactionService:
             operation=f"{kind}",
             also=within,
             access=access,
+            conditions=[e.condition for e in good if e.condition is not None],
         )
         stored = dict(zip((e.index for e in writes), stored_inputs, strict=True))
         stored |= {e.index: e.matched for e in good if e.matched is not None}

@@ -13,7 +13,7 @@ import pytest
 
 from adapter.pipeline import run
 from adapter.rules.catalog import Rules
-from adapter.service.claims import MAX_ATTEMPTS
+from adapter.service.claims import MAX_ATTEMPTS, ClaimService
 from adapter.service.store import WriteConflict
 from tests import bundle_builder as bb
 from tests.api.conftest import FHIR_JSON, Api, assert_outcome, entries, service_clock, visit_for
@@ -290,6 +290,24 @@ def test_if_none_exist_without_a_match_is_processed(api: Api) -> None:
     response = api.push(other, headers={"If-None-Exist": "encounter=Encounter/enc-2"})
     assert response.status_code == 201, response.text
     assert api.client.get("/fhir/Claim").json()["total"] == 2
+
+
+def test_if_none_exist_is_matched_again_as_the_claim_is_written(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another push stores the Claim after this push's If-None-Exist missed, before this one writes
+    (during its conversion): this push answers the other's Claim and stores nothing."""
+    convert = ClaimService.convert
+
+    def convert_while_another_pushes(self: ClaimService, *args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(ClaimService, "convert", convert)  # once
+        assert self.from_encounter(bb.visit(massage(30)), None).http_status == 201
+        return convert(self, *args, **kwargs)
+
+    monkeypatch.setattr(ClaimService, "convert", convert_while_another_pushes)
+    response = api.push(bb.visit(massage(45)), headers={"If-None-Exist": "encounter=Encounter/enc-1"})
+    assert response.status_code == 200, response.text
+    answered = only_claim(response.json())
+    assert answered["meta"]["versionId"] == "1" and units(answered) == {"97124": 2}, "the other push's Claim"
+    assert len(history(api, answered["id"])) == 1
 
 
 def test_if_none_exist_with_an_unknown_parameter_is_refused(api: Api) -> None:

@@ -142,3 +142,31 @@ def test_a_stale_if_match_fails_its_batch_entry_alone(api: Api) -> None:
     malformed, index = _with_if_match("transaction", "yesterday")
     body = assert_outcome(post(api, malformed), 400)
     assert {f"Bundle.entry[{index}].request.ifMatch"} <= {e for i in body["issue"] for e in i.get("expression", [])}
+
+
+def test_if_none_exist_is_matched_again_in_the_write_transaction(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another writer stores a matching Encounter after the Bundle's ifNoneExist missed, before it is
+    written (during the conversion): the transaction uses that Encounter instead of creating a second."""
+    document = transaction()
+    index, encounter = next(
+        (i, e) for i, e in enumerate(document["entry"]) if e["resource"]["resourceType"] == "Encounter"
+    )
+    identifier = encounter["resource"]["identifier"][0]["value"]
+    encounter["request"]["ifNoneExist"] = f"identifier={identifier}"
+    convert = ClaimService.convert
+
+    def convert_while_another_writes(self: ClaimService, *args: Any, **kwargs: Any) -> Any:
+        with api.store.transaction() as connection:
+            elsewhere = encounter["resource"] | {"id": "enc-elsewhere"}
+            api.store.put(connection, elsewhere, datetime.now(UTC))
+        monkeypatch.setattr(ClaimService, "convert", convert)  # once
+        return convert(self, *args, **kwargs)
+
+    monkeypatch.setattr(ClaimService, "convert", convert_while_another_writes)
+    response = post(api, document)
+    assert response.status_code == 200, response.text
+    assert responses(response.json())[index]["location"].startswith("Encounter/enc-elsewhere/")
+    found = api.client.get("/fhir/Encounter", params={"identifier": identifier}).json()
+    assert [e["resource"]["id"] for e in found.get("entry", [])] == ["enc-elsewhere"]
+    procedure = api.client.get("/fhir/Procedure").json()["entry"][0]["resource"]
+    assert procedure["encounter"]["reference"] == "Encounter/enc-elsewhere"
