@@ -45,7 +45,7 @@ from adapter.service.fhirhttp import (
 )
 from adapter.service.guard import audit_of, install_guard, principal_of
 from adapter.service.hl7v2.door import Hl7v2Door
-from adapter.service.hl7v2.routes import hl7v2_router, install_mllp
+from adapter.service.hl7v2.routes import answer_stopped_messages, hl7v2_router, install_mllp
 from adapter.service.links import fhir_base
 from adapter.service.notify_routes import notify_router
 from adapter.service.numbers import wire_int
@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None, clo
     hl7v2.ready = app.state.schema.ready.is_set
     app.include_router(hl7v2_router(hl7v2, settings, policy))
     in_flight = InFlight(settings.request_timeout_seconds)  # every request's and MLLP message's budget
+    answer_stopped_messages(hl7v2, in_flight)
     install_mllp(app, hl7v2, settings, policy, in_flight)
     app.include_router(task_router(store, settings, policy.audit))  # before the generic /fhir/{type} routes
 

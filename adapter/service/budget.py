@@ -20,6 +20,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
 from fastapi import FastAPI, Request
@@ -45,11 +46,21 @@ def shutting_down() -> Response:
     return fhir_response(outcome("shutting-down", message, "transient"), 503, {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
+@dataclass(frozen=True)
+class StoppedAnswer:
+    """How a stopped request of one path is answered, from the first ``head_bytes`` of its body
+    (``POST /hl7v2``: the HL7 ACK its sender reads) instead of the OperationOutcome."""
+
+    head_bytes: int
+    answer: Callable[[bytes], Response]  # the body's head -> the answer, whether budget or shutdown stopped it
+
+
 class InFlight:
     """The deadlines of the work in flight (HTTP requests, MLLP messages), so shutdown can stop it all."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
+        self.stopped_answers: dict[str, StoppedAnswer] = {}  # by request path
         self._deadlines: set[budget.Deadline] = set()
         self._lock = threading.Lock()
         self._closed = False
@@ -127,9 +138,18 @@ class RequestBudget:
         body_read = asyncio.Event()
         answered = False
         started = False
+        special = self.in_flight.stopped_answers.get(scope["path"])
+        head = bytearray()
+
+        def stopped(shutting: bool) -> Response:
+            if special is not None:
+                return special.answer(bytes(head))
+            return shutting_down() if shutting else timed_out()
 
         async def app_receive() -> Message:
             message = await receive()
+            if special is not None and message["type"] == "http.request" and len(head) < special.head_bytes:
+                head.extend(message.get("body", b"")[: special.head_bytes - len(head)])
             if message["type"] != "http.request" or not message.get("more_body", False):
                 body_read.set()  # from now on only a disconnect can come: the watcher listens for it
             return message
@@ -154,7 +174,7 @@ class RequestBudget:
                 disconnected = watcher in done
                 log.warning("request stopped: %s", "client disconnected" if disconnected else "time budget spent")
                 if not disconnected:
-                    await timed_out()(scope, receive, send)
+                    await stopped(shutting=False)(scope, receive, send)
                 answered = True
             await work  # the stopped work ends at its next checkpoint, its transaction rolled back
         except asyncio.CancelledError:  # shutdown's grace ran out (uvicorn cancels the request)
@@ -162,7 +182,7 @@ class RequestBudget:
                 answered = True
                 log.warning("request stopped: the server is shutting down")
                 with suppress(OSError):  # the connection may be gone already
-                    await shutting_down()(scope, receive, send)
+                    await stopped(shutting=True)(scope, receive, send)
             await asyncio.wait({work})  # its worker thread stops at the next checkpoint: wait for it
             # the request is answered and its work has ended, which is what the cancellation asked
             # for: returning (not re-raising) spares uvicorn's log a traceback per stopped request

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
 from adapter.rules.catalog import Rules
+from adapter.service.hl7v2 import door as door_module
 from tests.api.conftest import Api, make_api
 from tests.hl7v2.messages import dg1, ft1, in1, message, msh, pid, pv1, visit
 from tests.hl7v2.peer import END, START, Peer, errors, fields, frame
@@ -317,3 +320,24 @@ def test_a_batch_is_answered_with_a_batch_of_acknowledgments(door: Api, connect:
     broken = peer.exchange(b"BHS|^~\\&|EHR|CLINIC\rPID|1||MRN123\rBTS|1\r")  # a segment before any MSH
     msa, (err,) = fields(broken, "MSA"), errors(broken)
     assert msa[1] == "AR" and msa[2] == "" and err[3].startswith("100^") and "MRN123" not in broken
+
+
+def test_a_stopped_post_hl7v2_answers_ar_207_like_mllp(
+    database_url: str, rules: Rules, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The time budget stops a ``POST /hl7v2`` still at work: its answer is the ACK MLLP gives then
+    (AR, ERR 207: resend), not an OperationOutcome, and nothing of the message is stored."""
+    convert = door_module.convert_message
+
+    def past_the_budget(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(1.0)  # no checkpoint in it: the budget's timer answers, not the work
+        return convert(*args, **kwargs)
+
+    monkeypatch.setattr(door_module, "convert_message", past_the_budget)
+    with make_api(database_url, rules, request_timeout_seconds=0.3) as api:
+        response = api.client.post("/hl7v2", content=visit("SLOW-1"), headers={"Content-Type": ER7})
+        assert response.status_code == 200 and response.headers["content-type"].startswith(ER7), response.text
+        msa, (err,) = fields(response.text, "MSA"), errors(response.text)
+        assert msa[1:3] == ["AR", "SLOW-1"] and "resend" in msa[3]
+        assert err[3].startswith("207^") and err[4] == "E"
+        assert count(api, "resource_current") == 0 and count(api, "hl7v2_messages") == 0

@@ -8,10 +8,10 @@ from starlette.concurrency import run_in_threadpool
 
 from adapter.service.auth.access import WriteAccess
 from adapter.service.auth.policy import AuthPolicy
-from adapter.service.budget import InFlight
+from adapter.service.budget import InFlight, StoppedAnswer
 from adapter.service.fhirhttp import read_body
 from adapter.service.guard import audit_of, principal_of
-from adapter.service.hl7v2.door import Hl7v2Door
+from adapter.service.hl7v2.door import HEAD_BYTES, STOPPED, Hl7v2Door
 from adapter.service.hl7v2.mllp import MllpListener
 from adapter.service.settings import Settings
 
@@ -31,10 +31,24 @@ def hl7v2_router(door: Hl7v2Door, settings: Settings, policy: AuthPolicy) -> API
         acks = await run_in_threadpool(door.handle, body, access)
         if not acks:  # enhanced mode: the sender asked for no acknowledgment of this outcome
             return Response(status_code=204)
-        # one response has room for one message: enhanced mode's application acknowledgment, when asked for
-        return Response(acks[-1].encode("utf-8"), 200, media_type=f"{ER7}; charset=utf-8")
+        return _ack_response(acks)
 
     return router
+
+
+def _ack_response(acks: list[str]) -> Response:
+    # one response has room for one message: enhanced mode's application acknowledgment, when asked for
+    return Response(acks[-1].encode("utf-8"), 200, media_type=f"{ER7}; charset=utf-8")
+
+
+def answer_stopped_messages(door: Hl7v2Door, in_flight: InFlight) -> None:
+    """A ``POST /hl7v2`` the time budget or shutdown stops answers what MLLP answers then: AR with
+    ERR 207 (resend), like the door's other transient refusals (HTTP 200: the ACK is the answer)."""
+
+    def answer(head: bytes) -> Response:
+        return _ack_response(door.reject_frame(head, STOPPED, "207"))
+
+    in_flight.stopped_answers["/hl7v2"] = StoppedAnswer(HEAD_BYTES, answer)
 
 
 def install_mllp(app: FastAPI, door: Hl7v2Door, settings: Settings, policy: AuthPolicy, in_flight: InFlight) -> None:
