@@ -18,7 +18,7 @@ import pytest
 
 from adapter.service import claims
 from adapter.service.hl7v2.routes import ER7
-from tests.api.conftest import FHIR_JSON, OPERATION, Api, require_postgres, reset_postgres, visit_for
+from tests.api.conftest import FHIR_JSON, OPERATION, Api, visit_for
 from tests.api.test_concurrency import STARTUP_SECONDS, Server
 from tests.api.test_crash_recovery import rows
 from tests.api.test_transaction import transaction
@@ -28,23 +28,14 @@ PUSHES = 200
 THREADS = 24
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def shared_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'shared.sqlite3'}"
-    url = require_postgres()
-    reset_postgres(url)
-    return url
-
-
 @pytest.fixture
-def two_servers(shared_database: str, tmp_path: Path) -> Iterator[list[Server]]:
+def two_servers(database_url: str, tmp_path: Path) -> Iterator[list[Server]]:
     started: list[Server] = []
     try:
-        first = Server(shared_database, tmp_path / "server-0.log")
+        first = Server(database_url, tmp_path / "server-0.log")
         started.append(first)
         first.wait_ready(time.monotonic() + STARTUP_SECONDS)  # the first one migrates the schema alone
-        started.append(Server(shared_database, tmp_path / "server-1.log"))
+        started.append(Server(database_url, tmp_path / "server-1.log"))
         started[1].wait_ready(time.monotonic() + STARTUP_SECONDS)
         yield started
     finally:
@@ -69,7 +60,7 @@ def post(client: httpx.Client, server: Server, body: bytes, **headers: str) -> h
     return client.post(f"{server.url}{OPERATION}", content=body, headers={"Content-Type": FHIR_JSON, **headers})
 
 
-def test_concurrent_pushes_of_one_encounter_commit_in_turn(shared_database: str, two_servers: list[Server]) -> None:
+def test_concurrent_pushes_of_one_encounter_commit_in_turn(database_url: str, two_servers: list[Server]) -> None:
     limits = httpx.Limits(max_connections=THREADS * 2, max_keepalive_connections=THREADS * 2)
     with httpx.Client(timeout=180, limits=limits) as client:
         with ThreadPoolExecutor(THREADS) as pool:
@@ -90,7 +81,7 @@ def test_concurrent_pushes_of_one_encounter_commit_in_turn(shared_database: str,
         stored = {int(e["resource"]["meta"]["versionId"]): without_meta(e["resource"]) for e in history["entry"]}
         assert stored == answered, "each answer is the version its push committed"
 
-    provenances = rows(shared_database, "SELECT content FROM resource_history WHERE resource_type = 'Provenance'")
+    provenances = rows(database_url, "SELECT content FROM resource_history WHERE resource_type = 'Provenance'")
     provenance_targets = {
         target["reference"]
         for (content,) in provenances
@@ -98,7 +89,7 @@ def test_concurrent_pushes_of_one_encounter_commit_in_turn(shared_database: str,
     }
     expected = {f"Claim/{claim_id}/_history/{v}" for v in range(1, PUSHES + 1)}
     assert expected <= provenance_targets, f"versions without a Provenance: {sorted(expected - provenance_targets)[:5]}"
-    assert rows(shared_database, "SELECT count(*) FROM submissions")[0][0] == PUSHES
+    assert rows(database_url, "SELECT count(*) FROM submissions")[0][0] == PUSHES
 
 
 def test_only_a_stale_if_match_is_refused(two_servers: list[Server]) -> None:

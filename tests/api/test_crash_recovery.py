@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from adapter.service.store import sqlalchemy_url
-from tests.api.conftest import FHIR_JSON, OPERATION, require_postgres, reset_postgres, visit_for
+from tests.api.conftest import FHIR_JSON, OPERATION, visit_for
 from tests.api.test_concurrency import STARTUP_SECONDS, Server
 
 PUSHES = 120
@@ -26,17 +26,8 @@ KILL_AFTER = 15  # acknowledged pushes before the SIGKILL
 THREADS = 8
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def crash_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'crash.sqlite3'}"
-    url = require_postgres()
-    reset_postgres(url)
-    return url
-
-
 @pytest.fixture
-def started(crash_database: str, tmp_path: Path) -> Iterator[list[Server]]:
+def started(database_url: str, tmp_path: Path) -> Iterator[list[Server]]:
     servers: list[Server] = []
     try:
         yield servers
@@ -61,8 +52,8 @@ def rows(database_url: str, sql: str) -> list[Any]:
         engine.dispose()
 
 
-def test_acknowledged_writes_survive_a_kill_9(crash_database: str, started: list[Server], tmp_path: Path) -> None:
-    first = start(started, crash_database, tmp_path / "first.log")
+def test_acknowledged_writes_survive_a_kill_9(database_url: str, started: list[Server], tmp_path: Path) -> None:
+    first = start(started, database_url, tmp_path / "first.log")
     acknowledged: list[tuple[str, int]] = []
 
     def push(n: int) -> int | None:
@@ -90,15 +81,15 @@ def test_acknowledged_writes_survive_a_kill_9(crash_database: str, started: list
     assert None in statuses, "the kill came after the burst: nothing was in flight"
     assert all(s in (None, 200, 201) for s in statuses), statuses
 
-    second = start(started, crash_database, tmp_path / "second.log")
+    second = start(started, database_url, tmp_path / "second.log")
     for claim_id, version in acknowledged:
         response = httpx.get(f"{second.url}/fhir/Claim/{claim_id}", timeout=30)
         assert response.status_code == 200, (claim_id, response.text[:300])
         assert int(response.json()["meta"]["versionId"]) >= version
 
-    current = rows(crash_database, "SELECT resource_type, id, version_id, content FROM resource_current")
+    current = rows(database_url, "SELECT resource_type, id, version_id, content FROM resource_current")
     history = {
-        (r[0], r[1], r[2]) for r in rows(crash_database, "SELECT resource_type, id, version_id FROM resource_history")
+        (r[0], r[1], r[2]) for r in rows(database_url, "SELECT resource_type, id, version_id FROM resource_history")
     }
     assert all((r[0], r[1], r[2]) in history for r in current), "a current version without its history row"
     claims = {r[1] for r in current if r[0] == "Claim"}

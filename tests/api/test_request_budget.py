@@ -15,7 +15,6 @@ import pytest
 from bench.worst import many_encounters
 from tests.api.conftest import FHIR_JSON, OPERATION, assert_outcome, visit_for
 from tests.api.test_concurrency import STARTUP_SECONDS, Server
-from tests.api.test_contention import shared_database  # noqa: F401 (the fixture)
 from tests.api.test_crash_recovery import rows
 
 # comfortably above an ordinary visit's cost on a loaded 2-core machine (the test pushes one under it)
@@ -64,11 +63,11 @@ def pathological() -> bytes:
 
 
 def test_a_request_past_its_budget_answers_503_and_stops(
-    shared_database: str,  # noqa: F811
+    database_url: str,
     pathological: bytes,
     tmp_path: Path,
 ) -> None:
-    server = start(shared_database, tmp_path / "server.log", BUDGET_SECONDS)
+    server = start(database_url, tmp_path / "server.log", BUDGET_SECONDS)
     try:
         began = time.monotonic()
         response = httpx.post(
@@ -80,7 +79,7 @@ def test_a_request_past_its_budget_answers_503_and_stops(
         assert int(response.headers["Retry-After"]) > 0
         assert BUDGET_SECONDS <= elapsed < ANSWER_WITHIN_SECONDS, f"answered after {elapsed:.1f} s"
         assert_idle(server)
-        assert_nothing_written(shared_database)
+        assert_nothing_written(database_url)
         ordinary = httpx.post(
             f"{server.url}{OPERATION}", content=orjson.dumps(visit_for()), headers={"Content-Type": FHIR_JSON}
         )
@@ -91,11 +90,11 @@ def test_a_request_past_its_budget_answers_503_and_stops(
 
 
 def test_a_client_that_leaves_stops_the_work(
-    shared_database: str,  # noqa: F811
+    database_url: str,
     pathological: bytes,
     tmp_path: Path,
 ) -> None:
-    server = start(shared_database, tmp_path / "server.log", 600)
+    server = start(database_url, tmp_path / "server.log", 600)
     try:
         with pytest.raises(httpx.ReadTimeout):  # the client gives up and closes its connection
             httpx.post(
@@ -105,7 +104,7 @@ def test_a_client_that_leaves_stops_the_work(
                 timeout=httpx.Timeout(30, read=1.0),
             )
         assert_idle(server)
-        assert_nothing_written(shared_database)
+        assert_nothing_written(database_url)
     finally:
         server.stop()
     assert "Traceback" not in server.output(), server.output()

@@ -8,13 +8,12 @@ from datetime import UTC, datetime
 
 from adapter.service.migrate import upgrade
 from adapter.service.store import KEYS_PER_READ, Store
-from tests.api.test_contention import shared_database  # noqa: F401 (the fixture)
 
 MANY = 20 * KEYS_PER_READ  # about what a 4,000-Encounter push stores
 
 
-def test_thousands_of_resources_are_put_and_compared_in_one_transaction(shared_database: str) -> None:  # noqa: F811
-    store = Store(shared_database)
+def test_thousands_of_resources_are_put_and_compared_in_one_transaction(database_url: str) -> None:
+    store = Store(database_url)
     try:
         upgrade(store)
         patients = [{"resourceType": "Patient", "id": f"p{i}", "gender": "female"} for i in range(MANY)]
