@@ -381,6 +381,27 @@ def test_n_requests_leave_n_audit_events(server: LiveServer, clients: dict[str, 
     validate_fhir(paths)
 
 
+def test_audit_pages_see_the_trail_of_their_first_page(server: LiveServer, clients: dict[str, Client]) -> None:
+    """The trail grows while an auditor pages it (every page and every request between leaves an
+    event): the pages still hold exactly the events of the first page's time, each once, in order."""
+    auditor = server.token(clients["auditor"], "system/AuditEvent.rs")
+    for _ in range(4):
+        assert get(server, None, "/fhir/Claim").status_code == 401  # audited all the same
+    page = get(server, auditor, "/fhir/AuditEvent", _count=2).json()
+    total, seen = page["total"], [e["resource"]["id"] for e in page["entry"]]
+    assert total >= 4
+    while url := next((link["url"] for link in page["link"] if link["relation"] == "next"), None):
+        assert get(server, None, "/fhir/Claim").status_code == 401  # one more event between two pages
+        page = httpx.get(url, headers=bearer(auditor)).json()
+        assert page["total"] == total and len(page["entry"]) <= 2
+        seen += [e["resource"]["id"] for e in page["entry"]]
+    assert len(seen) == len(set(seen)) == total
+    now = [e["id"] for e in audit_events(server, auditor)]
+    assert len(now) > total and now[:total] == seen, "later events come after the snapshot's"
+    body = get(server, auditor, "/fhir/AuditEvent", _offset=2).json()
+    assert body["issue"][0]["expression"] == ["_offset"]
+
+
 # --- every door is locked ------------------------------------------------------------------------
 
 

@@ -4,9 +4,8 @@ the trail is itself audited (by the guard, like every request)."""
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Request
@@ -14,10 +13,13 @@ from fastapi.responses import Response
 from sqlalchemy import and_, func, not_, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from adapter.service import paging
 from adapter.service.auth.policy import Principal
 from adapter.service.docs_routes import fhir_responses
 from adapter.service.fhirhttp import FhirError, fhir_response
 from adapter.service.search_params import date_range
+from adapter.service.search_parse import encode_cursor
+from adapter.service.search_query import Cursor
 from adapter.service.store import Store, audit_event
 
 DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
@@ -27,7 +29,7 @@ SEARCH_PARAMS = {
     "entity": "a reference the event names (Claim/x finds every version of it)",
     "outcome": "0 success, 4 minor failure, 8 serious failure",
     "_count": "page size",
-    "_offset": "position of the page",
+    "_cursor": "the next page (follow the Bundle's next link; one search's pages see the events of its first page)",
 }
 
 
@@ -51,25 +53,22 @@ def audit_router(store: Store, principal_of: Any, audit_of: Any, page_size: int)
         context.query = str(request.url.query)
         params = list(request.query_params.multi_items())
         conditions = _conditions(params, principal)
-        count = _number(request.query_params.get("_count"), "_count", page_size, 1000)
-        offset = _number(request.query_params.get("_offset"), "_offset", 0, 10**9)
-        where = and_(*conditions) if conditions else and_(True)
+        count = paging.page_size(request.query_params.get("_count"), page_size)
+        cursor = paging.request_cursor(request.query_params.get("_cursor"))
+        recorded, event_id = audit_event.c.recorded, audit_event.c.id
+        visible = and_(*conditions, recorded <= cursor.snapshot)  # the events of the first page's time
         with store.engine.connect() as connection:
-            total = connection.execute(select(func.count()).select_from(audit_event).where(where)).scalar_one()
-            rows = connection.execute(
-                select(audit_event.c.content)
-                .where(where)
-                .order_by(audit_event.c.recorded, audit_event.c.id)
-                .limit(count)
-                .offset(offset)
-            ).all()
-        events = [orjson.loads(r.content) for r in rows]
+            total = connection.execute(select(func.count()).select_from(audit_event).where(visible)).scalar_one()
+            query = select(audit_event.c.content).where(visible, *_after(cursor)).order_by(recorded, event_id)
+            rows = connection.execute(query.limit(count + 1)).all()  # one more tells whether there is a next page
+        more, events = len(rows) > count, [orjson.loads(r.content) for r in rows[:count]]
         context.entities += [f"AuditEvent/{e['id']}" for e in events]
         base = f"{request.base_url}fhir/AuditEvent"
-        kept = [(k, v) for k, v in params if k != "_offset"]
-        links = [{"relation": "self", "url": f"{base}?{urlencode([*kept, ('_offset', str(offset))])}"}]
-        if count and offset + count < total:
-            links.append({"relation": "next", "url": f"{base}?{urlencode([*kept, ('_offset', str(offset + count))])}"})
+        kept = [(k, v) for k, v in params if k != "_cursor"]
+        links = [{"relation": "self", "url": paging.page_link(base, kept, request.query_params.get("_cursor"))}]
+        if more and events:
+            after = Cursor(cursor.snapshot, (events[-1]["recorded"], events[-1]["id"]))
+            links.append({"relation": "next", "url": paging.page_link(base, kept, encode_cursor(after))})
         bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": total, "link": links}
         if events:
             bundle["entry"] = [
@@ -115,7 +114,7 @@ def _conditions(params: list[tuple[str, str]], principal: Principal) -> list[Col
             conditions.append(or_(*(audit_event.c.entity.contains(f" {v} ") for v in value.split(","))))
         elif name == "outcome":
             conditions.append(audit_event.c.outcome.in_([v.split("|")[-1] for v in value.split(",")]))
-        elif name not in ("_count", "_offset", "_format"):
+        elif name not in ("_count", "_cursor", "_format"):
             raise FhirError(
                 400,
                 "unknown-parameter",
@@ -150,10 +149,15 @@ def _recorded(value: str) -> ColumnElement[bool]:
     return conditions[prefix]
 
 
-def _number(value: str | None, name: str, default: int, ceiling: int) -> int:
-    if value is None:
-        return default
-    if not (value.isascii() and value.isdigit()) or len(value) > 10:
-        raise FhirError(400, "invalid-search", f"{name} must be a non-negative integer", "invalid", name)
-    return min(int(value), ceiling)
-
+def _after(cursor: Cursor) -> list[ColumnElement[bool]]:
+    """The keyset condition of a next page: after the (recorded, id) of the previous page's last event."""
+    if cursor.after is None:
+        return []
+    try:
+        last = datetime.fromisoformat(cursor.after[0])
+    except ValueError:
+        raise paging.foreign_cursor() from None
+    if last.tzinfo is None:
+        raise paging.foreign_cursor()
+    recorded, event_id = audit_event.c.recorded, audit_event.c.id
+    return [or_(recorded > last, and_(recorded == last, event_id > cursor.after[1]))]

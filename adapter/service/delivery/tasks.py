@@ -30,7 +30,8 @@ from adapter.service.docs_routes import fhir_responses
 from adapter.service.fhirhttp import FhirError, fhir_response, version_headers
 from adapter.service.guard import audit_of, principal_of
 from adapter.service.numbers import wire_int
-from adapter.service.search_parse import SearchProblem, decode_cursor, encode_cursor
+from adapter.service.paging import foreign_cursor, page_link, page_size, request_cursor
+from adapter.service.search_parse import encode_cursor
 from adapter.service.search_query import Cursor
 from adapter.service.settings import Settings
 from adapter.service.store import Store
@@ -105,33 +106,12 @@ def _focus(value: str) -> tuple[str, int | None]:
     )
 
 
-def _page_number(value: str | None, name: str, default: int, ceiling: int) -> int:
-    if value is None:
-        return default
-    number = wire_int(value)
-    if number is None:
-        raise FhirError(
-            400, "invalid-search", f"{name} must be a non-negative integer of ASCII digits", "invalid", name
-        )
-    return min(number, ceiling)
-
-
 def _cursor(value: str | None) -> Cursor:
-    """The page's cursor (the shared search's format); a first page starts a snapshot now."""
-    if value is None:
-        return Cursor(datetime.now(UTC))
-    try:
-        cursor = decode_cursor(value)
-    except SearchProblem as refused:
-        raise FhirError(400, "invalid-search", refused.message, "invalid", "_cursor") from refused
+    """The page's cursor: after the outbox sequence number of the previous page's last Task."""
+    cursor = request_cursor(value)
     if cursor.after is not None and wire_int(cursor.after[0]) is None:
-        raise FhirError(400, "invalid-search", "_cursor is not one this server handed out", "invalid", "_cursor")
+        raise foreign_cursor()
     return cursor
-
-
-def _link(base: str, params: list[tuple[str, str]], cursor: str | None) -> str:
-    every = [*params, *([("_cursor", cursor)] if cursor else [])]
-    return f"{base}?{urlencode(every)}" if every else base
 
 
 def search_tasks(store: Store, settings: Settings, request: Request, tenants: tuple[str, ...] | None) -> dict[str, Any]:
@@ -151,7 +131,7 @@ def search_tasks(store: Store, settings: Settings, request: Request, tenants: tu
     # a status code that no Task has matches nothing (token search), like an unknown id
     states = [state for value in request.query_params.getlist("status") for state in value.split(",")]
     task_ids = [task_id for value in request.query_params.getlist("_id") for task_id in value.split(",")]
-    count = _page_number(request.query_params.get("_count"), "_count", settings.page_size, 1000)
+    count = page_size(request.query_params.get("_count"), settings.page_size)
     cursor = _cursor(request.query_params.get("_cursor"))
     total, rows = outbox.search(
         store,
@@ -167,10 +147,10 @@ def search_tasks(store: Store, settings: Settings, request: Request, tenants: tu
     more, rows = len(rows) > count, rows[:count]
     base = f"{request.base_url}fhir/Task"
     kept = [(k, v) for k, v in params if k != "_cursor"]
-    links = [{"relation": "self", "url": _link(base, kept, request.query_params.get("_cursor"))}]
+    links = [{"relation": "self", "url": page_link(base, kept, request.query_params.get("_cursor"))}]
     if more and rows:
         after = Cursor(cursor.snapshot, (str(rows[-1]["seq"]), rows[-1]["task_id"]))
-        links.append({"relation": "next", "url": _link(base, kept, encode_cursor(after))})
+        links.append({"relation": "next", "url": page_link(base, kept, encode_cursor(after))})
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": total, "link": links}
     if rows:  # FHIR JSON has no empty arrays: an empty page has no entry
         bundle["entry"] = [
