@@ -421,6 +421,10 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     proxies = settings.trusted_proxies.strip()
     # delivery workers (THERACLAIM_DELIVERY_WORKERS) run on threads of this process, beside uvicorn's
     pool = delivery_cli.start_workers(settings, delivery_cli.checked_destinations(settings))
+    # uvicorn restores this handler after its shutdown and then re-raises the SIGTERM it caught: the
+    # handler turns that into Terminated, so the delivery workers are closed before the process ends
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    terminated = False
     try:
         uvicorn.run(
             "adapter.service.api:main_app",
@@ -440,9 +444,14 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
             ssl_ca_certs=settings.ssl_ca_certs,
             ssl_cert_reqs=2 if settings.ssl_ca_certs else 0,  # ssl.CERT_REQUIRED with a client CA, else CERT_NONE
         )
+    except Terminated:
+        terminated = True
     finally:
         if pool is not None:
-            pool.close()
+            pool.close()  # a worker finishes the batch it leased and records its verdicts
+        signal.signal(signal.SIGTERM, previous)
+    if terminated:
+        signal.raise_signal(signal.SIGTERM)  # end as uvicorn would have: by the signal (143 in a shell)
     return 0
 
 

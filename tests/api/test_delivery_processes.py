@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from adapter.rules.catalog import Rules
-from adapter.service.store import deliveries, resource_history
+from adapter.service.store import Store, deliveries, resource_history
 from bench.receiver import Receiver
 from tests.api.auth_support import live_server
 from tests.api.conftest import Api, make_api, require_postgres, reset_postgres, visit_for
@@ -186,3 +186,32 @@ def test_serve_runs_a_delivery_worker(database_url: str, tmp_path: Path, receive
         assert pushed.status_code == 201, pushed.text
         wait_for(lambda: bool(receiver.effects), 60, "the delivery by the server's worker")
     assert [(version, status) for _, version, status in receiver.effects] == [(1, "active")]
+
+
+def test_sigterm_to_serve_lets_its_delivery_worker_record_the_send_in_flight(
+    database_url: str, tmp_path: Path, receiver: Receiver
+) -> None:
+    """uvicorn ends by re-raising the SIGTERM it caught: `serve` still closes its delivery workers first,
+    so a send in flight is answered and recorded, not left leased until the lease runs out."""
+    release = threading.Event()
+    receiver.plan.append(("hold", release))
+    path = destinations_file(tmp_path, fhir_destination(receiver.base))
+    with live_server(tmp_path, database_url, None, THERACLAIM_DESTINATIONS=str(path)) as server:
+        pushed = httpx.post(
+            f"{server.base}/fhir/Claim/$from-encounter",
+            content=orjson.dumps(recent_visit()),
+            headers={"Content-Type": "application/fhir+json"},
+        )
+        assert pushed.status_code == 201, pushed.text
+        assert receiver.received.wait(60), "the server's worker never sent"
+        server.process.send_signal(signal.SIGTERM)
+        wait_for(lambda: b"Application shutdown complete" in server.log.read_bytes(), 30, "uvicorn's shutdown")
+        release.set()  # the destination answers only now, after uvicorn is done
+        assert server.process.wait(30) == -signal.SIGTERM, server.log.read_text()[-3000:]
+    store = Store(database_url)
+    try:
+        with store.engine.connect() as connection:
+            states = connection.execute(select(deliveries.c.state)).scalars().all()
+    finally:
+        store.engine.dispose()
+    assert states == ["completed"], server.log.read_text()[-3000:]
