@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 URN_PREFIXES = ("urn:uuid:", "urn:oid:")
+CONTAINERS = (dict, list)  # a tuple: ``dict | list`` would make a union object per element
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +47,7 @@ def survey(document: dict[str, Any], max_depth: int) -> Survey:
                     urns.add(target)
                 node = node.values()
             for value in node:
-                if isinstance(value, dict | list):
+                if isinstance(value, CONTAINERS):
                     push(value)
                 elif value is None:
                     suspect = True
