@@ -6,9 +6,10 @@ counts (the machines are shared and noisy):
 1. in-process pipeline per bundle at each validation level vs ``orjson.loads`` and vs
    fhir.resources ``Bundle.model_validate_json`` of the same bytes;
 2. cost per KB across bundle sizes (1, 3, 8 procedures and the Synthea bundles);
-3. HTTP ``POST /fhir/Claim/$from-encounter`` on loopback (PostgreSQL, 2 workers, 16 clients) vs a
-   trivial FastAPI echo endpoint served the same way;
-4. ``theraclaim batch`` of 100,000 bundles with 1 and 2 workers, and peak RSS;
+3. HTTP ``POST /fhir/Claim/$from-encounter`` on loopback (PostgreSQL, auth and audit on, 2 workers)
+   at 1 and 16 connections from wrk vs a trivial FastAPI echo endpoint served the same way;
+4. ``theraclaim batch`` of 100,000 bundles with 1 and 2 workers vs the fhir.resources validation
+   loop of the same file, and peak RSS at 10,000 and 100,000 bundles;
 5. the 837P of a visit's decisions vs the pipeline run that made them;
 6. the HL7 v2 door: a DFT^P03 message vs the same visit as a FHIR Bundle in process, and MLLP
    messages per second on one worker (one core) with ACK latency p50 / p99 vs an MLLP echo;
@@ -18,6 +19,9 @@ counts (the machines are shared and noisy):
 9. the worst-case inputs of issue 10 (bench/worst.py): output bytes per input byte and time per KB
    next to an ordinary visit, and the peak RSS of a ~9 MB worst case.
 10. ``theraclaim batch --bulk`` of the Synthea Bulk Data sample at 1x and 10x, and peak RSS.
+
+At the end, the targets of issues 17, 10, 13 and 9 next to their figures and baselines
+(bench/targets.py; bench/README.md has the profiles).
 
 The figures go to a JSON file (default bench/results-latest.json, git-ignored) so runs can be
 compared; ``--update-results`` writes the committed bench/results.json the README quotes.
