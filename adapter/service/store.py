@@ -446,6 +446,7 @@ class Store:
         history: list[dict[str, Any]] = []
         index: list[dict[str, Any]] = []
         for (rtype, rid), resource, tenant in zip(keys, resources, tenants, strict=True):
+            checkpoint()  # a request out of time stops between two resources (its transaction then rolls back)
             digest = content_hash(resource)
             row = current.get((rtype, rid))
             unchanged = row is not None and row.content_hash == digest
