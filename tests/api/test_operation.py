@@ -6,14 +6,20 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from adapter.pipeline import run
 from adapter.rules.catalog import Rules
+from adapter.service import claims as claims_module
 from adapter.service.claims import MAX_ATTEMPTS, ClaimService
+from adapter.service.conditional import IfNoneExist, MatchChanged
 from adapter.service.store import WriteConflict
 from tests import bundle_builder as bb
 from tests.api.conftest import FHIR_JSON, Api, assert_outcome, entries, service_clock, visit_for
@@ -512,3 +518,42 @@ def test_a_lost_race_is_retried(api: Api, monkeypatch: pytest.MonkeyPatch) -> No
     assert response.status_code == 201, response.text
     assert lost
     assert api.store.submission_count() == 1, "the failed attempt is rolled back with its record"
+
+
+def test_concurrent_pushes_with_one_if_none_exist_create_one_claim(
+    api: Api, rules: Rules, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two pushes that share no day, Claim or changed input (other patients, the clinic already
+    stored) and one condition: the condition's own lock makes the second wait, match the first's
+    Claim and create none.  PostgreSQL (SQLite's write lock serializes every writer anyway)."""
+    if api.store.dialect != "postgresql":
+        pytest.skip("the advisory lock is PostgreSQL's")
+    first = visit_for("enc-1")
+    text = orjson.dumps(first).decode()
+    for old, new in (("pat-1", "pat-2"), ("dx-1", "dx-2"), ("cov-1", "cov-2"), ("enc-1", "enc-2"), ("poc-1", "poc-2")):
+        text = text.replace(old, new)
+    second = orjson.loads(text)
+    with api.store.transaction() as connection:  # the clinic, as both pushes carry it: unchanged by them
+        for entry in first["entry"]:
+            if entry["resource"]["resourceType"] in ("Organization", "Practitioner"):
+                api.store.put(connection, entry["resource"], datetime.now(UTC))
+    match_again = claims_module.match_again
+
+    def matched_then_slow(*args: Any) -> None:
+        match_again(*args)
+        time.sleep(0.5)  # both would have missed within this window without the lock
+
+    monkeypatch.setattr(claims_module, "match_again", matched_then_slow)
+    service = ClaimService(api.store, rules, api.settings, clock=service_clock)
+    condition = IfNoneExist("Claim", "provider=Organization/org-1", None)
+
+    def push(document: dict[str, Any]) -> str:
+        try:
+            return str(service.from_encounter(document, None, if_none_exist=condition).http_status)
+        except MatchChanged:
+            return "matched"
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = sorted(pool.map(push, [first, second]))
+    assert answers == ["201", "matched"]
+    assert api.client.get("/fhir/Claim").json()["total"] == 1
