@@ -32,6 +32,7 @@ from adapter.service.conditional import IfNoneExist, match_again
 from adapter.service.daypool import day_lock_keys, pool_across_pushes
 from adapter.service.delivery.config import load_destinations
 from adapter.service.delivery.outbox import claim_payer, enqueue
+from adapter.service.faults import is_outage
 from adapter.service.fhirhttp import FhirError
 from adapter.service.inputs import rewrite_references, storable_visit
 from adapter.service.settings import Settings
@@ -239,6 +240,8 @@ class ClaimService:
             except (WriteConflict, OperationalError) as conflict:
                 checkpoint()  # a statement the request's spent budget interrupted is a timeout, not an outage
                 if isinstance(conflict, OperationalError) and not _is_contention(conflict):
+                    if not is_outage(conflict):
+                        raise  # a statement the database refused: our bug (500), not an outage
                     raise FhirError(
                         503, "database-unavailable", "the database cannot be reached; retry later", "transient"
                     ) from conflict

@@ -19,13 +19,36 @@ from fastapi.responses import Response
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from adapter.service.fhirhttp import RETRY_AFTER_SECONDS, fhir_response, outcome
+from adapter.service.fhirhttp import RETRY_AFTER_SECONDS, fhir_response, internal_error, outcome
 from adapter.service.migrate import upgrade
 from adapter.service.store import Store
 
 DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
 FIRST_DELAY, MAX_DELAY = 0.5, 30.0
 log = logging.getLogger("theraclaim.database")
+
+# SQLSTATE classes of a PostgreSQL that cannot serve anyone now (PostgreSQL docs, appendix A "Error
+# Codes"): connection exception, insufficient resources, operator intervention, system error.  Other
+# classes (54 program limit exceeded, 42 syntax, ...) refuse our statement: a bug of ours, not an outage.
+OUTAGE_SQLSTATE_CLASSES = ("08", "53", "57", "58")
+# SQLite's result codes of a file that cannot be used now (https://sqlite.org/rescode.html); extended
+# codes (SQLITE_IOERR_WRITE, ...) start with their primary one.
+SQLITE_OUTAGES = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_FULL", "SQLITE_READONLY")
+
+
+def is_outage(error: Exception) -> bool:
+    """Whether a database error means "unreachable now, retry later" (503) rather than a statement the
+    database refused (our bug: 500, so that a client is not told the database is down when it is not)."""
+    if isinstance(error, PoolTimeout) or getattr(error, "connection_invalidated", False):
+        return True
+    driver_error = getattr(error, "orig", None)
+    sqlstate = getattr(driver_error, "sqlstate", None)
+    if sqlstate:
+        return str(sqlstate)[:2] in OUTAGE_SQLSTATE_CLASSES
+    sqlite_name = getattr(driver_error, "sqlite_errorname", None)
+    if sqlite_name:
+        return str(sqlite_name).startswith(SQLITE_OUTAGES)
+    return True  # no code at all: the driver failed before the server answered (refused, reset, timed out)
 
 
 def unavailable(retry_after: int = RETRY_AFTER_SECONDS) -> Response:
@@ -95,9 +118,17 @@ def install_database_faults(app: FastAPI, store: Store) -> Schema:
 
         @app.exception_handler(error_type)
         async def _database_down(_request: Request, error: Exception) -> Response:
+            if not is_outage(error):  # the type and code only: the statement's text may quote a resource (PHI)
+                log.error("database refused a statement: %s %s", type(error).__name__, _code_of(error))
+                return internal_error()
             log.warning("database unreachable: %s", type(error).__name__)
             return unavailable()
 
     app.router.on_shutdown.append(schema.close)
     app.router.on_shutdown.append(lambda: _checkpoint(store))
     return schema
+
+
+def _code_of(error: Exception) -> str:
+    driver_error = getattr(error, "orig", None)
+    return str(getattr(driver_error, "sqlstate", None) or getattr(driver_error, "sqlite_errorname", None) or "")

@@ -146,4 +146,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, error: Exception) -> Response:
         # Log the type and route only: the exception text may quote a resource (PHI).
         log.error("unhandled %s on %s %s", type(error).__name__, request.method, request.url.path)
-        return fhir_response(outcome("internal-error", "the server failed to process the request", "exception"), 500)
+        return internal_error()
+
+
+def internal_error() -> Response:
+    """Our failure, said without its cause (the exception text may quote a resource: PHI)."""
+    return fhir_response(outcome("internal-error", "the server failed to process the request", "exception"), 500)

@@ -27,7 +27,7 @@ from adapter.deadline import unbudgeted
 from adapter.service.auth.audit import AuditContext
 from adapter.service.auth.policy import AuthPolicy, Principal, Unauthenticated
 from adapter.service.faults import DATABASE_DOWN, unavailable
-from adapter.service.fhirhttp import fhir_response, outcome
+from adapter.service.fhirhttp import fhir_response, internal_error, outcome
 
 OPEN_PATHS = frozenset(
     {
@@ -113,7 +113,7 @@ async def _call(request: Request, call_next: Any) -> Response:
         response: Response = await call_next(request)
     except Exception as error:  # log the type only: the exception text may quote a resource (PHI)
         log.error("unhandled %s on %s", type(error).__name__, request.method)
-        return fhir_response(outcome("internal-error", "the server failed to process the request", "exception"), 500)
+        return internal_error()
     return response
 
 
