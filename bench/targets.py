@@ -176,7 +176,7 @@ def _worst(section: dict[str, Any]) -> list[Row]:
         _row(
             10,
             f"peak RSS growth < 10x the input ({rss['input_bytes'] / 1e6:.1f} MB worst case)",
-            f"{(rss['peak_kb'] - rss['before_kb']) / 1024:.0f} MB = {rss['growth']:.1f}x",
+            f"{(rss['peak_kb'] - rss['before_kb']) / 1024:.0f} MB = {rss['growth']:.2f}x",
             f"input {rss['input_bytes'] / 1e6:.1f} MB",
             rss["growth"] < 10,
         )
@@ -194,8 +194,12 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
 }
 
 
+def rows_of_run(figures: dict[str, Any]) -> list[Row]:
+    return [row for name, rows_of in SECTIONS.items() if name in figures for row in rows_of(figures[name])]
+
+
 def report(figures: dict[str, Any]) -> list[Row]:
-    rows = [row for name, rows_of in SECTIONS.items() if name in figures for row in rows_of(figures[name])]
+    rows = rows_of_run(figures)
     print("\nTargets (issue: target | this run's figure | its baseline in the same run | verdict)")
     for r in rows:
         verdict = "met" if r["met"] else "MISSED"
@@ -214,10 +218,10 @@ def markdown(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":  # python -m bench.targets [figures.json]: the README's table of a run
+if __name__ == "__main__":  # python -m bench.targets [figures.json]: the README's table of a run's figures
     import json
     import sys
     from pathlib import Path
 
     path = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parent / "results.json")
-    print(markdown(json.loads(path.read_text())["targets"]))
+    print(markdown(rows_of_run(json.loads(path.read_text()))))

@@ -130,7 +130,7 @@ def worst_case_section(quick: bool) -> dict[str, Any]:
     growth = (peak - before) * 1024 / size
     print(
         f"peak RSS converting the {size / 1e6:.1f} MB bundle: {peak / 1024:.0f} MB "
-        f"({before / 1024:.0f} MB before it): grew {growth:.1f}x the input (target < 10x)"
+        f"({before / 1024:.0f} MB before it): grew {growth:.2f}x the input (target < 10x)"
     )
     return {"rows": rows, "rss": {"input_bytes": size, "peak_kb": peak, "before_kb": before, "growth": growth}}
 
