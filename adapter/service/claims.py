@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import orjson
 from sqlalchemy.engine import Connection
@@ -57,6 +57,18 @@ Clock = Callable[[], datetime]
 
 def _wall_clock() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
+
+
+class WriteOptions(TypedDict, total=False):
+    """The keyword options of ClaimService.store_result: those of its ``_store`` (the defaults are there)."""
+
+    inputs: tuple[dict[str, Any], ...]
+    if_match: int | None
+    operation: str
+    also: Callable[[Connection, list[Stored]], None] | None
+    access: WriteAccess | None
+    payer: str | None
+    conditions: Sequence[IfNoneExist]
 
 
 class ClaimService:
@@ -148,17 +160,7 @@ class ClaimService:
         return Outcome(status, result.bundle, claims_out)
 
     def store_result(
-        self,
-        result: Result,
-        digest: str,
-        *,
-        inputs: tuple[dict[str, Any], ...] = (),
-        if_match: int | None = None,
-        operation: str = "Claim/$from-encounter",
-        also: Callable[[Connection, list[Stored]], None] | None = None,
-        access: WriteAccess | None = None,
-        payer: str | None = None,
-        conditions: Sequence[IfNoneExist] = (),
+        self, result: Result, digest: str, **options: Unpack[WriteOptions]
     ) -> tuple[list[Stored], list[Stored]]:
         """Store the inputs (if any) and the pipeline's output in one transaction, retried on conflicts.
 
@@ -171,17 +173,7 @@ class ClaimService:
         over every visit stored for it (``payer`` as the push asked).  The ``conditions`` (conditional
         creates) are matched again first, under their own locks (adapter/service/conditional.py).
         """
-        day, stored_inputs, stored = self._store(
-            result,
-            digest,
-            inputs=inputs,
-            if_match=if_match,
-            operation=operation,
-            also=also,
-            access=access,
-            payer=payer,
-            conditions=conditions,
-        )
+        day, stored_inputs, stored = self._store(result, digest, **options)
         if day is not result:  # the caller answers with the day's Claim
             result.bundle.clear()
             result.bundle.update(day.bundle)
