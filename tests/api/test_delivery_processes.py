@@ -174,16 +174,19 @@ def recent_visit() -> dict[str, Any]:
     return dict(orjson.loads(text))
 
 
+def push_recent_visit(base: str) -> None:
+    pushed = httpx.post(
+        f"{base}/fhir/Claim/$from-encounter",
+        content=orjson.dumps(recent_visit()),
+        headers={"Content-Type": "application/fhir+json"},
+    )
+    assert pushed.status_code == 201, pushed.text
+
 def test_serve_runs_a_delivery_worker(database_url: str, tmp_path: Path, receiver: Receiver) -> None:
     """`theraclaim serve` with destinations delivers what it stores (one worker by default)."""
     path = destinations_file(tmp_path, fhir_destination(receiver.base))
     with live_server(tmp_path, database_url, None, THERACLAIM_DESTINATIONS=str(path)) as server:
-        pushed = httpx.post(
-            f"{server.base}/fhir/Claim/$from-encounter",
-            content=orjson.dumps(recent_visit()),
-            headers={"Content-Type": "application/fhir+json"},
-        )
-        assert pushed.status_code == 201, pushed.text
+        push_recent_visit(server.base)
         wait_for(lambda: bool(receiver.effects), 60, "the delivery by the server's worker")
     assert [(version, status) for _, version, status in receiver.effects] == [(1, "active")]
 
@@ -197,12 +200,7 @@ def test_sigterm_to_serve_lets_its_delivery_worker_record_the_send_in_flight(
     receiver.plan.append(("hold", release))
     path = destinations_file(tmp_path, fhir_destination(receiver.base))
     with live_server(tmp_path, database_url, None, THERACLAIM_DESTINATIONS=str(path)) as server:
-        pushed = httpx.post(
-            f"{server.base}/fhir/Claim/$from-encounter",
-            content=orjson.dumps(recent_visit()),
-            headers={"Content-Type": "application/fhir+json"},
-        )
-        assert pushed.status_code == 201, pushed.text
+        push_recent_visit(server.base)
         assert receiver.received.wait(60), "the server's worker never sent"
         server.process.send_signal(signal.SIGTERM)
         wait_for(lambda: b"Application shutdown complete" in server.log.read_bytes(), 30, "uvicorn's shutdown")
