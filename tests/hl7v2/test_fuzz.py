@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from adapter.intake.hl7v2 import convert_message, packaged_mapping
 from adapter.rules.catalog import load_rules
 from tests.conftest import NOW
-from tests.hl7v2.messages import visit
+from tests.hl7v2.messages import dg1, ft1, in1, message, msh, pid, pr1, pv1, visit
 
 VALID = visit("FUZZ-1")
 NOISE = st.sampled_from(
@@ -44,3 +44,19 @@ def test_any_frame_gets_an_ack(raw: bytes) -> None:
         assert ack.startswith("MSH") and f"\rMSA{ack[3]}" in ack  # in the message's own separators
     if outcome.code != "AA":
         assert outcome.issues, outcome.text
+
+
+def test_a_diagnosis_pointer_with_text_and_no_code_is_an_error_at_its_component() -> None:
+    """Found by this fuzz test under a random seed: FT1-19 "^Low back pain" crashed the mapping."""
+    raw = message(
+        msh("DX-TEXT-ONLY"),
+        pid(),
+        pv1("V-1"),
+        ft1(1, "97124", "20250114090000-0500", dx="^Low back pain"),
+        pr1(1, "97124", "20250114090000-0500", "24"),
+        dg1(1, "M54.50", "Low back pain, unspecified"),
+        in1(),
+    )
+    outcome = convert_message(raw, rules=RULES, mapping=packaged_mapping(), now=NOW, tz=UTC)
+    assert outcome.code == "AE", outcome.text
+    assert [(i.finding, i.location) for i in outcome.issues] == [("hl7v2-missing-diagnosis-code", "FT1[1]-19.1")]

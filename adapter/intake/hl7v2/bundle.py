@@ -304,7 +304,7 @@ class _Builder:
         modifiers = [ft1.value(26, 1, r) for r in ft1.repetitions(26)]
         if modifiers:
             resource["extension"] = [{"url": MODIFIER_URL, "valueCode": m} for m in modifiers]
-        reasons = [self.reason(ft1, r, context) for r in ft1.repetitions(19)]
+        reasons = [ref for r in ft1.repetitions(19) if (ref := self.reason(ft1, r, context)) is not None]
         if reasons:
             resource["reasonReference"] = [{"reference": r} for r in reasons]
         elements = {
@@ -356,9 +356,14 @@ class _Builder:
         moment = self.day_cursor.get(day.day) or datetime.combine(day.day, time(0), self.tz)
         return Instant(moment.isoformat(), moment.date(), moment)
 
-    def reason(self, ft1: Seg, repetition: int, context: dict[str, Any]) -> str:
+    def reason(self, ft1: Seg, repetition: int, context: dict[str, Any]) -> str | None:
         code = concept(ft1, 19, repetition, self.mapping)
-        assert code is not None
+        if code is None:  # a diagnosis named by its text only ("^Low back pain"): nothing to bill it with
+            where = ft1.at(19, 1, repetition)
+            self.problems.append(
+                problem("hl7v2-missing-diagnosis-code", f"{where} (diagnosis code) is required", where, "required")
+            )
+            return None
         coding = code["coding"][0]
         for reference, dg1 in context["conditions"]:
             dg_code = concept(dg1, 3, 1, self.mapping, legacy=dg1.value(2))
