@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 import ssl
 
+import hl7
+
 START, END = b"\x0b", b"\x1c\x0d"
 TIMEOUT = 30.0  # a safety net for a broken listener, never a measured time
 
@@ -48,9 +50,16 @@ class Peer:
         self.sock.close()
 
 
+def well_formed(ack: str) -> str:
+    """The ACK, once python-hl7 (a parser we did not write) has read it as one message starting with MSH."""
+    message = hl7.parse(ack)
+    assert str(message.segments("MSH")[0][0]) == "MSH" and str(message[0][0]) == "MSH", ack
+    return ack
+
+
 def fields(ack: str, segment: str) -> list[str]:
     """The fields of the first ``segment`` of an ACK (index = HL7 field number; MSH shifted to match)."""
-    for line in ack.split("\r"):
+    for line in well_formed(ack).split("\r"):
         if line.startswith(segment + "|"):
             parts = line.split("|")
             return ["MSH", "|", *parts[1:]] if segment == "MSH" else parts
@@ -58,4 +67,4 @@ def fields(ack: str, segment: str) -> list[str]:
 
 
 def errors(ack: str) -> list[list[str]]:
-    return [line.split("|") for line in ack.split("\r") if line.startswith("ERR|")]
+    return [line.split("|") for line in well_formed(ack).split("\r") if line.startswith("ERR|")]
