@@ -7,44 +7,21 @@ should write (``Patient/123`` or ``urn:uuid:...``), so rules never resolve anyth
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
-from functools import cache
-from operator import attrgetter
-from typing import Any, TypeVar
 
-T = TypeVar("T")
+import msgspec
 
 
-@cache
-def _layout(cls: type) -> tuple[attrgetter[Any], dict[str, int]] | None:
-    """How to copy a dataclass by position: its fields' getter and index (None: not that simple)."""
-    fields = dataclasses.fields(cls)
-    if hasattr(cls, "__post_init__") or not all(f.init for f in fields):
-        return None
-    names = [f.name for f in fields]
-    return attrgetter(*names), {name: i for i, name in enumerate(names)}
+class Frozen(msgspec.Struct, frozen=True, gc=False):
+    """The base of every type here.  msgspec builds, compares, hashes and copies these in C: a frozen
+    dataclass sets each field with a Python-level ``object.__setattr__``, and a visit builds a few
+    hundred facts.  ``gc=False``: a fact holds strings, numbers, dates and other facts, never itself
+    (immutable, so no cycle can be made), and the collector need not track it.  Each subclass says
+    ``frozen=True`` again for mypy, which does not see it inherited."""
 
 
-def replace(instance: T, /, **changes: Any) -> T:
-    """``dataclasses.replace`` without its per-call field introspection (the pipeline copies a few
-    dozen facts per visit, and that cost as much as reading them): the values are read with one
-    ``attrgetter`` and passed to the class in field order; anything else goes to dataclasses."""
-    cls: type = type(instance)
-    layout = _layout(cls)
-    if layout is None or len(layout[1]) < 2:
-        return dataclasses.replace(instance, **changes)  # type: ignore[type-var]
-    getter, index = layout
-    values = list(getter(instance))
-    for name, value in changes.items():
-        values[index[name]] = value
-    return cls(*values)  # type: ignore[no-any-return]
-
-
-@dataclass(frozen=True, slots=True)
-class Coding:
+class Coding(Frozen, frozen=True):
     system: str
     code: str
     display: str | None = None
@@ -58,8 +35,7 @@ class Severity(StrEnum):
     INFORMATION = "information"
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+class Finding(Frozen, frozen=True):
     """A decision worth telling a biller about.
 
     ``code`` is a stable machine code (CodeSystem ``finding``); ``rule`` names the rule and the
@@ -75,16 +51,14 @@ class Finding:
     hold: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Override:
+class Override(Frozen, frozen=True):
     """A clinician documented that they knew of a contraindication class and proceeded."""
 
     class_id: str
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class ProcedureFact:
+class ProcedureFact(Frozen, frozen=True):
     ref: str
     path: str
     status: str
@@ -113,8 +87,7 @@ class ProcedureFact:
         return int((self.end - self.start).total_seconds() // 60)
 
 
-@dataclass(frozen=True, slots=True)
-class ConditionFact:
+class ConditionFact(Frozen, frozen=True):
     ref: str
     path: str
     codes: tuple[Coding, ...]
@@ -126,8 +99,7 @@ class ConditionFact:
     abatement: date | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class MedicationFact:
+class MedicationFact(Frozen, frozen=True):
     """A MedicationStatement or MedicationRequest, with the codes of a referenced Medication."""
 
     ref: str
@@ -139,8 +111,7 @@ class MedicationFact:
     effective_end: date | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ObservationFact:
+class ObservationFact(Frozen, frozen=True):
     ref: str
     path: str
     status: str
@@ -150,16 +121,14 @@ class ObservationFact:
     effective: date | None
 
 
-@dataclass(frozen=True, slots=True)
-class PractitionerFact:
+class PractitionerFact(Frozen, frozen=True):
     """A rendering practitioner and what they are qualified as (qualifications, role codes)."""
 
     ref: str
     qualifications: tuple[Coding, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class PlanFact:
+class PlanFact(Frozen, frozen=True):
     """A referral or plan of care (ServiceRequest, CarePlan) the visit is based on."""
 
     ref: str
@@ -172,8 +141,7 @@ class PlanFact:
     treatment_days_since_progress: int | None = None  # treatment days since the last progress report (extension)
 
 
-@dataclass(frozen=True, slots=True)
-class DiagnosisFact:
+class DiagnosisFact(Frozen, frozen=True):
     """A Condition named as a diagnosis of the visit, in the order the rules should rank it."""
 
     condition_ref: str
@@ -181,8 +149,7 @@ class DiagnosisFact:
     rank: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class CoverageFact:
+class CoverageFact(Frozen, frozen=True):
     ref: str
     path: str
     status: str
@@ -192,8 +159,7 @@ class CoverageFact:
     year_to_date_cents: tuple[tuple[str, int], ...] = ()  # therapy amount so far this year, per threshold group
 
 
-@dataclass(frozen=True, slots=True)
-class EncounterFacts:
+class EncounterFacts(Frozen, frozen=True):
     ref: str
     path: str
     identity: str  # stable identity of the Encounter, the seed of the Claim id
@@ -231,8 +197,7 @@ class EncounterFacts:
         return self.visit_refs or (self.ref,)
 
 
-@dataclass(frozen=True, slots=True)
-class UnitDerivation:
+class UnitDerivation(Frozen, frozen=True):
     """How the units of one line were found; rendered as text and as an extension."""
 
     method: str
@@ -262,8 +227,7 @@ class UnitDerivation:
         return f"{basis}; {' + '.join(parts)} = {self.units}{tie}; {self.method} rule {self.rule}"
 
 
-@dataclass(frozen=True, slots=True)
-class ServiceLine:
+class ServiceLine(Frozen, frozen=True):
     cpt: str
     service_date: date
     units: int
@@ -283,16 +247,14 @@ class ServiceLine:
         return None if self.unit_price_cents is None else self.unit_price_cents * self.units
 
 
-@dataclass(frozen=True, slots=True)
-class Diagnosis:
+class Diagnosis(Frozen, frozen=True):
     sequence: int
     code: str
     display: str | None
     condition_ref: str
 
 
-@dataclass(frozen=True, slots=True)
-class Contraindication:
+class Contraindication(Frozen, frozen=True):
     """A contraindication finding: one class, one source resource, the procedures it concerns."""
 
     class_id: str
@@ -314,8 +276,7 @@ class Contraindication:
         return {"full": "high", "lesser": "moderate"}.get(self.tier, "low")
 
 
-@dataclass(frozen=True, slots=True)
-class ClaimDecision:
+class ClaimDecision(Frozen, frozen=True):
     """Everything output needs to render one Claim (or to say why there is none)."""
 
     encounter: EncounterFacts
@@ -330,7 +291,7 @@ class ClaimDecision:
     care_team: tuple[str, ...]  # rendering practitioners, in line order
     place_of_service: str
     currency: str
-    rule_versions: tuple[str, ...] = field(default=())
+    rule_versions: tuple[str, ...] = ()
     contraindications: tuple[Contraindication, ...] = ()
 
     @property
@@ -349,8 +310,7 @@ class ClaimDecision:
         return "draft" if self.held else "active"
 
 
-@dataclass(frozen=True, slots=True)
-class Address:
+class Address(Frozen, frozen=True):
     lines: tuple[str, ...]
     city: str | None
     state: str | None
@@ -359,8 +319,7 @@ class Address:
     path: str
 
 
-@dataclass(frozen=True, slots=True)
-class PartyFact:
+class PartyFact(Frozen, frozen=True):
     """A person or organization as a claim form names them (read leniently: the 837P output
     checks what it needs and names what is missing by these paths)."""
 
@@ -378,8 +337,7 @@ class PartyFact:
     identifiers: tuple[Coding, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class SubscriptionFact:
+class SubscriptionFact(Frozen, frozen=True):
     """What a Coverage says about who is insured and by whom (837P loops 2000B / 2010BA / 2010BB)."""
 
     coverage_ref: str
@@ -391,8 +349,7 @@ class SubscriptionFact:
     payer: PartyFact | None
 
 
-@dataclass(frozen=True, slots=True)
-class Parties:
+class Parties(Frozen, frozen=True):
     patient: PartyFact
     billing_provider: PartyFact | None
     performers: tuple[PartyFact, ...]  # keyed by the reference the Procedures use

@@ -9,13 +9,14 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from msgspec.structs import replace
 
 from adapter.deadline import checkpoint
 from adapter.digest import canonical_digest
 from adapter.errors import InputError, Problem
 from adapter.intake.fhir import read_bundle
 from adapter.intake.wire import Limits, check_surveyed, parse_surveyed
-from adapter.model import ClaimDecision, EncounterFacts, replace
+from adapter.model import ClaimDecision, EncounterFacts
 from adapter.output.fhir import render_bundle, render_invalid
 from adapter.rules.catalog import Rules
 from adapter.rules.claim import NOT_BILLABLE, ClaimOptions, decide

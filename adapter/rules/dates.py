@@ -13,8 +13,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from msgspec.structs import replace
+
 from adapter.errors import InputError, Problem
-from adapter.model import EncounterFacts, Finding, ProcedureFact, Severity, replace
+from adapter.model import EncounterFacts, Finding, ProcedureFact, Severity
 from adapter.rules.catalog import Rules
 from adapter.rules.payers import select_pack
 

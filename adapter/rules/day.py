@@ -19,7 +19,9 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import TypeVar
 
-from adapter.model import EncounterFacts, ProcedureFact, replace
+from msgspec.structs import replace
+
+from adapter.model import EncounterFacts, ProcedureFact
 
 WITHDRAWN = frozenset({"cancelled", "entered-in-error"})
 DAY_PREFIX = "day|"

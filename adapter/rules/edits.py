@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from msgspec.structs import replace
+
 from adapter.model import (
     Coding,
     Diagnosis,
@@ -24,7 +26,6 @@ from adapter.model import (
     ProcedureFact,
     ServiceLine,
     Severity,
-    replace,
 )
 from adapter.rules.catalog import PayerPack, Rules
 from adapter.rules.edit_data import Discipline, MueCap, PtpPair

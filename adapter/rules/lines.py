@@ -15,8 +15,10 @@ from collections import defaultdict
 from collections.abc import Callable
 from datetime import date
 
+from msgspec.structs import replace
+
 from adapter.errors import InputError, Problem
-from adapter.model import Diagnosis, Finding, ProcedureFact, ServiceLine, Severity, replace
+from adapter.model import Diagnosis, Finding, ProcedureFact, ServiceLine, Severity
 from adapter.rules.catalog import PayerPack, Rules
 from adapter.rules.units import CodeMinutes, allocate
 

@@ -14,7 +14,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 
-from adapter.model import Finding, ProcedureFact, ServiceLine, Severity, replace
+from msgspec.structs import replace
+
+from adapter.model import Finding, ProcedureFact, ServiceLine, Severity
 from adapter.rules.catalog import PayerPack
 
 BYPASS = ("XE", "XS", "XP", "XU", "59")

@@ -8,7 +8,9 @@ v3-RoleCode PTRES (patient's residence) or its physical type is ``ho`` (house).
 
 from __future__ import annotations
 
-from adapter.model import EncounterFacts, Finding, ServiceLine, Severity, replace
+from msgspec.structs import replace
+
+from adapter.model import EncounterFacts, Finding, ServiceLine, Severity
 from adapter.rules.catalog import PayerPack
 
 PHYSICAL_TYPE = "http://terminology.hl7.org/CodeSystem/location-physical-type"

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, NamedTuple
 
+import msgspec
 import orjson
-from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
@@ -32,12 +32,39 @@ from adapter.pipeline import Result
 from adapter.service.store import WriteConflict, day_visits
 from adapter.version import __version__
 
-# The visit as read, stored per row; another adapter version's rows are read again from their Bundle.
-VISIT_FACTS = TypeAdapter(EncounterFacts)
+# The visit as read is stored per row as msgspec JSON; another adapter version's rows are read again
+# from their Bundle.  msgspec reads each field back with its type, except Encounter.period's bounds: a
+# date or a dateTime, two kinds of JSON string that no one msgspec type holds, so they are read as the
+# strings msgspec wrote (a date, or RFC 3339 with its offset) and then by their form (_bound).
+_BOUNDS = ("period_start", "period_end")
+_STORED_FACTS = msgspec.defstruct(
+    "EncounterFacts",
+    [(f.name, str | None if f.name in _BOUNDS else f.type, f.default) for f in msgspec.structs.fields(EncounterFacts)],
+    frozen=True,
+    forbid_unknown_fields=True,
+)
+_FACTS_DECODER = msgspec.json.Decoder(_STORED_FACTS)
 # (the version and the facts' schema: a row written before either changed is read again from its Bundle)
 FACTS_FORMAT = (
-    f"theraclaim {__version__} facts {hashlib.sha256(orjson.dumps(VISIT_FACTS.json_schema())).hexdigest()[:16]}"
+    f"theraclaim {__version__} facts "
+    f"{hashlib.sha256(orjson.dumps(msgspec.json.schema(_STORED_FACTS))).hexdigest()[:16]}"
 )
+
+
+def encode_facts(visit: EncounterFacts) -> str:
+    return msgspec.json.encode(visit).decode()
+
+
+def _bound(text: str | None) -> datetime | date | None:
+    if text is None:
+        return None
+    return msgspec.convert(text, datetime if "T" in text else date)
+
+
+def decode_facts(stored: str) -> EncounterFacts:
+    """The visit ``encode_facts`` wrote (msgspec.DecodeError when ``stored`` is not that)."""
+    facts = msgspec.structs.asdict(_FACTS_DECODER.decode(stored))
+    return EncounterFacts(**facts | {name: _bound(facts[name]) for name in _BOUNDS})
 
 
 class StoredVisit(NamedTuple):
@@ -45,7 +72,7 @@ class StoredVisit(NamedTuple):
     visit_hash: str
     visit_identity: str
     updated_at: datetime
-    facts: str | None  # the visit as read (VISIT_FACTS JSON)
+    facts: str | None  # the visit as read (encode_facts)
     facts_format: str | None
 
     @property
@@ -161,8 +188,8 @@ def _read_stored(
     its Bundle), or why it no longer converts."""
     if row.facts is not None and row.facts_format == FACTS_FORMAT:
         try:
-            return VISIT_FACTS.validate_json(row.facts)
-        except ValidationError:
+            return decode_facts(row.facts)
+        except msgspec.DecodeError:
             pass  # (written by this version, so not expected) read it from its Bundle instead
     where = (day_visits.c.day_hash == row.day_hash, day_visits.c.visit_hash == row.visit_hash)
     document = orjson.loads(connection.execute(select(day_visits.c.content).where(*where)).scalar_one())
@@ -201,7 +228,7 @@ def pool_across_pushes(
     for day, identities in days.items():
         for identity in identities:
             visit = own_visits.get(identity)
-            facts = VISIT_FACTS.dump_json(visit).decode() if visit is not None else None
+            facts = encode_facts(visit) if visit is not None else None
             _remember(connection, _hash(day), _hash(identity), identity, content, facts, now)
     if not stored:
         return result
