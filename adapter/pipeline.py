@@ -44,11 +44,12 @@ class EncounterOutcome:
 
     @classmethod
     def of(cls, decision: ClaimDecision) -> EncounterOutcome:
+        status = decision.status  # (a property that looks at every finding: read once)
         return cls(
             encounter_ref=decision.encounter.ref,
-            claim_id=decision.claim_id if decision.status else None,
-            status=decision.status,
-            lines=tuple((line.cpt, line.units) for line in decision.lines) if decision.status else (),
+            claim_id=decision.claim_id if status else None,
+            status=status,
+            lines=tuple((line.cpt, line.units) for line in decision.lines) if status else (),
             findings=tuple(f.code for f in decision.findings),
             cancels_claim=decision.claim_id if decision.encounter.status in NOT_BILLABLE else None,
             billing_npi=decision.encounter.billing_npi,

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from adapter.deadline import checkpoint
+from adapter.digest import name_uuid
 from adapter.errors import FINDING_SYSTEM, InputError, to_operation_outcome
 from adapter.model import ClaimDecision, Contraindication, Finding, ServiceLine, Severity, UnitDerivation
 from adapter.rules.catalog import CPT_SYSTEM
@@ -24,12 +25,12 @@ OVERRIDE_SYSTEM = f"{BASE}/CodeSystem/contraindication-override"
 ACT_CODE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 HCPCS_SYSTEM = "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets"
 POS_SYSTEM = "https://www.cms.gov/Medicare/Coding/place-of-service-codes/Place_of_Service_Code_Set"
-OUTPUT_NAMESPACE = uuid.UUID("0b7c3f0e-93a4-4c57-8d0c-3a3c1f6a52b4")
+OUTPUT_NAMESPACE = uuid.UUID("0b7c3f0e-93a4-4c57-8d0c-3a3c1f6a52b4").bytes
 
 
 def output_id(*parts: str) -> str:
     """A stable UUID for an output resource, derived from what identifies it."""
-    return str(uuid.uuid5(OUTPUT_NAMESPACE, "|".join(parts)))
+    return name_uuid(OUTPUT_NAMESPACE, "|".join(parts))
 
 
 def _money(cents: int, currency: str) -> dict[str, Any]:
@@ -73,7 +74,10 @@ def _modifier(code: str) -> dict[str, Any]:
     return _concept(CPT_SYSTEM if code.isdigit() else HCPCS_SYSTEM, code)
 
 
-def _item(sequence: int, line: ServiceLine, decision: ClaimDecision, display: str) -> dict[str, Any]:
+def _item(
+    sequence: int, line: ServiceLine, decision: ClaimDecision, display: str, visit_of: dict[str, str | None]
+) -> dict[str, Any]:
+    """One Claim.item; ``visit_of``: each Procedure's Encounter (a pooled day's lines name their visits)."""
     item: dict[str, Any] = {
         "extension": [_derivation_extension(line.derivation)],
         "sequence": sequence,
@@ -97,20 +101,19 @@ def _item(sequence: int, line: ServiceLine, decision: ClaimDecision, display: st
     if line.body_sites:
         site = line.body_sites[0]
         item["bodySite"] = _concept(site.system, site.code, site.display)
-    by_procedure = {p.ref: p.encounter_ref for p in decision.encounter.procedures}
-    visits = dict.fromkeys(by_procedure.get(r) or decision.encounter.ref for r in line.procedure_refs)
+    visits = dict.fromkeys(visit_of.get(r) or decision.encounter.ref for r in line.procedure_refs)
     item["encounter"] = [{"reference": ref} for ref in visits or (decision.encounter.ref,)]
     return item
 
 
 def render_claim(decision: ClaimDecision, now: datetime, cpt_displays: dict[str, str]) -> dict[str, Any]:
-    encounter = decision.encounter
-    assert decision.status is not None and decision.billing_provider_ref is not None
+    encounter, status = decision.encounter, decision.status
+    assert status is not None and decision.billing_provider_ref is not None
     dates = [line.service_date for line in decision.lines]
     claim: dict[str, Any] = {
         "resourceType": "Claim",
         "id": decision.claim_id,
-        "status": decision.status,
+        "status": status,
         "type": _concept("http://terminology.hl7.org/CodeSystem/claim-type", "professional"),
         "use": "claim",
         "patient": {"reference": encounter.patient_ref},
@@ -142,7 +145,10 @@ def render_claim(decision: ClaimDecision, now: datetime, cpt_displays: dict[str,
         {"sequence": i, "focal": i == 1, "coverage": {"reference": coverage.ref}}
         for i, coverage in enumerate(encounter.coverages, start=1)
     ]
-    claim["item"] = [_item(i, line, decision, cpt_displays[line.cpt]) for i, line in enumerate(decision.lines, start=1)]
+    visit_of = {p.ref: p.encounter_ref for p in encounter.procedures}
+    claim["item"] = [
+        _item(i, line, decision, cpt_displays[line.cpt], visit_of) for i, line in enumerate(decision.lines, start=1)
+    ]
     claim["total"] = _money(sum(line.net_cents or 0 for line in decision.lines), decision.currency)
     return claim
 

@@ -196,6 +196,14 @@ class EditTables:
     pairs: tuple[PtpPair, ...]
     caps: dict[str, MueCap]
 
+    @cached_property
+    def pairs_by_column1(self) -> dict[str, tuple[PtpPair, ...]]:
+        """The pairs by their column-1 code, in table order (a CMS file has thousands of rows; a line meets few)."""
+        index: dict[str, list[PtpPair]] = {}
+        for pair in self.pairs:
+            index.setdefault(pair.column1, []).append(pair)
+        return {code: tuple(pairs) for code, pairs in index.items()}
+
 
 @dataclass(frozen=True)
 class Rules:

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from adapter.digest import name_uuid
 from adapter.errors import InputError, Problem
 from adapter.model import (
     ClaimDecision,
@@ -37,7 +38,7 @@ from adapter.rules.plausibility import line_findings, procedure_findings
 from adapter.rules.telehealth import place_of_service
 
 NOT_BILLABLE = frozenset({"cancelled", "entered-in-error"})
-CLAIM_ID_NAMESPACE = uuid.UUID("6f1d7b0e-5d0c-4d7e-9a53-2f1c0c7d9a11")
+CLAIM_ID_NAMESPACE = uuid.UUID("6f1d7b0e-5d0c-4d7e-9a53-2f1c0c7d9a11").bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +53,7 @@ class ClaimOptions:
 def claim_id(encounter_identity: str) -> str:
     """Derived from the day's identity (patient, billing provider, date of service; see rules/day.py),
     or a multi-day Encounter's own, so a retried, corrected or later push of that day keeps the id."""
-    return str(uuid.uuid5(CLAIM_ID_NAMESPACE, encounter_identity))
+    return name_uuid(CLAIM_ID_NAMESPACE, encounter_identity)
 
 
 def decide(
@@ -175,7 +176,9 @@ def _pooled_lines(
     scratch = EditContext(encounter, pack, rules, diagnoses)
     by = (lambda p: procedure_discipline(scratch, p)) if pack.units.pool == "day-and-discipline" else None
     lines = build_lines(kept, pack, rules, first, _excluded(billed, blocked, rules), by)
-    remaining = {(line.cpt, line.service_date) for line in ncci_ptp(lines, scratch, rules.edit_tables[pack.id].pairs)}
+    remaining = {
+        (line.cpt, line.service_date) for line in ncci_ptp(lines, scratch, rules.edit_tables[pack.id].pairs_by_column1)
+    }
     denied = {(line.cpt, line.service_date) for line in lines} - remaining
     if not denied:
         findings += first

@@ -184,13 +184,14 @@ def _pair_verdict(ctx: EditContext, pair: PtpPair, col1: ServiceLine, col2: Serv
     return ("bypass", ncci.time_modifier) if separate else ("deny", "same time block")
 
 
-def ncci_ptp(lines: list[ServiceLine], ctx: EditContext, pairs: tuple[PtpPair, ...]) -> list[ServiceLine]:
+def ncci_ptp(lines: list[ServiceLine], ctx: EditContext, pairs: dict[str, tuple[PtpPair, ...]]) -> list[ServiceLine]:
     """Two passes: first the column-2 lines that are not billable leave, then bypass modifiers and
-    holds are decided between the lines that are still billed (a dropped line never counts as column 1)."""
+    holds are decided between the lines that are still billed (a dropped line never counts as column 1).
+    ``pairs``: the pack's NCCI pairs by column-1 code (EditTables.pairs_by_column1)."""
     verdicts = []
     for col1 in lines:
-        for pair in pairs:
-            if pair.column1 != col1.cpt or not pair.active_on(col1.service_date):
+        for pair in pairs.get(col1.cpt, ()):
+            if not pair.active_on(col1.service_date):
                 continue
             col2 = next((x for x in lines if x.cpt == pair.column2 and x.service_date == col1.service_date), None)
             if col2 is not None:
@@ -635,7 +636,7 @@ CHECKS: tuple[EditStep, ...] = (plan_of_care, medical_necessity)
 def apply_edits(lines: list[ServiceLine], ctx: EditContext) -> list[ServiceLine]:
     tables = ctx.rules.edit_tables[ctx.pack.id]
     lines, sent = take_off(lines, ctx.procedures, ctx.pack)
-    lines = ncci_ptp(lines, ctx, tables.pairs)
+    lines = ncci_ptp(lines, ctx, tables.pairs_by_column1)
     mue(lines, ctx, tables.caps)
     with_discipline = [pair for line in lines for pair in discipline_modifiers(line, ctx)]
     lines = kx([line for line, _ in with_discipline], [d for _, d in with_discipline], ctx)

@@ -56,8 +56,10 @@ def take_off(
         label = f"CPT {line.cpt} on {line.service_date.isoformat()}"
         for ref in line.procedure_refs:
             procedure = procedures.get(ref)
-            twice = [m for m, n in Counter(procedure.modifiers).items() if n > 1] if procedure else []
-            if procedure and twice:
+            if procedure is None or len(set(procedure.modifiers)) == len(procedure.modifiers):
+                continue  # (most send none: no Counter for them)
+            twice = [m for m, n in Counter(procedure.modifiers).items() if n > 1]
+            if twice:
                 sent.findings.append(
                     Finding(
                         "modifier-duplicate-removed",
@@ -67,6 +69,9 @@ def take_off(
                         rule,
                     )
                 )
+        if not line.modifiers:
+            result.append(line)
+            continue
         unknown = [m for m in line.modifiers if m not in known]
         for modifier in unknown:
             hold = policy.unknown == "hold"
