@@ -28,8 +28,9 @@ from adapter.intake.resources import (
     read_observation,
     read_procedure,
 )
+from adapter.intake.slim import BUNDLE_TYPES, document_is_clean
 from adapter.intake.survey import Survey, survey
-from adapter.intake.validation import validate_resource
+from adapter.intake.validation import binding_problems, validate_resource
 from adapter.intake.values import codings, day_of, when
 from adapter.intake.wire import Limits
 from adapter.model import (
@@ -44,7 +45,6 @@ from adapter.model import (
     ProcedureFact,
 )
 
-BUNDLE_TYPES = frozenset({"collection", "transaction", "batch", "searchset", "message"})
 MEDICATION_TYPES = ("MedicationStatement", "MedicationRequest")
 NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
 
@@ -141,6 +141,46 @@ def _index(document: dict[str, Any], limits: Limits, validation: str, found_in: 
             ]
         )
     shape = found_in.suspect_shape
+    entries = _clean_entries(document, raw_entries) if validation == "fields" and not shape else None
+    problems: list[Problem] = []
+    if entries is None:
+        entries, problems = _checked_entries(document, raw_entries, validation, shape)
+    full_urls = {e.full_url for e in entries if e.full_url}
+    if not found_in.urn_references <= full_urls:  # else no entry can hold an unresolved one
+        for entry in entries:
+            problems += unresolved_urns(entry, full_urls)
+    if problems:
+        raise InputError(problems)
+    return BundleIndex(entries)
+
+
+def _clean_entries(document: dict[str, Any], raw_entries: list[Any]) -> list[Entry] | None:
+    """The entries of a Bundle that one validation of the whole document (slim.document_is_clean)
+    and the entry rules below find nothing wrong in; None sends it through _checked_entries."""
+    if not document_is_clean(document):
+        return None
+    entries: list[Entry] = []
+    seen_urls: set[str] = set()
+    for i, raw in enumerate(raw_entries):
+        checkpoint()
+        full_url = raw.get("fullUrl")
+        if full_url in seen_urls:
+            return None
+        if full_url:
+            seen_urls.add(full_url)
+        resource = raw.get("resource")
+        if resource is not None:
+            entry = Entry(i, full_url, resource)
+            if binding_problems(resource, entry.path):
+                return None
+            entries.append(entry)
+    return entries
+
+
+def _checked_entries(
+    document: dict[str, Any], raw_entries: list[Any], validation: str, shape: bool
+) -> tuple[list[Entry], list[Problem]]:
+    """The valid entries of a Bundle and every problem of the shell and of each entry, at its path."""
     shell = {key: value for key, value in document.items() if key != "entry"}
     problems = validate_resource(shell, "Bundle", validation, shape)
     bundle_type = document.get("type")
@@ -193,13 +233,7 @@ def _index(document: dict[str, Any], limits: Limits, validation: str, found_in: 
         problems.extend(found)
         if not found:
             entries.append(Entry(i, full_url, resource))
-    full_urls = {e.full_url for e in entries if e.full_url}
-    if not found_in.urn_references <= full_urls:  # else no entry can hold an unresolved one
-        for entry in entries:
-            problems += unresolved_urns(entry, full_urls)
-    if problems:
-        raise InputError(problems)
-    return BundleIndex(entries)
+    return entries, problems
 
 
 def _merge(groups: Iterable[dict[int, list[Entry]]]) -> dict[int, list[Entry]]:
