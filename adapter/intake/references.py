@@ -25,15 +25,13 @@ class Entry:
     resource: dict[str, Any]
     resource_type: str = field(init=False)
     ref: str = field(init=False)
+    path: str = field(init=False)
 
     def __post_init__(self) -> None:
         # computed once: intake asks for these for every entry, many times
         object.__setattr__(self, "resource_type", str(self.resource["resourceType"]))
         object.__setattr__(self, "ref", self._reference())
-
-    @property
-    def path(self) -> str:
-        return f"Bundle.entry[{self.index}].resource"
+        object.__setattr__(self, "path", f"Bundle.entry[{self.index}].resource")
 
     def _reference(self) -> str:
         """How output resources refer to this one: ``Type/id`` when it has an id, else its fullUrl."""
@@ -63,7 +61,8 @@ class BundleIndex:
         return [e for e in self.entries if e.resource_type == resource_type]
 
     def lookup(self, reference: str) -> Entry | None:
-        reference = _HISTORY.sub("", reference)
+        if "/_history/" in reference:
+            reference = _HISTORY.sub("", reference)
         found = self._by_key.get(reference)
         if found is None and not reference.startswith("urn:"):
             tail = _TAIL.search(reference)

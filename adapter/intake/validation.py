@@ -43,6 +43,8 @@ REQUIRED_CODES: dict[tuple[str, str], frozenset[str]] = {
         ["unconfirmed", "provisional", "differential", "confirmed", "refuted", "entered-in-error"]
     ),
 }
+# the same, by resource type: binding_problems runs for every entry
+_REQUIRED_OF = {t: [(e, codes) for (rt, e), codes in REQUIRED_CODES.items() if rt == t] for t, _ in REQUIRED_CODES}
 CODEABLE_SYSTEMS = {
     "clinicalStatus": "http://terminology.hl7.org/CodeSystem/condition-clinical",
     "verificationStatus": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
@@ -108,9 +110,8 @@ def _full_problems(resource: dict[str, Any], resource_type: str, path: str) -> l
 
 def binding_problems(resource: dict[str, Any], path: str) -> list[Problem]:
     problems = []
-    resource_type = resource["resourceType"]
-    for (rtype, element), allowed in REQUIRED_CODES.items():
-        if rtype != resource_type or element not in resource:
+    for element, allowed in _REQUIRED_OF.get(resource["resourceType"], ()):
+        if element not in resource:
             continue
         value = resource[element]
         if element in CODEABLE_SYSTEMS:
