@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +15,7 @@ from adapter.digest import canonical_digest
 from adapter.errors import InputError, Problem
 from adapter.intake.fhir import read_bundle
 from adapter.intake.wire import Limits, check_surveyed, parse_surveyed
-from adapter.model import ClaimDecision, EncounterFacts
+from adapter.model import ClaimDecision, EncounterFacts, Frozen
 from adapter.output.fhir import render_bundle, render_invalid
 from adapter.rules.catalog import Rules
 from adapter.rules.claim import NOT_BILLABLE, ClaimOptions, decide
@@ -28,8 +27,7 @@ DEFAULT_OPTIONS = ClaimOptions()
 DEFAULT_LIMITS = Limits()
 
 
-@dataclass(frozen=True, slots=True)
-class EncounterOutcome:
+class EncounterOutcome(Frozen, frozen=True):
     """What happened to one Encounter, for callers that do not want to read the Bundle."""
 
     encounter_ref: str
@@ -58,8 +56,7 @@ class EncounterOutcome:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Result:
+class Result(Frozen, frozen=True):
     bundle: dict[str, Any]
     outcomes: tuple[EncounterOutcome, ...]
     invalid: bool = False
@@ -83,8 +80,7 @@ def _digest(document: Any) -> str:
         raise InputError([Problem("not-json", f"the document is not JSON data: {exc}", None, "structure")]) from exc
 
 
-@dataclass(frozen=True, slots=True)
-class Decider:
+class Decider(Frozen, frozen=True):
     """The rules and settings a Result was decided with, to decide again over other visits of its days."""
 
     rules: Rules

@@ -11,10 +11,11 @@ a Claim whose Encounter lost a category to a failing source is held (``draft``) 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from msgspec.structs import replace
 
 from adapter.errors import FINDING_SYSTEM, InputError
 from adapter.intake.wire import parse_document
@@ -199,11 +200,11 @@ def amend(result: Result, report: SourceReport) -> Result:
         if resource["resourceType"] == "OperationOutcome":
             resource["issue"] = issues + resource["issue"]
     outcomes = tuple(_held(o) if o.encounter_ref in held and o.status else o for o in result.outcomes)
-    return dataclasses.replace(result, bundle=bundle, outcomes=outcomes)  # (keeps what the day pool needs)
+    return replace(result, bundle=bundle, outcomes=outcomes)  # (keeps what the day pool needs)
 
 
 def _held(outcome: EncounterOutcome) -> EncounterOutcome:
-    return dataclasses.replace(outcome, status="draft", findings=(*outcome.findings, "source-incomplete"))
+    return replace(outcome, status="draft", findings=(*outcome.findings, "source-incomplete"))
 
 
 def _cite_sources(provenance: dict[str, Any], report: SourceReport) -> None:

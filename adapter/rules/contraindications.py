@@ -36,6 +36,7 @@ from adapter.model import (
     ConditionFact,
     Contraindication,
     EncounterFacts,
+    Frozen,
     MedicationFact,
     ObservationFact,
     ProcedureFact,
@@ -62,8 +63,7 @@ FINAL = frozenset({"final", "amended", "corrected"})
 _LOWER: dict[Tier, Tier] = {"full": "lesser", "lesser": "minor", "minor": "minor", "none": "none"}
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
+class Match(Frozen, frozen=True):
     """A code that matched a class, and the tier its data gives."""
 
     klass: ContraindicationClass

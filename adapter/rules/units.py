@@ -13,17 +13,15 @@ Two named methods; the payer pack chooses one (``units.method``):
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
-from adapter.model import UnitDerivation
+from adapter.model import Frozen, UnitDerivation
 
 UNIT_MINUTES = 15
 MIDPOINT_MINUTES = 8
 
 
-@dataclass(frozen=True, slots=True)
-class CodeMinutes:
+class CodeMinutes(Frozen, frozen=True):
     """The pooled minutes of one timed CPT code on one date of service."""
 
     cpt: str
