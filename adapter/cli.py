@@ -399,6 +399,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.host:  # the app (and its workers) read the settings again: the MLLP listener defaults to this host
         os.environ["THERACLAIM_HOST"] = args.host
+    from adapter.service.accept import LOOP
     from adapter.service.auth.registry import RegistryError, load_registry
     from adapter.service.logs import log_config
     from adapter.service.nodelay import PROTOCOL
@@ -433,6 +434,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
             port=args.port or settings.port,
             workers=args.workers or settings.workers,
             http=PROTOCOL,  # TCP_NODELAY on every connection, also with several workers
+            loop=LOOP,  # one accept per poll: a burst of connections is shared by the workers
             log_config=log_config(),
             access_log=False,  # the guard logs one PHI-free line per request instead
             server_header=False,

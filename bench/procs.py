@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from adapter.service.accept import LOOP
 from adapter.service.nodelay import PROTOCOL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +41,8 @@ def start_uvicorn(target: str, port: int, workers: int, env: dict[str, str], fac
         "--no-access-log",
         "--http",
         PROTOCOL,  # as `theraclaim serve` runs it: TCP_NODELAY also with several workers
+        "--loop",
+        LOOP,  # and one accept per poll, so the workers share wrk's connections
     ]
     if factory:
         command.append("--factory")
