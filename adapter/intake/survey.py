@@ -47,6 +47,8 @@ def survey(document: dict[str, Any], max_depth: int) -> Survey:
                     urns.add(target)
                 node = node.values()
             for value in node:
+                if value.__class__ is str:  # most values: skip the two checks below
+                    continue
                 if isinstance(value, CONTAINERS):
                     push(value)
                 elif value is None:
