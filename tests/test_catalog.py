@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from adapter.errors import RuleDataError
+from adapter.model import Coding, CoverageFact
 from adapter.rules.catalog import RULE_FILE_MODELS, Rules, default_mappings_dir, load_rules
+from adapter.rules.payers import select_pack
 
 
 def test_packaged_rule_data_loads(rules: Rules) -> None:
@@ -74,3 +76,19 @@ def test_unmapped_source_code_target_is_rejected(tmp_path: Path) -> None:
     )
     with pytest.raises(RuleDataError, match="not in codes"):
         load_rules(copy)
+
+
+def test_a_pack_matches_a_coverage_by_its_payor_identifier(tmp_path: Path, rules: Rules) -> None:
+    """Coverage.payor identifiers select a pack as well as Coverage.type does (no packaged pack uses them)."""
+    copy = tmp_path / "mappings"
+    shutil.copytree(default_mappings_dir(), copy)
+    pack = copy / "payers" / "medicare.yaml"
+    pack.write_text(
+        pack.read_text().replace("payor_identifiers: []", "payor_identifiers: [{system: urn:payer, value: MCR}]")
+    )
+    loaded = load_rules(copy)
+    paying = CoverageFact("Coverage/c", "Bundle.entry[0].resource", "active", 1, (), (Coding("urn:payer", "MCR"),))
+    assert select_pack(loaded, paying, None, "commercial") == (loaded.payers["medicare"], [])
+    other = CoverageFact("Coverage/c", "Bundle.entry[0].resource", "active", 1, (), (Coding("urn:payer", "MCX"),))
+    chosen, findings = select_pack(loaded, other, None, "commercial")
+    assert chosen.id == "commercial" and [f.code for f in findings] == ["payer-defaulted"]

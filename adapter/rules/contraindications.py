@@ -241,11 +241,12 @@ class _Screen:
     def __post_init__(self) -> None:
         self.classes = self.rules.contraindications.classes
         self.label = f"contraindications/screen {self.rules.contraindications.label}"
+        observations = self.encounter.observations
         self.severe = {
             klass.id: observation
-            for klass in self.classes
+            for klass in (self.classes if observations else ())  # (most visits have no Observation)
             if klass.severe_observation is not None
-            and (observation := severe_observation(klass.severe_observation, self.encounter.observations, self.day))
+            and (observation := severe_observation(klass.severe_observation, observations, self.day))
         }
 
     def conditions(self) -> list[Contraindication]:

@@ -13,12 +13,10 @@ def _matches(pack: PayerPack, coverage: CoverageFact) -> bool:
         for m in pack.match.coverage_types
         for coding in coverage.types
     )
-    by_payor = any(
-        (ident.system, ident.code) == (m.system, m.value)
-        for m in pack.match.payor_identifiers
-        for ident in coverage.payor_identifiers
-    )
-    return by_type or by_payor
+    if by_type:
+        return True
+    payors = {(ident.system, ident.code) for ident in coverage.payor_identifiers}
+    return any((m.system, m.value) in payors for m in pack.match.payor_identifiers)
 
 
 def select_pack(

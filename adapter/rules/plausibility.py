@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from calendar import monthrange
 from datetime import date, datetime
+from functools import lru_cache
 
 from adapter.model import EncounterFacts, Finding, ProcedureFact, ServiceLine, Severity
 from adapter.rules.catalog import PayerPack, Rules
 
 
+@lru_cache(maxsize=4096)  # (asked per Procedure, of the few dates of service a run sees)
 def add_months(day: date, months: int) -> date:
     """The same day ``months`` later (the month's last day when it is shorter)."""
     year, month = divmod(day.month - 1 + months, 12)
