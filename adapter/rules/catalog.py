@@ -123,9 +123,13 @@ class FeeSchedule(Strict):
     source: str
     prices: dict[Annotated[str, Field(pattern=CPT_CODE)], Annotated[Decimal, Field(ge=0, decimal_places=2)]]
 
+    @cached_property
+    def _cents(self) -> dict[str, int]:
+        """The prices in cents, converted from Decimal once per loaded pack (read per line)."""
+        return {cpt: int(price * 100) for cpt, price in self.prices.items()}
+
     def cents(self, cpt: str) -> int | None:
-        price = self.prices.get(cpt)
-        return None if price is None else int(price * 100)
+        return self._cents.get(cpt)
 
 
 # 837P SBR09 claim filing indicator codes (005010X222A1, loop 2000B)

@@ -8,6 +8,7 @@ identity with what it was computed from, so memory stays bounded and nothing is 
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -26,7 +27,7 @@ _LAST = _Last()
 def once_per_patient(kind: str, sources: tuple[object, ...], compute: Callable[[], T]) -> T:
     """``compute()``, or its value from the last call of ``kind`` made with the very same sources."""
     held = _LAST.held.get(kind)
-    if held is not None and len(held[0]) == len(sources) and all(a is b for a, b in zip(held[0], sources, strict=True)):
+    if held is not None and len(held[0]) == len(sources) and all(map(operator.is_, held[0], sources)):
         return held[1]  # type: ignore[no-any-return]
     value = compute()
     _LAST.held[kind] = (sources, value)

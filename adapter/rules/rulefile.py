@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from functools import cached_property
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,6 +23,6 @@ class RuleFile(Strict):
     effective: date
     description: str = ""
 
-    @property
+    @cached_property  # (named in most findings' rule: formatted once per loaded file)
     def label(self) -> str:
         return f"{self.id}@{self.version}"
