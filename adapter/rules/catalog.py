@@ -88,6 +88,19 @@ class PackMatch(Strict):
     coverage_types: list[CoverageTypeMatch] = []
     payor_identifiers: list[PayorIdentifierMatch] = []
 
+    # (a pack is chosen twice per visit, for its time zone and for the Claim: both read these, built once)
+    @cached_property
+    def type_prefixes(self) -> dict[str, tuple[str, ...]]:
+        """The Coverage.type code prefixes by code system (str.startswith takes a tuple of them)."""
+        prefixes: dict[str, tuple[str, ...]] = {}
+        for m in self.coverage_types:
+            prefixes[m.system] = (*prefixes.get(m.system, ()), m.code_prefix)
+        return prefixes
+
+    @cached_property
+    def payors(self) -> frozenset[tuple[str, str]]:
+        return frozenset((m.system, m.value) for m in self.payor_identifiers)
+
 
 class UnitPolicy(Strict):
     method: Literal["cms-pooled", "ama-per-code"]

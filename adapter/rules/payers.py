@@ -8,15 +8,10 @@ from adapter.rules.catalog import PayerPack, Rules
 
 
 def _matches(pack: PayerPack, coverage: CoverageFact) -> bool:
-    by_type = any(
-        coding.system == m.system and coding.code.startswith(m.code_prefix)
-        for m in pack.match.coverage_types
-        for coding in coverage.types
-    )
-    if by_type:
+    prefixes = pack.match.type_prefixes
+    if any(coding.code.startswith(prefixes.get(coding.system, ())) for coding in coverage.types):
         return True
-    payors = {(ident.system, ident.code) for ident in coverage.payor_identifiers}
-    return any((m.system, m.value) in payors for m in pack.match.payor_identifiers)
+    return not pack.match.payors.isdisjoint((ident.system, ident.code) for ident in coverage.payor_identifiers)
 
 
 def select_pack(
