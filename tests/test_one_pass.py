@@ -1,4 +1,4 @@
-"""The one-call check of a whole Bundle (slim.document_is_clean) accepts only what the exact checks accept.
+"""The one-call check of a whole Bundle (onecall.document_is_clean) accepts only what the exact checks accept.
 
 At the ``fields`` level the intake first validates the whole document in one call and reads its
 entries unchecked when that call (and the duplicate-fullUrl and binding rules) find nothing; any
@@ -11,19 +11,28 @@ or deleted, targeted changes of the checked elements, and random mutations.
 from __future__ import annotations
 
 import copy
+import types
+from collections import OrderedDict
 from typing import Any
 
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from adapter.intake import slim
 from adapter.intake.fhir import _checked_entries, _clean_entries
+from adapter.intake.onecall import REAL_DATE_TIME
 from adapter.intake.survey import survey
 from adapter.intake.wire import Limits
 from bench.bundles import synthea, visit
 from tests.mutations import FIXED, PATHS, SEEDS, Path, mutated, replaced
 
 SYNTHEA = dict(synthea())
+
+
+class Text(str):
+    pass
 
 
 def verdicts(document: Any) -> tuple[bool, bool] | None:
@@ -105,7 +114,19 @@ TARGETED = {
     "no bundle type": _edited(lambda d: d.pop("type")),
     "bundle id": _edited(lambda d: d.update(id="not an id")),
     "bad date": _edited(lambda d: _resource(d, "Procedure")["performedPeriod"].update(start="2025-02-29T09:00:00Z")),
-    "leap second": _edited(lambda d: _resource(d, "Procedure")["performedPeriod"].update(start="2024-12-31T23:59:60Z")),
+    "not a number": _edited(lambda d: _resource(d, "Observation")["valueQuantity"].update(value=float("nan"))),
+    "infinite": _edited(lambda d: _resource(d, "Observation")["valueQuantity"].update(value=float("inf"))),
+    "bool order": _edited(lambda d: _resource(d, "Coverage").update(order=True)),
+    "float order": _edited(lambda d: _resource(d, "Coverage").update(order=1.0)),
+    "integer quantity": _edited(lambda d: _resource(d, "Observation")["valueQuantity"].update(value=3)),
+    "no payor": _edited(lambda d: _resource(d, "Coverage").pop("payor")),
+    "bad id": _edited(lambda d: _resource(d, "Procedure").update(id="p_1")),
+    "id with a newline": _edited(lambda d: _resource(d, "Procedure").update(id="p1\n")),
+    "deep extension": _edited(
+        lambda d: _resource(d, "Procedure").update(
+            extension=[{"url": "urn:a", "extension": [{"url": "urn:b", "extension": [{"valueCode": "x"}]}]}]
+        )
+    ),
     "entry without resource": _edited(lambda d: d["entry"].append({"request": {"method": "GET", "url": "Patient"}})),
     "entry not an object": _edited(lambda d: d["entry"].append("Patient/pat-1")),
 }
@@ -117,6 +138,45 @@ def test_targeted_changes_get_the_same_verdict(label: str) -> None:
     assert found is not None
     fast, slow = found
     assert fast == slow, label
+
+
+# Values the per-entry checks accept and the one-call check leaves to them (the same result, found slower).
+STRICTER = {
+    "leap second": _edited(lambda d: _resource(d, "Procedure")["performedPeriod"].update(start="2024-12-31T23:59:60Z")),
+    "leap day": _edited(lambda d: _resource(d, "Procedure")["performedPeriod"].update(start="2024-02-29T09:00:00Z")),
+    "numeric text": _edited(lambda d: _resource(d, "Observation")["valueQuantity"].update(value="2.5")),
+    "year 0": _edited(lambda d: _resource(d, "Condition").update(onsetDateTime="0000")),
+}
+
+
+@pytest.mark.parametrize("label", sorted(STRICTER))
+def test_what_only_the_exact_checks_accept_is_left_to_them(label: str) -> None:
+    assert verdicts(STRICTER[label]) == (False, True)
+
+
+@given(st.from_regex(REAL_DATE_TIME))
+def test_every_date_time_of_the_pattern_is_one_slim_accepts(value: str) -> None:
+    assert slim._date_time(value) == value
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"resourceType": "Bundle", "type": "collection", "entry": [types.MappingProxyType({"resource": {}})]},
+        {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": OrderedDict(resourceType="Basic")}]},
+        {"resourceType": "Bundle", "type": "collection", "entry": [{"fullUrl": Text("urn:uuid:1")}]},
+        {"resourceType": "Bundle", "type": "collection", "entry": ({"fullUrl": "urn:uuid:1"},)},
+        OrderedDict(resourceType="Bundle", type="collection"),
+    ],
+)
+def test_documents_of_other_python_types_take_the_exact_checks(document: dict[str, Any]) -> None:
+    """msgspec reads a Mapping as an object and a set as an array where the exact checks may not."""
+    assert not survey(document, Limits().max_depth).plain
+
+
+@pytest.mark.parametrize("name", sorted(SEEDS))
+def test_decoded_documents_are_plain(name: str) -> None:
+    assert survey(orjson.loads(orjson.dumps(SEEDS[name])), Limits().max_depth).plain
 
 
 @given(mutated())

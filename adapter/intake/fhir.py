@@ -18,6 +18,7 @@ from typing import Any
 from adapter.deadline import checkpoint
 from adapter.errors import InputError, Problem
 from adapter.intake.billing import plan_refs, read_plan, read_practitioner
+from adapter.intake.onecall import document_is_clean
 from adapter.intake.parties import read_parties
 from adapter.intake.references import BundleIndex, Entry, unresolved_urns
 from adapter.intake.resources import (
@@ -28,7 +29,7 @@ from adapter.intake.resources import (
     read_observation,
     read_procedure,
 )
-from adapter.intake.slim import BUNDLE_TYPES, document_is_clean
+from adapter.intake.slim import BUNDLE_TYPES
 from adapter.intake.survey import Survey, survey
 from adapter.intake.validation import binding_problems, validate_resource
 from adapter.intake.values import codings, day_of, when
@@ -141,7 +142,8 @@ def _index(document: dict[str, Any], limits: Limits, validation: str, found_in: 
             ]
         )
     shape = found_in.suspect_shape
-    entries = _clean_entries(document, raw_entries) if validation == "fields" and not shape else None
+    fast = validation == "fields" and found_in.plain and not shape
+    entries = _clean_entries(document, raw_entries) if fast else None
     problems: list[Problem] = []
     if entries is None:
         entries, problems = _checked_entries(document, raw_entries, validation, shape)
@@ -155,7 +157,7 @@ def _index(document: dict[str, Any], limits: Limits, validation: str, found_in: 
 
 
 def _clean_entries(document: dict[str, Any], raw_entries: list[Any]) -> list[Entry] | None:
-    """The entries of a Bundle that one validation of the whole document (slim.document_is_clean)
+    """The entries of a Bundle that one check of the whole document (onecall.document_is_clean)
     and the entry rules below find nothing wrong in; None sends it through _checked_entries."""
     if not document_is_clean(document):
         return None

@@ -12,21 +12,9 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 from functools import cache
-from typing import Annotated, Any, Literal, Union, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Discriminator,
-    Field,
-    StrictBool,
-    StrictInt,
-    StrictStr,
-    Tag,
-    TypeAdapter,
-    create_model,
-)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, TypeAdapter
 
 from adapter.intake.r4_types import R4_RESOURCE_TYPES
 
@@ -299,47 +287,3 @@ def slim_errors(resource: dict[str, Any]) -> list[tuple[tuple[int | str, ...], s
     except ValueError as exc:  # pydantic.ValidationError
         return [(tuple(e["loc"]), e["msg"]) for e in exc.errors()]  # type: ignore[attr-defined]
     return []
-
-
-def _resource_tag(value: Any) -> str | None:
-    """The model of an entry's resource: its own, the base one for another R4 type, None (an error,
-    as slim_errors reports one) for anything else."""
-    resource_type = value.get("resourceType") if isinstance(value, dict) else None
-    if not isinstance(resource_type, str) or resource_type not in R4_RESOURCE_TYPES:
-        return None
-    return resource_type if resource_type in MODELS else "Resource"
-
-
-_AnyResource: Any = Annotated[
-    Union[tuple(Annotated[model, Tag(tag)] for tag, model in {**MODELS, "Resource": _Resource}.items())],  # noqa: UP007
-    Discriminator(_resource_tag),
-]
-# strict: an entry must be a dict (slow path: isinstance), not any Mapping as a lax model would take
-_Entry = create_model(
-    "_Entry",
-    __config__=ConfigDict(extra="ignore", frozen=True, strict=True),
-    fullUrl=(StrictStr | None, None),
-    resource=(_AnyResource | None, None),
-)
-_Document = create_model(
-    "_Document",
-    __base__=_Resource,
-    type=(BundleType, ...),
-    entry=(tuple[_Entry, ...], ()),
-)
-_DOCUMENT = TypeAdapter(_Document)
-
-
-def document_is_clean(document: dict[str, Any]) -> bool:
-    """Whether one validation of a whole Bundle finds nothing wrong in the elements read.
-
-    It checks what the per-resource checks (slim_errors on the Bundle shell and on each entry's
-    resource, the entry, fullUrl and Bundle.type checks of intake/fhir.py) check, with the same
-    models, so a clean verdict means they find nothing; any error sends the Bundle through them,
-    which say exactly what and where (tests/test_one_pass.py holds the two verdicts side by side).
-    """
-    try:
-        _DOCUMENT.validate_python(document)
-    except ValueError:  # pydantic.ValidationError
-        return False
-    return True

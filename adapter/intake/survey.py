@@ -23,6 +23,7 @@ class Survey:
     too_deep: bool  # containers nested deeper than the limit (the rest is then not surveyed)
     suspect_shape: bool  # some value is null, {} or []: the shape walk may report a problem
     urn_references: frozenset[str]  # every urn: value of a ``reference`` element, anywhere
+    plain: bool = False  # only dict, list, str, int, float, bool and None, no subclasses (intake/onecall.py)
 
 
 def survey(document: dict[str, Any], max_depth: int) -> Survey:
@@ -33,6 +34,7 @@ def survey(document: dict[str, Any], max_depth: int) -> Survey:
     The document is too deep when containers sit ``max_depth`` levels below it.
     """
     suspect = False
+    plain = document.__class__ is dict
     urns: set[str] = set()
     level: list[Any] = [document]
     for _ in range(max_depth):
@@ -47,13 +49,18 @@ def survey(document: dict[str, Any], max_depth: int) -> Survey:
                     urns.add(target)
                 node = node.values()
             for value in node:
-                if value.__class__ is str:  # most values: skip the two checks below
+                kind = value.__class__
+                if kind is str:  # most values
                     continue
-                if isinstance(value, CONTAINERS):
+                if kind is dict or kind is list:
                     push(value)
                 elif value is None:
                     suspect = True
+                elif kind is not int and kind is not float and kind is not bool:
+                    plain = False
+                    if isinstance(value, CONTAINERS):
+                        push(value)
         if not below:
-            return Survey(False, suspect, frozenset(urns))
+            return Survey(False, suspect, frozenset(urns), plain)
         level = below
     return Survey(True, suspect, frozenset(urns))
