@@ -36,7 +36,7 @@ from adapter.service.faults import is_outage
 from adapter.service.fhirhttp import FhirError
 from adapter.service.inputs import rewrite_references, storable_visit
 from adapter.service.settings import Settings
-from adapter.service.store import Store, Stored, WriteConflict
+from adapter.service.store import PutBatch, Store, Stored, WriteConflict
 from adapter.service.x12store import X12Store
 from adapter.sourcing import SourceReport, amend
 
@@ -216,8 +216,11 @@ class ClaimService:
                     cancels = [o.cancels_claim for o in day.outcomes if o.cancels_claim]
                     billable = _billable(day) or not only_when_billable  # (other doors store their inputs anyway)
                     writer = _Writer(self.store, connection, now, access, day)
-                    stored_inputs = writer.put_many(inputs) if billable else []
+                    written_inputs = inputs if billable else ()
+                    writer.batch.read((r["resourceType"], r["id"]) for r in (*written_inputs, *produced))
+                    stored_inputs = writer.put_many(written_inputs)
                     stored = self._write(writer, produced, cancels, if_match)
+                    writer.batch.flush()  # (what ``also`` reads is written)
                     self.x12.record_sources(connection, day, stored, now)
                     written = stored_inputs + stored
                     status = (201 if any(s.changed for s in written) else 200) if billable else 422
@@ -346,6 +349,7 @@ class _Writer:
         self.npi_by_claim = {
             claim: o.billing_npi for o in result.outcomes for claim in (o.claim_id, o.cancels_claim) if claim
         }
+        self.batch = PutBatch(connection)  # the inputs and outputs are read once and written together
 
     def put(self, resource: dict[str, Any]) -> Stored:
         return self.put_many([resource])[0]
@@ -353,9 +357,11 @@ class _Writer:
     def put_many(self, resources: Sequence[dict[str, Any]]) -> list[Stored]:
         if self.access is None:
             tenants = [tenant_for(r, self.npi_by_claim) for r in resources]
-            return self.store.put_many(self.connection, resources, self.now, tenants=tenants)
+            return self.store.put_many(self.connection, resources, self.now, tenants=tenants, batch=self.batch)
         tenants = [self.access.tenant_of(r, self.npi_by_claim) for r in resources]
-        return self.store.put_many(self.connection, resources, self.now, tenants=tenants, guard=self.access.guard)
+        return self.store.put_many(
+            self.connection, resources, self.now, tenants=tenants, guard=self.access.guard, batch=self.batch
+        )
 
 
 def _billable(result: Result) -> bool:

@@ -424,31 +424,31 @@ class Store:
         *,
         tenants: Sequence[str | None],
         guard: WriteGuard | None = None,
+        batch: PutBatch | None = None,
     ) -> list[Stored]:
         """``put`` of each resource (with its tenant), in order, in a few statements: one read of
         their current rows, then one insert per table for the new versions (a push stores its
         visit's ten or so inputs, which took four round trips each).  Every ``guard`` call comes
-        before any write.  A resource named twice is put one after the other."""
+        before any write.  A resource named twice is put one after the other.  With ``batch`` the
+        writes wait for ``batch.flush()`` (several puts of one transaction write together)."""
         keys = [(r["resourceType"], r["id"]) for r in resources]
         if not keys:
             return []
+        own = batch is None
+        batch = PutBatch(connection) if batch is None else batch
         if len(set(keys)) < len(keys):
             return [
-                self.put_many(connection, [r], now, tenants=[t], guard=guard)[0]
+                self.put_many(connection, [r], now, tenants=[t], guard=guard, batch=None if own else batch)[0]
                 for r, t in zip(resources, tenants, strict=True)
             ]
-        c = resource_current.c
-        columns = (c.resource_type, c.id, c.version_id, c.content_hash, c.content, c.last_updated, c.tenant)
-        current = {(row.resource_type, row.id): row for row in _current_rows(connection, columns, keys)}
+        if batch.pending.keys() & set(keys):  # put again in this batch: read what the batch wrote
+            batch.flush()
+        batch.read(keys)
         results: list[Stored] = []
-        new_rows: list[tuple[dict[str, Any], Any]] = []
-        changed_rows: list[tuple[dict[str, Any], Any]] = []
-        history: list[dict[str, Any]] = []
-        index: list[dict[str, Any]] = []
         for (rtype, rid), resource, tenant in zip(keys, resources, tenants, strict=True):
             checkpoint()  # a request out of time stops between two resources (its transaction then rolls back)
             digest = content_hash(resource)
-            row = current.get((rtype, rid))
+            row = batch.current[(rtype, rid)]
             unchanged = row is not None and row.content_hash == digest
             if guard is not None:
                 guard(rtype, row is not None, row.tenant if row is not None else None, not unchanged)
@@ -461,31 +461,15 @@ class Store:
             stamped = _stamp(resource, version, now)
             body = orjson.dumps(stamped).decode()
             values = {"resource_type": rtype, "id": rid, "version_id": version, "last_updated": now}
-            history.append({**values, "content": body})
+            batch.history.append({**values, "content": body})
             values |= {"content_hash": digest, "content": body, "tenant": tenant}
-            (new_rows if row is None else changed_rows).append((values, row))
-            index += [
+            batch.pending[(rtype, rid)] = (values, row)
+            batch.index += [
                 {"resource_type": rtype, "id": rid, "version_id": version, **asdict(r)} for r in index_rows(stamped)
             ]
             results.append(Stored(stamped, version, now, changed=True, tenant=tenant))
-        where = f"{keys[0][0]}/{keys[0][1]}" if len(keys) == 1 else f"{len(keys)} resources"
-        try:
-            if new_rows:
-                connection.execute(insert(resource_current), [values for values, _ in new_rows])
-            for values, row in changed_rows:
-                updated = connection.execute(
-                    update(resource_current)
-                    .where(and_(c.resource_type == row.resource_type, c.id == row.id, c.version_id == row.version_id))
-                    .values({k: v for k, v in values.items() if k not in ("resource_type", "id")})
-                )
-                if updated.rowcount != 1:
-                    raise WriteConflict(f"{row.resource_type}/{row.id}")
-            if history:
-                connection.execute(insert(resource_history), history)
-            if index:
-                connection.execute(insert(search_index), index)
-        except IntegrityError as exc:
-            raise WriteConflict(where) from exc
+        if own:
+            batch.flush()
         return results
 
     def read(
@@ -554,6 +538,64 @@ class Store:
     def submission_count(self) -> int:
         with self.engine.connect() as connection:
             return int(connection.execute(select(func.count()).select_from(submissions)).scalar_one())
+
+
+CURRENT_COLUMNS = tuple(
+    resource_current.c[name]
+    for name in ("resource_type", "id", "version_id", "content_hash", "content", "last_updated", "tenant")
+)
+
+
+class PutBatch:
+    """The writes of Store.put_many calls in one transaction, written by ``flush``: one read of the
+    current rows of everything the transaction puts (``read``) and one insert per table, where each
+    put_many of a push's inputs, Claims and other outputs read and wrote on its own."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.current: dict[tuple[str, str], Any] = {}  # (Type, id) -> its current row, None when new
+        self.pending: dict[tuple[str, str], tuple[dict[str, Any], Any]] = {}  # -> (new current row, row read)
+        self.history: list[dict[str, Any]] = []
+        self.index: list[dict[str, Any]] = []
+
+    def read(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Read the current rows of ``keys`` not read yet (one statement per KEYS_PER_READ)."""
+        missing = [k for k in dict.fromkeys(keys) if k not in self.current]
+        if missing:
+            found = {(r.resource_type, r.id): r for r in _current_rows(self.connection, CURRENT_COLUMNS, missing)}
+            self.current |= {k: found.get(k) for k in missing}
+
+    def flush(self) -> None:
+        """Write what the puts changed; a row another writer changed meanwhile is a WriteConflict."""
+        if not self.pending:
+            return
+        keys = list(self.pending)
+        where = f"{keys[0][0]}/{keys[0][1]}" if len(keys) == 1 else f"{len(keys)} resources"
+        c = resource_current.c
+        try:
+            new_rows = [values for values, row in self.pending.values() if row is None]
+            if new_rows:
+                self.connection.execute(insert(resource_current), new_rows)
+            for values, row in self.pending.values():
+                if row is None:
+                    continue
+                updated = self.connection.execute(
+                    update(resource_current)
+                    .where(and_(c.resource_type == row.resource_type, c.id == row.id, c.version_id == row.version_id))
+                    .values({k: v for k, v in values.items() if k not in ("resource_type", "id")})
+                )
+                if updated.rowcount != 1:
+                    raise WriteConflict(f"{row.resource_type}/{row.id}")
+            self.connection.execute(insert(resource_history), self.history)
+            if self.index:
+                self.connection.execute(insert(search_index), self.index)
+        except IntegrityError as exc:
+            raise WriteConflict(where) from exc
+        for key in keys:  # read again when put again
+            del self.current[key]
+        self.pending.clear()
+        self.history.clear()
+        self.index.clear()
 
 
 def _current_rows(connection: Connection, columns: Sequence[Any], keys: Sequence[tuple[str, str]]) -> list[Any]:
