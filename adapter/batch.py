@@ -126,7 +126,8 @@ def _init_worker(job: Job) -> None:
 
 
 def convert_records(records: list[tuple[int, bytes]]) -> list[tuple[int, bytes, tuple[Any, ...]]]:
-    """Convert records (line number, bytes) with the worker's rules; returns compact output lines."""
+    """Convert records (line number, bytes) with the worker's rules; returns compact output lines
+    (each with its newline)."""
     assert _worker_rules is not None and _worker_job is not None
     return [_convert(number, payload, _worker_rules, _worker_job) for number, payload in records]
 
@@ -157,7 +158,7 @@ def _convert(number: int, payload: bytes, rules: Rules, job: Job) -> tuple[int, 
     bundle = result.bundle
     numbered = {"resourceType": bundle["resourceType"], "id": bundle["id"]}
     numbered["identifier"] = {"system": RECORD_SYSTEM, "value": str(number)}
-    return number, orjson.dumps(numbered | bundle), _summary(result)
+    return number, orjson.dumps(numbered | bundle, option=orjson.OPT_APPEND_NEWLINE), _summary(result)
 
 
 def read_records(source: Path, tally: Tally) -> Iterator[tuple[int, bytes]]:
@@ -240,7 +241,7 @@ def run_batch(
 
     def emit(results: list[tuple[int, bytes, tuple[Any, ...]]], size: int) -> None:
         for number, line, summary in results:
-            out.write(line + b"\n")
+            out.write(line)
             tally.add(summary)
             if summary[0]:
                 errors.write(f"record {number}: invalid ({summary[-1]}); its OperationOutcome is in the output\n")
