@@ -172,7 +172,10 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None, clo
         writer.principal.require("Claim", "c")
         body = await read_body(request, settings.max_bytes)
         pushed, payer, encounter = _operation_input(body, settings, request.query_params.get("payer"))
-        payload, report = await run_in_threadpool(pulls.prepare, pushed, encounter)
+        if pushed is not None and not pulls.fills:  # nothing to ask the source: no worker thread needed
+            payload, report = pushed, None
+        else:
+            payload, report = await run_in_threadpool(pulls.prepare, pushed, encounter)
 
         async def matched(existing: Stored) -> Response:
             """If-None-Exist matched: nothing is processed; the answer is the existing Claim."""

@@ -89,8 +89,12 @@ def install_guard(app: FastAPI, policy: AuthPolicy) -> None:
 async def _protected(
     request: Request, call_next: Any, policy: AuthPolicy, context: AuditContext, address: str | None
 ) -> Response:
+    authorization = request.headers.get("authorization")
     try:
-        principal = await run_in_threadpool(policy.authenticate, request.headers.get("authorization"), address)
+        if policy.authenticates_in_memory:
+            principal = policy.authenticate(authorization, address)
+        else:
+            principal = await run_in_threadpool(policy.authenticate, authorization, address)
     except DATABASE_DOWN as error:  # the token key is read from the database on first use
         log.warning("database unreachable during authentication: %s", type(error).__name__)
         return unavailable()
@@ -119,6 +123,8 @@ async def _call(request: Request, call_next: Any) -> Response:
 
 async def _audit(policy: AuthPolicy, context: AuditContext, status: int, description: str = "") -> bool:
     """Record the request's AuditEvent unless its handler did; False when the database refuses."""
+    if context.recorded:  # (in the write's transaction): no worker thread needed
+        return True
     try:
         # even a request stopped for its spent time budget is audited
         await run_in_threadpool(unbudgeted(policy.audit.record_after), context, status, description)

@@ -32,6 +32,11 @@ class PullService:
     def configured(self) -> bool:
         return self.settings.source_fhir_base is not None
 
+    @property
+    def fills(self) -> bool:
+        """Whether a pushed Bundle is filled from the source (else ``prepare`` returns it as it is)."""
+        return self.configured and self.settings.source_fill != "never"
+
     def client(self) -> SourceClient:
         with self._lock:
             if self._client is None:
@@ -61,7 +66,7 @@ class PullService:
     ) -> tuple[dict[str, Any], SourceReport | None]:
         """The Bundle to convert and what the source contributed (None: nothing asked of it)."""
         if bundle is not None:
-            if not self.configured or self.settings.source_fill == "never":
+            if not self.fills:
                 return bundle, None
             return fill(self.client(), self.rules, bundle, self.settings.source_fill)
         assert encounter is not None

@@ -84,6 +84,12 @@ class AuthPolicy:
     def enabled(self) -> bool:
         return self.registry is not None
 
+    @property
+    def authenticates_in_memory(self) -> bool:
+        """``authenticate`` reads no database (no registry, or the token key loaded): a few
+        microseconds, not worth a worker thread's round trip."""
+        return self.registry is None or self.tokens.key_loaded
+
     def authenticate(self, authorization: str | None, address: str | None) -> Principal:
         if self.registry is None:
             return Principal(None, OPERATOR_SCOPES, None, address)

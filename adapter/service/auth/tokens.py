@@ -46,6 +46,11 @@ class TokenAuthority:
         self._verified: dict[str, AccessClaims] = {}
 
     @property
+    def key_loaded(self) -> bool:
+        """Whether ``verify`` can run without the database (the key is read on first use)."""
+        return self._loaded is not None
+
+    @property
     def _key(self) -> OctKey:
         if self._loaded is None:
             self._loaded = OctKey.import_key(_shared_secret(self._store))
