@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 import uvicorn
+from uvicorn.importer import import_from_string
 
 from adapter import cli
 from adapter.service.accept import LOOP, FairAcceptLoop
+from adapter.service.nodelay import PROTOCOL, NoDelayProtocol
 
 
 class _Closing(asyncio.Protocol):
@@ -87,11 +89,12 @@ def test_the_fair_loop_still_accepts_and_serves_every_connection() -> None:
         assert runner.run(exchange(32)) == [b"%04d" % n for n in range(32)]
 
 
-def test_serve_runs_uvicorn_on_the_fair_loop(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_serve_gives_uvicorn_the_fair_loop_and_the_nodelay_protocol(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     seen: dict[str, Any] = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: seen.update(options))
     monkeypatch.setenv("THERACLAIM_DATABASE_URL", f"sqlite:///{tmp_path / 'serve.db'}")
     monkeypatch.delenv("THERACLAIM_CLIENTS", raising=False)
     assert cli.main(["serve", "--host", "127.0.0.1", "--port", "0", "--workers", "2"]) == 0
-    assert seen["loop"] == LOOP and seen["workers"] == 2
+    assert seen["loop"] == LOOP and seen["http"] == PROTOCOL and seen["workers"] == 2
     assert uvicorn.Config(app="adapter.service.api:main_app", loop=LOOP).get_loop_factory() is FairAcceptLoop
+    assert import_from_string(PROTOCOL) is NoDelayProtocol  # how uvicorn resolves a protocol it does not name

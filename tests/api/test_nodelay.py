@@ -5,25 +5,15 @@ written as headers then body, would wait 40 ms for the client's delayed ACK."""
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
-import statistics
-import subprocess
-import sys
-import time
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
 from adapter.service.nodelay import PROTOCOL, NoDelayProtocol
-from tests.api.auth_support import free_port
-
-THERACLAIM = Path(sys.executable).parent / "theraclaim"
 
 
 async def _no_app(scope: Any, receive: Any, send: Any) -> None:
@@ -64,31 +54,3 @@ def test_only_the_nodelay_protocol_turns_nagle_off_on_a_socket_bound_like_uvicor
 ) -> None:
     assert asyncio.run(_nodelay_of_accepted_connection(protocol)) == expected
 
-
-def test_serve_with_two_workers_answers_without_the_delayed_ack_wait(tmp_path: Path) -> None:
-    """Sequential requests on one connection: with Nagle on, each takes at least 40 ms."""
-    port = free_port()
-    env = {**os.environ, "THERACLAIM_DATABASE_URL": f"sqlite:///{tmp_path / 'nodelay.db'}"}
-    env.pop("THERACLAIM_CLIENTS", None)
-    command = [str(THERACLAIM), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if http.get("/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "theraclaim serve did not come up"
-                time.sleep(0.2)
-            times = []
-            for _ in range(15):
-                started = time.perf_counter()
-                assert http.get("/healthz").status_code == 200
-                times.append(time.perf_counter() - started)
-        assert statistics.median(times) < 0.035, times
-    finally:
-        server.terminate()
-        server.wait(30)
