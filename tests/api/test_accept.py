@@ -89,7 +89,9 @@ def test_the_fair_loop_still_accepts_and_serves_every_connection() -> None:
         assert runner.run(exchange(32)) == [b"%04d" % n for n in range(32)]
 
 
-def test_serve_gives_uvicorn_the_fair_loop_and_the_nodelay_protocol(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_serve_gives_uvicorn_the_fair_loop_and_the_nodelay_protocol(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     seen: dict[str, Any] = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: seen.update(options))
     monkeypatch.setenv("THERACLAIM_DATABASE_URL", f"sqlite:///{tmp_path / 'serve.db'}")
