@@ -36,6 +36,7 @@ from adapter.service.faults import install_database_faults, unavailable
 from adapter.service.fhirhttp import (
     FhirError,
     FhirJsonResponse,
+    Gate,
     check_accept,
     fhir_response,
     install_error_handlers,
@@ -106,8 +107,7 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None, clo
         context.interaction, context.operation = ("operation", operation) if operation else ("transaction", None)
         return WriteAccess(principal_of(request), context, policy.audit)
 
-    @app.middleware("http")
-    async def _negotiate(request: Request, call_next: Any) -> Response:
+    def _negotiate(request: Request) -> Response | None:
         path = request.scope["path"]
         if path.startswith("/fhir/") and path.endswith("/"):  # the same resource, never a redirect
             request.scope["path"] = path.rstrip("/") or "/"
@@ -116,8 +116,9 @@ def create_app(settings: Settings | None = None, rules: Rules | None = None, clo
                 check_accept(request)
             except FhirError as error:
                 return fhir_response(outcome(error.code, error.message, error.issue_type), error.status)
-        response: Response = await call_next(request)
-        return response
+        return None
+
+    app.add_middleware(Gate, answer=_negotiate)
 
     install_guard(app, policy)
     if settings.cors_origins:

@@ -12,14 +12,13 @@ import logging
 import math
 import threading
 import time
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from adapter.service.fhirhttp import RETRY_AFTER_SECONDS, fhir_response, internal_error, outcome
+from adapter.service.fhirhttp import RETRY_AFTER_SECONDS, Gate, fhir_response, internal_error, outcome
 from adapter.service.migrate import upgrade
 from adapter.service.store import Store
 
@@ -107,12 +106,12 @@ def install_database_faults(app: FastAPI, store: Store) -> Schema:
     """Bring the schema up (now or later) and map database outages to 503 on every route."""
     schema = Schema(store)
 
-    @app.middleware("http")
-    async def _until_ready(request: Request, call_next: Any) -> Response:
+    def _until_ready(request: Request) -> Response | None:
         if not schema.ready.is_set() and request.url.path != "/healthz":
             return unavailable(schema.retry_after())
-        response: Response = await call_next(request)
-        return response
+        return None
+
+    app.add_middleware(Gate, answer=_until_ready)
 
     for error_type in DATABASE_DOWN:
 

@@ -6,7 +6,7 @@ Every error answers with an OperationOutcome, whatever raised it (see ``install_
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapter.errors import Problem, problem_issue
 
@@ -24,6 +25,24 @@ JSON_TYPES = ("application/fhir+json", "application/json", "application/json+fhi
 FORMAT_ALIASES = {"json": FHIR_JSON, **{alias: FHIR_JSON for alias in JSON_TYPES}}
 RETRY_AFTER_SECONDS = 5  # what a 503 (database down, time budget spent) tells the client to wait
 log = logging.getLogger("theraclaim.http")
+
+
+class Gate:
+    """ASGI middleware that answers an HTTP request itself when ``answer`` returns a response for
+    it, else passes it on.  (``@app.middleware("http")`` costs a task group and a memory stream
+    per request, on the event loop every request's threads wait for.)"""
+
+    def __init__(self, app: ASGIApp, answer: Callable[[Request], Response | None]) -> None:
+        self.app = app
+        self.answer = answer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            response = self.answer(Request(scope))
+            if response is not None:
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class FhirJsonResponse(Response):
