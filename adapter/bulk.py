@@ -26,7 +26,7 @@ PATIENT_LEVEL = ("Condition", "MedicationStatement", "MedicationRequest", "Cover
 FOLLOWED = frozenset(
     "Practitioner PractitionerRole Organization Location ServiceRequest CarePlan Device Medication Condition".split()
 )
-REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})$")
+REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})\Z")
 PATIENT_ELEMENTS = ("subject", "patient", "beneficiary")
 BATCH = 500  # rows per insert
 

@@ -26,7 +26,7 @@ from adapter.source.client import SourceClient, SourceConfig, SourceError
 from adapter.source.gather import CATEGORIES, Gathered, NotOnSource, find_encounter, gather, source_id
 
 LOINC = "http://loinc.org"
-ENCOUNTER_URL = re.compile(r"^(?P<base>https?://.+?)/Encounter/(?P<id>[A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?/?$")
+ENCOUNTER_URL = re.compile(r"^(?P<base>https?://.+?)/Encounter/(?P<id>[A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?/?\Z")
 PRESENT_IF = {  # fill "missing": a category counts as sent when the Bundle has one of these
     "conditions": ("Condition",),
     "medications": ("MedicationStatement", "MedicationRequest"),

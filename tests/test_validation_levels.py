@@ -70,6 +70,12 @@ PATH = "Bundle.entry[0].resource"
         (lambda r: r.update(status="bogus"), [("invalid-code", f"{PATH}.status")]),
         (lambda r: r.update(bodySite={"text": "lower back"}), [("fhir-invalid", f"{PATH}.bodySite")]),
         (lambda r: r.update(id="not an id"), [("fhir-invalid", f"{PATH}.id")]),
+        (lambda r: r.update(id="p1\n"), [("fhir-invalid", f"{PATH}.id")]),  # $ would match before the newline
+        (lambda r: r["performedPeriod"].update(start="2025\n"), [("fhir-invalid", f"{PATH}.performedPeriod.start")]),
+        (  # Arabic-Indic digits: \d would take them, FHIR's [0-9] does not
+            lambda r: r["performedPeriod"].update(start="\u0662\u0660\u0662\u0665-01"),
+            [("fhir-invalid", f"{PATH}.performedPeriod.start")],
+        ),
         (lambda r: r.update(resourceType="Procedur"), [("unknown-resource-type", PATH)]),
     ],
     ids=[
@@ -80,6 +86,9 @@ PATH = "Bundle.entry[0].resource"
         "bad-status",
         "not-a-list",
         "bad-id",
+        "id-with-final-newline",
+        "year-with-final-newline",
+        "year-month-in-other-digits",
         "unknown-type",
     ],
 )

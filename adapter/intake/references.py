@@ -13,8 +13,8 @@ from typing import Any, Final
 
 from adapter.errors import Problem
 
-_HISTORY = re.compile(r"/_history/[^/]+$")
-_TAIL = re.compile(r"(?:^|/)([A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64})$")
+_HISTORY = re.compile(r"/_history/[^/]+\Z")
+_TAIL = re.compile(r"(?:^|/)([A-Z][A-Za-z]+/[A-Za-z0-9\-.]{1,64})\Z")
 
 
 class Entry:

@@ -18,11 +18,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, S
 
 from adapter.intake.r4_types import R4_RESOURCE_TYPES
 
+# [0-9], not \d (any Unicode digit), and \Z, not $ (which also matches before a final newline)
 _DATE_TIME = re.compile(
-    r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01])(T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d{1,9})?"
-    r"(Z|[+-]((0\d|1[0-3]):[0-5]\d|14:00)))?)?)?$"
+    r"^[0-9]{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)"
+    r"(\.[0-9]{1,9})?(Z|[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?\Z"
 )
-FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}\Z")
 BundleType = Literal["batch", "collection", "message", "searchset", "transaction"]
 BUNDLE_TYPES: tuple[str, ...] = get_args(BundleType)
 

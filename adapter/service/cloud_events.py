@@ -25,11 +25,12 @@ from typing import Any
 
 import orjson
 
+from adapter.intake.slim import FHIR_ID
+
 AZURE_CHANGES = ("Microsoft.HealthcareApis.FhirResourceCreated", "Microsoft.HealthcareApis.FhirResourceUpdated")
 AZURE_VALIDATION = "Microsoft.EventGrid.SubscriptionValidationEvent"
 GOOGLE_CHANGES = ("CreateResource", "UpdateResource", "PatchResource")
-FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
-GOOGLE_NAME = re.compile(r"/fhir/Encounter/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$")
+GOOGLE_NAME = re.compile(r"/fhir/Encounter/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?\Z")
 
 
 @dataclass(frozen=True, slots=True)

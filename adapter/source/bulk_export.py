@@ -24,7 +24,7 @@ EXPORT_TYPES = (
     "Patient Encounter Procedure Condition MedicationRequest MedicationStatement Medication Observation Coverage "
     "Practitioner PractitionerRole Organization Location ServiceRequest CarePlan Device"
 ).split()
-RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
+RESOURCE_TYPE = re.compile(r"^[A-Z][A-Za-z]{1,63}\Z")
 NDJSON = "application/fhir+ndjson"
 
 

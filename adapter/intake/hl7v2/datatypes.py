@@ -12,7 +12,9 @@ from adapter.errors import Problem
 from adapter.intake.hl7v2.er7 import Location, Seg, problem
 from adapter.intake.hl7v2.mapping import Hl7v2Mapping
 
-DTM = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(?:(\d{2})(\d{2})?(\d{2})?(?:\.(\d{1,4}))?)?([+-]\d{4})?$")
+DTM = re.compile(
+    r"^([0-9]{4})([0-9]{2})?([0-9]{2})?(?:([0-9]{2})([0-9]{2})?([0-9]{2})?(?:\.([0-9]{1,4}))?)?([+-][0-9]{4})?\Z"
+)
 NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
 NPI_OID = "2.16.840.1.113883.4.6"
 ID_NAMESPACE = uuid.UUID("5f0c9f7e-1d7b-4f55-9f0e-2b3f4a6c8d21")

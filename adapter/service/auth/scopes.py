@@ -15,7 +15,7 @@ from dataclasses import dataclass
 ACTIONS = "cruds"
 ACTION_NAMES = {"c": "create", "r": "read", "u": "update", "d": "delete", "s": "search"}
 V1_ACTIONS = {"read": "rs", "write": "cud", "*": ACTIONS}
-_SCOPE = re.compile(r"^system/(?P<type>\*|[A-Z][A-Za-z]+)\.(?P<perm>[cruds]+|read|write|\*)(?:\?.*)?$")
+_SCOPE = re.compile(r"^system/(?P<type>\*|[A-Z][A-Za-z]+)\.(?P<perm>[cruds]+|read|write|\*)(?:\?.*)?\Z")
 
 
 @dataclass(frozen=True, slots=True)
