@@ -7,13 +7,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from adapter.digest import canonical_digest
+from adapter.digest import canonical_digest, name_uuid
 from adapter.errors import Problem
 from adapter.intake.bindings import code_binding_problems
 from adapter.intake.slim import FHIR_ID
 from adapter.service.capability import INPUT_TYPES
 
-ID_NAMESPACE = uuid.UUID("d8e8f1a4-7c51-4a0c-b9f5-5f4b2c4b1e77")  # the same as transactions' POST ids
+ID_NAMESPACE = uuid.UUID("d8e8f1a4-7c51-4a0c-b9f5-5f4b2c4b1e77").bytes  # the same as transactions' POST ids
 
 
 def rewrite_references(value: Any, targets: dict[str, str]) -> Any:
@@ -29,7 +29,7 @@ def rewrite_references(value: Any, targets: dict[str, str]) -> Any:
 
 
 def derived_id(resource_type: str, seed: str) -> str:
-    return str(uuid.uuid5(ID_NAMESPACE, f"{resource_type}|{seed}"))
+    return name_uuid(ID_NAMESPACE, f"{resource_type}|{seed}")
 
 
 def storable_visit(

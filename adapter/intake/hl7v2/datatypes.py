@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
+from adapter.digest import name_uuid
 from adapter.errors import Problem
 from adapter.intake.hl7v2.er7 import Location, Seg, problem
 from adapter.intake.hl7v2.mapping import Hl7v2Mapping
@@ -17,12 +18,12 @@ DTM = re.compile(
 )
 NPI_SYSTEM = "http://hl7.org/fhir/sid/us-npi"
 NPI_OID = "2.16.840.1.113883.4.6"
-ID_NAMESPACE = uuid.UUID("5f0c9f7e-1d7b-4f55-9f0e-2b3f4a6c8d21")
+ID_NAMESPACE = uuid.UUID("5f0c9f7e-1d7b-4f55-9f0e-2b3f4a6c8d21").bytes
 
 
 def resource_id(*parts: str) -> str:
     """A stable FHIR id for a resource made from a message, derived from what identifies it."""
-    return str(uuid.uuid5(ID_NAMESPACE, "|".join(parts)))
+    return name_uuid(ID_NAMESPACE, "|".join(parts))
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,19 +23,20 @@ import httpx
 import orjson
 from tenacity import RetryCallState, Retrying, wait_exponential, wait_random
 
+from adapter.digest import name_uuid
 from adapter.service.delivery.config import FhirDestination
 from adapter.service.delivery.outbox import COMPLETED, FAILED, REQUESTED, Claimed, Verdict
 from adapter.service.delivery.smart import TokenRefused, TokenSource
 
 RETRYABLE = frozenset({408, 409, 429})
-KEY_NAMESPACE = uuid.UUID("6f1c1f64-8a59-4c55-9f5e-2f6f3c1a7d16")
+KEY_NAMESPACE = uuid.UUID("6f1c1f64-8a59-4c55-9f5e-2f6f3c1a7d16").bytes
 MAX_RESPONSE = 64 * 1024  # an answer larger than this is summarised, not stored
 FHIR_JSON = "application/fhir+json"
 
 
 def idempotency_key(destination: str, claim_id: str, claim_version: int) -> str:
     """The same for every send of one Claim version to one destination."""
-    return str(uuid.uuid5(KEY_NAMESPACE, f"{destination}/Claim/{claim_id}/_history/{claim_version}"))
+    return name_uuid(KEY_NAMESPACE, f"{destination}/Claim/{claim_id}/_history/{claim_version}")
 
 
 def backoff(destination: FhirDestination, attempt: int) -> float:
