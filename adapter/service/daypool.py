@@ -143,7 +143,7 @@ def _remember(
     try:
         if current is None:
             connection.execute(
-                insert(day_visits).values(day_hash=day, visit_hash=visit, visit_identity=identity, **values)
+                insert(day_visits), {"day_hash": day, "visit_hash": visit, "visit_identity": identity, **values}
             )
         else:
             connection.execute(update(day_visits).where(*where).values(**values))

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 TOKEN, REFERENCE, DATE = "token", "reference", "date"
 
@@ -28,8 +28,7 @@ class Param:
     targets: tuple[str, ...] = ()  # resource types a reference parameter points to
 
 
-@dataclass(frozen=True, slots=True)
-class IndexRow:
+class IndexRow(NamedTuple):  # (a tuple: each push writes some forty, and dataclasses.asdict deep-copies)
     name: str
     system: str | None = None
     code: str | None = None

@@ -11,10 +11,11 @@ retries the whole transaction.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -31,6 +32,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    bindparam,
     create_engine,
     event,
     exists,
@@ -465,7 +467,7 @@ class Store:
             values |= {"content_hash": digest, "content": body, "tenant": tenant}
             batch.pending[(rtype, rid)] = (values, row)
             batch.index += [
-                {"resource_type": rtype, "id": rid, "version_id": version, **asdict(r)} for r in index_rows(stamped)
+                {"resource_type": rtype, "id": rid, "version_id": version, **r._asdict()} for r in index_rows(stamped)
             ]
             results.append(Stored(stamped, version, now, changed=True, tenant=tenant))
         if own:
@@ -533,7 +535,7 @@ class Store:
         return [stored_from_row(r) for r in rows]
 
     def record_submission(self, connection: Connection, **values: Any) -> None:
-        connection.execute(insert(submissions).values(**values))
+        connection.execute(insert(submissions), values)
 
     def submission_count(self) -> int:
         with self.engine.connect() as connection:
@@ -601,12 +603,19 @@ class PutBatch:
 def _current_rows(connection: Connection, columns: Sequence[Any], keys: Sequence[tuple[str, str]]) -> list[Any]:
     """The current rows of ``keys`` (``(Type, id)``), read KEYS_PER_READ at a time: PostgreSQL plans a
     row IN list as one OR of ANDs, and a Bundle of thousands of resources exceeded its stack depth."""
-    c = resource_current.c
+    query = _current_rows_query(tuple(columns))
     rows: list[Any] = []
     for start in range(0, len(keys), KEYS_PER_READ):
-        chunk = keys[start : start + KEYS_PER_READ]
-        rows += connection.execute(select(*columns).where(tuple_(c.resource_type, c.id).in_(chunk))).all()
+        rows += connection.execute(query, {"keys": list(keys[start : start + KEYS_PER_READ])}).all()
     return rows
+
+
+@functools.cache
+def _current_rows_query(columns: tuple[Any, ...]) -> Any:
+    """One statement per column set, the keys a parameter: SQLAlchemy then compiles it once and
+    reuses its cache key (a statement built anew with its keys inlined cost a key per push)."""
+    c = resource_current.c
+    return select(*columns).where(tuple_(c.resource_type, c.id).in_(bindparam("keys", expanding=True)))
 
 
 def stored_from_row(row: Any) -> Stored:

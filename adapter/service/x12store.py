@@ -100,14 +100,15 @@ class X12Store:
                 except NotExportable as error:
                     problems = [dataclasses.asdict(p) for p in error.problems]
             connection.execute(
-                insert(x12_sources).values(
-                    claim_id=claim_id,
-                    version_id=written.version_id,
-                    status=status,
-                    recorded_at=now,
-                    content=None if content is None else orjson.dumps(content).decode(),
-                    problems=None if problems is None else orjson.dumps(problems).decode(),
-                )
+                insert(x12_sources),
+                {
+                    "claim_id": claim_id,
+                    "version_id": written.version_id,
+                    "status": status,
+                    "recorded_at": now,
+                    "content": None if content is None else orjson.dumps(content).decode(),
+                    "problems": None if problems is None else orjson.dumps(problems).decode(),
+                },
             )
 
     def _latest_content(self, connection: Connection, claim_id: str, before: int) -> dict[str, Any] | None:

@@ -73,7 +73,7 @@ class AuditRecorder:
     def record_in(self, connection: Connection, context: AuditContext, status: int, description: str = "") -> None:
         """Record inside the caller's transaction (a write): committed with the data or not at all."""
         event = self.event(context, status, description)
-        connection.execute(insert(audit_event).values(**_row(event, context)))
+        connection.execute(insert(audit_event), _row(event, context))
         context.recorded = True
 
     def record_after(self, context: AuditContext, status: int, description: str = "") -> None:
