@@ -1,13 +1,20 @@
-"""ER7 (pipe-delimited) HL7 v2 messages parsed with python-hl7, with HL7 error locations.
+"""ER7 (pipe-delimited) HL7 v2 messages read as python-hl7 reads them, with HL7 error locations.
 
-This module reads; it decides nothing.  ``parse_message`` returns the parsed message and its
+This module reads; it decides nothing.  ``read_header`` returns the parsed message and its
 header, or raises :class:`V2Error` whose problems name HL7 locations (``FT1[2]-4``) and whose
 ``reject`` flag says the message was not understood (ACK ``AR``) rather than refused (``AE``).
+
+Why not ``hl7.parse``: building python-hl7's container tree (a list object per field, repetition,
+component and subcomponent) and reading it through ``extract_field`` took most of a message's
+time, against the in-process target of issue 13 (a DFT within 1.3x of the same visit as FHIR JSON).
+:class:`Seg` instead splits a segment into fields once and a field into repetitions, components and
+subcomponents only when a value is asked for.  python-hl7 stays the authority: its parse plan gives
+the separators, its ``unescape`` decodes escape sequences, and tests/hl7v2/test_parse.py holds every
+value equal to ``extract_field`` of ``hl7.parse`` (samples, test messages, mutated messages).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,40 +63,6 @@ for _hl7_log in (hl7.util.logger, hl7.containers.logger):  # named by file path,
 
 # What python-hl7 raises on input it cannot split (it also asserts on some malformed encoding characters).
 PARSE_FAILURES = (hl7.HL7Exception, ValueError, IndexError, AssertionError)
-
-
-class _ReusedPlan(hl7.parser._ParsePlan):  # type: ignore[misc]  # python-hl7 is untyped
-    """python-hl7's parse plan, whose next level is made once per message, not once per element.
-
-    ``hl7.parse`` asks each level's plan for the next one for every element it splits (some 300
-    plan objects for a 900-byte DFT, a third of its time), and recomputes which separators apply
-    at its level for every element; both are the same for every element of a level.
-    """
-
-    _next: Any
-
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        below = self.separators[self.separators.find(self.separator) :]  # this level's and those under it
-        self._below = re.compile(f"[{re.escape(below)}]")
-
-    def next(self) -> Any:
-        try:
-            return self._next
-        except AttributeError:
-            self._next = super().next()
-            return self._next
-
-    def applies(self, text: str) -> bool:
-        return self._below.search(text) is not None
-
-
-def parse(text: str) -> Any:
-    """``hl7.parse(text)`` of a stripped message, the same containers (tests/hl7v2/test_parse.py)."""
-    plan = hl7.parser.create_parse_plan(text)
-    return hl7.parser._split(
-        text, _ReusedPlan(plan.separator, plan.separators, plan.containers, plan.esc, plan.factory)
-    )
 
 
 def hl7_error_code(problem: Problem) -> str:
@@ -159,31 +132,101 @@ def problem(code: str, message: str, location: Location | None, issue_type: str 
     return Problem(code, message, str(location) if location else None, issue_type)
 
 
-class Seg:
-    """One segment and its location, with component access that never raises."""
+# Segments python-hl7 splits specially: field 1 is the field separator, field 2 the encoding characters.
+HEADER_SEGMENTS = ("MSH", "BHS", "FHS")
 
-    def __init__(self, segment: Any, occurrence: int) -> None:
-        self.segment = segment
-        self.id = str(segment[0])
-        self.location = Location(self.id, occurrence)
+
+@dataclass(frozen=True, slots=True)
+class Encoding:
+    """A message's separators and escape character, as python-hl7's parse plan reads them from MSH."""
+
+    field: str
+    repetition: str
+    component: str
+    subcomponent: str
+    escape: str
+    container: Any  # an empty hl7.Message with these separators: what python-hl7's unescape reads them from
+
+    @classmethod
+    def of(cls, text: str) -> Encoding | None:
+        """The message's encoding; None where python-hl7 would fail to parse it (repeated separators)."""
+        plan = hl7.parser.create_parse_plan(text)
+        separators = plan.separators  # segment, field, repetition, component, subcomponent
+        if len(set(separators)) != len(separators):  # an 8-byte MSH whose defaulted "&" repeats one it names
+            return None
+        container = hl7.Message(separators[0], [], plan.esc, separators)
+        return cls(separators[1], separators[2], separators[3], separators[4], plan.esc, container)
+
+
+def split_segment(text: str, encoding: Encoding) -> tuple[str, list[str], int]:
+    """A segment's id, fields and how many leading fields stay whole, as ``hl7.parse`` splits it."""
+    separators = (encoding.field, encoding.repetition, encoding.component, encoding.subcomponent)
+    if text[:3] in HEADER_SEGMENTS and any(s in text for s in separators):
+        end = text.find(text[3], 4)  # python-hl7's own arithmetic, also where MSH-2 is not closed (-1)
+        rest = text[end + 1 :]
+        return text[:3], [text[:3], text[3], text[4:end]] + (rest.split(encoding.field) if rest else []), 3
+    fields = text.split(encoding.field)
+    return fields[0], fields, 0
+
+
+class Seg:
+    """One segment and its location, with component access that never raises.
+
+    ``value`` is python-hl7's ``extract_field(...)`` stripped ("" where it raises), memoized.
+    """
+
+    __slots__ = ("_encoding", "_fields", "_values", "_whole", "id", "location")
+
+    def __init__(self, segment_id: str, fields: list[str], whole: int, encoding: Encoding, occurrence: int) -> None:
+        self.id = segment_id
+        self.location = Location(segment_id, occurrence)
+        self._encoding = encoding
+        self._fields = fields  # field 0 is the segment id
+        self._whole = whole  # fields below this number are not split (MSH-1, MSH-2)
         self._values: dict[tuple[int, int, int, int], str] = {}
 
     def value(self, field: int, component: int = 1, repetition: int = 1, subcomponent: int = 1) -> str:
         key = (field, component, repetition, subcomponent)
         found = self._values.get(key)
         if found is None:
-            try:
-                found = str(self.segment.extract_field(1, field, repetition, component, subcomponent)).strip()
-            except (IndexError, ValueError):  # absent, or an escape sequence python-hl7 cannot decode
-                found = ""
-            self._values[key] = found
+            found = self._values[key] = self._extract(field or 1, component or 1, repetition or 1, subcomponent or 1)
         return found
+
+    def _extract(self, field: int, component: int, repetition: int, subcomponent: int) -> str:
+        if field >= len(self._fields):
+            return ""
+        leaf, encoding = self._fields[field], self._encoding
+        if field < self._whole:
+            if (component, repetition, subcomponent) != (1, 1, 1):
+                return ""
+            if self.id == "MSH":  # python-hl7 returns MSH-1 and MSH-2 as sent
+                return leaf.strip()
+        else:
+            for separator, number in (
+                (encoding.repetition, repetition),
+                (encoding.component, component),
+                (encoding.subcomponent, subcomponent),
+            ):
+                parts = leaf.split(separator)
+                if number > len(parts):
+                    return ""
+                leaf = parts[number - 1]
+        if encoding.escape in leaf:
+            try:
+                leaf = encoding.container.unescape(leaf)
+            except ValueError:  # an escape sequence python-hl7 cannot decode
+                return ""
+        return leaf.strip()
+
+    def field_text(self, field: int) -> str:
+        """A field as sent (separators and escape sequences kept), "" when absent."""
+        return self._fields[field] if field < len(self._fields) else ""
 
     def repetitions(self, field: int) -> list[int]:
         """The 1-based repetitions of a field that hold something."""
-        if field >= len(self.segment):
+        if field >= len(self._fields):
             return []
-        count = len(self.segment(field)) if self.segment(field) else 0
+        count = 1 if field < self._whole else self._fields[field].count(self._encoding.repetition) + 1
         return [r for r in range(1, count + 1) if self.value(field, 1, r) or self.value(field, 2, r)]
 
     def at(self, field: int, component: int | None = None, repetition: int | None = None) -> Location:
@@ -281,24 +324,23 @@ def read_header(raw: bytes, mapping: Hl7v2Mapping) -> Parsed:
             ],
             reject=True,
         )
-    try:
-        message = parse(text)
-    except PARSE_FAILURES as exc:
-        raise _unreadable() from exc
+    encoding = Encoding.of(text)
+    if encoding is None:
+        raise _unreadable()
     counts: dict[str, int] = {}
     segments = []
-    for segment in message:
-        if not segment or not str(segment[0]):
+    for segment_text in text.split("\r"):
+        seg_id, fields, whole = split_segment(segment_text, encoding)
+        if not seg_id:  # an empty segment (python-hl7 keeps it; nothing reads it)
             continue
-        seg_id = str(segment[0])
         counts[seg_id] = counts.get(seg_id, 0) + 1
-        segments.append(Seg(segment, counts[seg_id]))
+        segments.append(Seg(seg_id, fields, whole, encoding, counts[seg_id]))
     msh = segments[0]
     header = Header(
-        sending_application=str(msh.segment(3)) if len(msh.segment) > 3 else "",
-        sending_facility=str(msh.segment(4)) if len(msh.segment) > 4 else "",
-        receiving_application=str(msh.segment(5)) if len(msh.segment) > 5 else "",
-        receiving_facility=str(msh.segment(6)) if len(msh.segment) > 6 else "",
+        sending_application=msh.field_text(3),
+        sending_facility=msh.field_text(4),
+        receiving_application=msh.field_text(5),
+        receiving_facility=msh.field_text(6),
         message_type=f"{msh.value(9, 1)}^{msh.value(9, 2)}",
         control_id=msh.value(10),
         processing_id=msh.value(11),
