@@ -172,10 +172,11 @@ def split_segment(text: str, encoding: Encoding) -> tuple[str, list[str], int]:
 class Seg:
     """One segment and its location, with component access that never raises.
 
-    ``value`` is python-hl7's ``extract_field(...)`` stripped ("" where it raises), memoized.
+    ``value`` is python-hl7's ``extract_field(...)`` stripped ("" where it raises); three splits of
+    one field's text cost less than a memo of the values would (most are asked for once).
     """
 
-    __slots__ = ("_encoding", "_fields", "_values", "_whole", "id", "location")
+    __slots__ = ("_encoding", "_fields", "_whole", "id", "location")
 
     def __init__(self, segment_id: str, fields: list[str], whole: int, encoding: Encoding, occurrence: int) -> None:
         self.id = segment_id
@@ -183,34 +184,29 @@ class Seg:
         self._encoding = encoding
         self._fields = fields  # field 0 is the segment id
         self._whole = whole  # fields below this number are not split (MSH-1, MSH-2)
-        self._values: dict[tuple[int, int, int, int], str] = {}
 
     def value(self, field: int, component: int = 1, repetition: int = 1, subcomponent: int = 1) -> str:
-        key = (field, component, repetition, subcomponent)
-        found = self._values.get(key)
-        if found is None:
-            found = self._values[key] = self._extract(field or 1, component or 1, repetition or 1, subcomponent or 1)
-        return found
-
-    def _extract(self, field: int, component: int, repetition: int, subcomponent: int) -> str:
-        if field >= len(self._fields):
+        fields, encoding = self._fields, self._encoding
+        field, component, repetition, subcomponent = field or 1, component or 1, repetition or 1, subcomponent or 1
+        if field >= len(fields) or not fields[field]:
             return ""
-        leaf, encoding = self._fields[field], self._encoding
+        leaf = fields[field]
         if field < self._whole:
-            if (component, repetition, subcomponent) != (1, 1, 1):
+            if component != 1 or repetition != 1 or subcomponent != 1:
                 return ""
             if self.id == "MSH":  # python-hl7 returns MSH-1 and MSH-2 as sent
                 return leaf.strip()
         else:
-            for separator, number in (
-                (encoding.repetition, repetition),
-                (encoding.component, component),
-                (encoding.subcomponent, subcomponent),
-            ):
-                parts = leaf.split(separator)
-                if number > len(parts):
-                    return ""
-                leaf = parts[number - 1]
+            parts = leaf.split(encoding.repetition)
+            if repetition > len(parts):
+                return ""
+            parts = parts[repetition - 1].split(encoding.component)
+            if component > len(parts):
+                return ""
+            parts = parts[component - 1].split(encoding.subcomponent)
+            if subcomponent > len(parts):
+                return ""
+            leaf = parts[subcomponent - 1]
         if encoding.escape in leaf:
             try:
                 leaf = encoding.container.unescape(leaf)
