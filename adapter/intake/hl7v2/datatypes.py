@@ -6,6 +6,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
+from functools import lru_cache
 from typing import Any
 
 from adapter.digest import name_uuid
@@ -35,6 +36,12 @@ class Instant:
     moment: datetime | None
 
 
+@lru_cache(maxsize=64)
+def _offset_zone(offset: str) -> tzinfo | None:
+    """The fixed zone of a DTM's ``+/-ZZZZ`` (raises ValueError past 23:59); strptime is slow, senders use few."""
+    return datetime.strptime(offset, "%z").tzinfo
+
+
 def read_time(value: str, location: Location, tz: tzinfo, problems: list[Problem]) -> Instant | None:
     """DTM ``YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ]``: a time without an offset is in ``tz``."""
     if not value:
@@ -47,7 +54,7 @@ def read_time(value: str, location: Location, tz: tzinfo, problems: list[Problem
         when_day = date(int(year), int(month), int(day))
         if hour is None:
             return Instant(when_day.isoformat(), when_day, None)
-        zone = tz if offset is None else datetime.strptime(offset, "%z").tzinfo
+        zone = tz if offset is None else _offset_zone(offset)
         moment = datetime(
             when_day.year,
             when_day.month,
