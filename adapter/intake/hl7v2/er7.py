@@ -172,8 +172,8 @@ def split_segment(text: str, encoding: Encoding) -> tuple[str, list[str], int]:
 class Seg:
     """One segment and its location, with component access that never raises.
 
-    ``value`` is python-hl7's ``extract_field(...)`` stripped ("" where it raises); three splits of
-    one field's text cost less than a memo of the values would (most are asked for once).
+    ``value`` is python-hl7's ``extract_field(...)`` stripped ("" where it raises), for numbers from 1;
+    three splits of one field's text cost less than a memo of the values would (most are asked for once).
     """
 
     __slots__ = ("_encoding", "_fields", "_whole", "id", "location")
@@ -186,11 +186,10 @@ class Seg:
         self._whole = whole  # fields below this number are not split (MSH-1, MSH-2)
 
     def value(self, field: int, component: int = 1, repetition: int = 1, subcomponent: int = 1) -> str:
-        fields, encoding = self._fields, self._encoding
-        field, component, repetition, subcomponent = field or 1, component or 1, repetition or 1, subcomponent or 1
+        fields = self._fields
         if field >= len(fields) or not fields[field]:
             return ""
-        leaf = fields[field]
+        leaf, encoding = fields[field], self._encoding
         if field < self._whole:
             if component != 1 or repetition != 1 or subcomponent != 1:
                 return ""
