@@ -77,9 +77,14 @@ class V2Error(InputError):
         self.reject = reject
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Location:
-    """An HL7 error location (ERL): segment, its occurrence in the message, field, component."""
+    """An HL7 error location (ERL): segment, its occurrence in the message, field, component.
+
+    Not frozen (treat it as a value): a message makes some fifty, mostly for error paths never
+    taken, and a frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``,
+    four times the cost.
+    """
 
     segment: str
     occurrence: int = 1
