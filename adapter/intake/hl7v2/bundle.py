@@ -91,7 +91,8 @@ class _Builder:
         return False
 
     def time(self, seg: Seg, field_no: int, component: int = 1) -> Instant | None:
-        return read_time(seg.value(field_no, component), seg.at(field_no, component), self.tz, self.problems)
+        value = seg.value(field_no, component)
+        return read_time(value, seg.at(field_no, component), self.tz, self.problems) if value else None
 
     def patient(self, pid: Seg) -> str:
         mapping = self.mapping
