@@ -201,16 +201,14 @@ class Seg:
             if self.id == "MSH":  # python-hl7 returns MSH-1 and MSH-2 as sent
                 return leaf.strip()
         else:
-            parts = leaf.split(encoding.repetition)
-            if repetition > len(parts):
+            try:
+                leaf = (
+                    leaf.split(encoding.repetition)[repetition - 1]
+                    .split(encoding.component)[component - 1]
+                    .split(encoding.subcomponent)[subcomponent - 1]
+                )
+            except IndexError:
                 return ""
-            parts = parts[repetition - 1].split(encoding.component)
-            if component > len(parts):
-                return ""
-            parts = parts[component - 1].split(encoding.subcomponent)
-            if subcomponent > len(parts):
-                return ""
-            leaf = parts[subcomponent - 1]
         if encoding.escape in leaf:
             try:
                 leaf = encoding.container.unescape(leaf)
