@@ -103,3 +103,7 @@ def test_mutated_messages_read_as_hl7_parse_does(cuts: list[tuple[int, str]]) ->
 )
 def test_short_and_odd_headers_read_as_hl7_parse_does(header: str) -> None:
     _same(header)
+
+
+def test_other_encoding_characters_read_as_hl7_parse_does() -> None:
+    _same(visit("PARSE-3").decode().translate(str.maketrans("|^~\\&", "#!*%@")))
