@@ -575,9 +575,6 @@ class PutBatch:
         where = f"{keys[0][0]}/{keys[0][1]}" if len(keys) == 1 else f"{len(keys)} resources"
         c = resource_current.c
         try:
-            new_rows = [values for values, row in self.pending.values() if row is None]
-            if new_rows:
-                insert_rows(self.connection, resource_current, new_rows)
             for values, row in self.pending.values():
                 if row is None:
                     continue
@@ -588,9 +585,11 @@ class PutBatch:
                 )
                 if updated.rowcount != 1:
                     raise WriteConflict(f"{row.resource_type}/{row.id}")
-            insert_rows(self.connection, resource_history, self.history)
-            if self.index:
-                insert_rows(self.connection, search_index, self.index)
+            new_rows = [values for values, row in self.pending.values() if row is None]
+            _insert_rows(
+                self.connection,
+                [(resource_current, new_rows), (resource_history, self.history), (search_index, self.index)],
+            )
         except IntegrityError as exc:
             raise WriteConflict(where) from exc
         for key in keys:  # read again when put again
@@ -600,27 +599,38 @@ class PutBatch:
         self.index.clear()
 
 
-def insert_rows(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert ``rows`` (dicts of the same columns).  PostgreSQL: one statement whose one parameter
-    is the rows as JSON (``json_populate_recordset`` reads them into the table's row type), where an
-    executemany paid SQLAlchemy's and psycopg's per-row work for each of a push's seventy rows
-    (psycopg's array parameters cost more still); elsewhere an executemany."""
-    if connection.dialect.name != "postgresql":
-        connection.execute(insert(table), rows)
+def _insert_rows(connection: Connection, tables: list[tuple[Table, list[dict[str, Any]]]]) -> None:
+    """Insert each table's rows (dicts of the same columns).  PostgreSQL: one statement for all the
+    tables (one data-modifying WITH clause per table), whose parameters are each table's rows as
+    JSON, read into the table's row type by ``json_populate_recordset``: an executemany per table
+    paid a round trip each and SQLAlchemy's and psycopg's per-row work for each of a push's seventy
+    rows (psycopg's array parameters cost more still).  Elsewhere an executemany per table."""
+    tables = [(table, rows) for table, rows in tables if rows]
+    if not tables:
         return
-    columns = tuple(rows[0])
-    connection.execute(_json_insert(table, columns), {"rows": orjson.dumps(rows).decode()})
+    if connection.dialect.name != "postgresql":
+        for table, rows in tables:
+            connection.execute(insert(table), rows)
+        return
+    shape = tuple((table, tuple(rows[0])) for table, rows in tables)
+    connection.execute(
+        _json_insert(shape), {f"rows{i}": orjson.dumps(rows).decode() for i, (_, rows) in enumerate(tables)}
+    )
 
 
 @functools.cache
-def _json_insert(table: Table, columns: tuple[str, ...]) -> Any:
+def _json_insert(shape: tuple[tuple[Table, tuple[str, ...]], ...]) -> Any:
     # each value is read by its column type's input function: a value too long for a varchar(n)
     # is refused as a parameter was, not cut as an explicit cast would.  (No column gets a raw NUL,
     # which JSON's \u0000 would not carry: ids and codes are checked, contents are JSON text.)
-    names = ", ".join(columns)
-    return text(
-        f"INSERT INTO {table.name} ({names}) SELECT {names} FROM json_populate_recordset(NULL::{table.name}, :rows)"
-    )
+    inserts = [
+        f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {', '.join(columns)} "
+        f"FROM json_populate_recordset(NULL::{table.name}, :rows{i})"
+        for i, (table, columns) in enumerate(shape)
+    ]
+    *earlier, last = inserts  # (a WITH clause's statements all run, whether or not the query reads them)
+    prefix = "WITH " + ", ".join(f"t{i} AS ({sql})" for i, sql in enumerate(earlier)) + " " if earlier else ""
+    return text(prefix + last)
 
 
 def _current_rows(connection: Connection, columns: Sequence[Any], keys: Sequence[tuple[str, str]]) -> list[Any]:
