@@ -14,6 +14,7 @@ never silently.  It all happens inside the caller's transaction, which serialize
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from datetime import date, datetime
@@ -21,15 +22,15 @@ from typing import Any, NamedTuple
 
 import msgspec
 import orjson
-from sqlalchemy import insert, select, update
+from sqlalchemy import or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
 from adapter.digest import canonical_digest
 from adapter.intake.fhir import business_identity
 from adapter.model import EncounterFacts
 from adapter.pipeline import Result
-from adapter.service.store import WriteConflict, day_visits
+from adapter.service.store import day_visits
 from adapter.version import __version__
 
 # The visit as read is stored per row as msgspec JSON; another adapter version's rows are read again
@@ -127,28 +128,32 @@ def only_visit(document: dict[str, Any], identity: str) -> list[dict[str, Any]]:
 def _remember(
     connection: Connection, day: str, visit: str, identity: str, content: str, facts: str | None, now: datetime
 ) -> None:
-    """Store the visit for its day; an unchanged one is not written again (retried pushes converge
-    without contention), a concurrent first write of the same visit is a WriteConflict (retry)."""
-    where = (day_visits.c.day_hash == day, day_visits.c.visit_hash == visit)
-    current = connection.execute(
-        select(day_visits.c.content, day_visits.c.facts, day_visits.c.facts_format).where(*where)
-    ).one_or_none()
-    values = {"updated_at": now, "content": content, "facts": facts, "facts_format": FACTS_FORMAT if facts else None}
-    if current is not None and (current.content, current.facts, current.facts_format) == (
-        content,
-        facts,
-        values["facts_format"],
-    ):
-        return
-    try:
-        if current is None:
-            connection.execute(
-                insert(day_visits), {"day_hash": day, "visit_hash": visit, "visit_identity": identity, **values}
-            )
-        else:
-            connection.execute(update(day_visits).where(*where).values(**values))
-    except IntegrityError as raced:
-        raise WriteConflict(f"day visit {visit[:12]}") from raced
+    """Store the visit for its day, in one statement (an upsert); an unchanged one is not written
+    again (retried pushes converge without contention)."""
+    connection.execute(
+        _upsert_visit(connection.dialect.name),
+        {
+            "day_hash": day,
+            "visit_hash": visit,
+            "visit_identity": identity,
+            "updated_at": now,
+            "content": content,
+            "facts": facts,
+            "facts_format": FACTS_FORMAT if facts else None,
+        },
+    )
+
+
+@functools.cache
+def _upsert_visit(dialect_name: str) -> Any:
+    statement = (postgresql if dialect_name == "postgresql" else sqlite).insert(day_visits)
+    c, new = day_visits.c, statement.excluded
+    changing = ("updated_at", "content", "facts", "facts_format")
+    return statement.on_conflict_do_update(
+        index_elements=[c.day_hash, c.visit_hash],
+        set_={name: new[name] for name in changing},
+        where=or_(*(c[name].is_distinct_from(new[name]) for name in ("content", "facts", "facts_format"))),
+    )
 
 
 def day_lock_keys(result: Result) -> set[str]:

@@ -66,6 +66,22 @@ def test_the_same_later_visit_again_changes_nothing(api: Api) -> None:
     assert claims(again.json())[0]["meta"]["versionId"] == "2"
 
 
+def test_a_day_visit_is_written_again_only_when_it_changed(api: Api) -> None:
+    def stored() -> list[tuple[Any, ...]]:
+        with api.store.engine.connect() as connection:
+            return [
+                tuple(r) for r in connection.execute(text("SELECT visit_hash, updated_at, content FROM day_visits"))
+            ]
+
+    api.push(visit("enc-1", "97140", 10, MORNING))
+    first = stored()
+    api.push(visit("enc-1", "97140", 10, MORNING))  # the same visit again (a retry): its row stays as it was
+    assert stored() == first
+    api.push(visit("enc-1", "97140", 30, MORNING))  # corrected: the same row, rewritten
+    (corrected,) = stored()
+    assert corrected[0] == first[0][0] and corrected[1] > first[0][1] and corrected[2] != first[0][2]
+
+
 def test_a_corrected_visit_replaces_its_earlier_version_in_the_pool(api: Api) -> None:
     api.push(visit("enc-1", "97140", 10, MORNING))
     api.push(visit("enc-2", "97140", 10, AFTERNOON))
