@@ -9,6 +9,7 @@ clauses the listed parameters do not need); ``x[x]`` tries every choice type of 
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -151,6 +152,7 @@ DATE_VALUE = re.compile(
 FAR_FUTURE = datetime(9999, 12, 31, 23, 59, 59, 999999)
 
 
+@functools.lru_cache(maxsize=4096)  # a push indexes the same few dates (its time, its visit's) many times
 def date_range(value: str) -> tuple[datetime, datetime] | None:
     """The range a FHIR date, dateTime or instant covers at its precision, as naive UTC
     ``[low, high)``; None when the value is not one (or not a real calendar date)."""
@@ -211,30 +213,27 @@ def naive_utc(when: datetime) -> datetime:
 # -- index rows -------------------------------------------------------------------------------------
 
 
-def _values(node: Any, path: list[str]) -> Iterator[Any]:
+def _collect(node: Any, steps: tuple[str, ...], found: list[Any]) -> None:
+    """Append the values at ``steps`` under ``node`` (lists flattened at every level), in document order."""
     if isinstance(node, list):
         for item in node:
-            yield from _values(item, path)
-        return
-    if not path:
-        yield node
-        return
-    if not isinstance(node, dict):
-        return
-    head, rest = path[0], path[1:]
-    if head.endswith("[x]"):
-        stem = head[:-3]
-        for key, value in node.items():
-            if key.startswith(stem) and key[len(stem) : len(stem) + 1].isupper():
-                yield from _values(value, rest)
-        return
-    if head in node:
-        yield from _values(node[head], rest)
+            _collect(item, steps, found)
+    elif not steps:
+        found.append(node)
+    elif isinstance(node, dict):
+        head = steps[0]
+        if head.endswith("[x]"):
+            stem = head[:-3]
+            for key, value in node.items():
+                if key.startswith(stem) and key[len(stem) : len(stem) + 1].isupper():
+                    _collect(value, steps[1:], found)
+        elif head in node:
+            _collect(node[head], steps[1:], found)
 
 
 def split_reference(reference: str, base: str | None = None) -> tuple[str | None, str]:
     """A reference as (type, id) when it is relative or on this server's base, else (None, itself)."""
-    value = re.sub(r"/_history/[^/]+$", "", reference)
+    value = re.sub(r"/_history/[^/]+$", "", reference) if "/_history/" in reference else reference
     if base and value.startswith(base.rstrip("/") + "/"):
         value = value[len(base.rstrip("/")) + 1 :]
     parts = value.split("/")
@@ -278,11 +277,22 @@ def index_rows(resource: dict[str, Any]) -> list[IndexRow]:
     """The index rows of a stored resource (``_id`` and ``_lastUpdated`` included), without
     duplicates and without values PostgreSQL text cannot hold (NUL)."""
     found: dict[IndexRow, None] = {}
-    for param in params_of(str(resource["resourceType"])).values():
-        for path in param.paths:
-            for value in _values(resource, path.split(".")):
+    for param, paths in _index_plan(str(resource["resourceType"])):
+        for steps in paths:
+            values: list[Any] = []
+            _collect(resource, steps, values)
+            for value in values:
                 for row in _rows(param, value):
-                    texts = [t for t in (row.system, row.code) if t is not None]
-                    if all("\x00" not in t and len(t) <= MAX_INDEXED for t in texts):
+                    if _indexable(row.system) and _indexable(row.code):
                         found[row] = None
     return list(found)
+
+
+@functools.cache
+def _index_plan(resource_type: str) -> tuple[tuple[Param, tuple[tuple[str, ...], ...]], ...]:
+    """Each search parameter of the type with its paths split into steps (once per type, not per row)."""
+    return tuple((p, tuple(tuple(path.split(".")) for path in p.paths)) for p in params_of(resource_type).values())
+
+
+def _indexable(text: str | None) -> bool:
+    return text is None or ("\x00" not in text and len(text) <= MAX_INDEXED)
