@@ -82,11 +82,7 @@ def test_concurrent_pushes_of_one_encounter_commit_in_turn(database_url: str, tw
         assert stored == answered, "each answer is the version its push committed"
 
     provenances = rows(database_url, "SELECT content FROM resource_history WHERE resource_type = 'Provenance'")
-    provenance_targets = {
-        target["reference"]
-        for (content,) in provenances
-        for target in json.loads(content)["target"]
-    }
+    provenance_targets = {target["reference"] for (content,) in provenances for target in json.loads(content)["target"]}
     expected = {f"Claim/{claim_id}/_history/{v}" for v in range(1, PUSHES + 1)}
     assert expected <= provenance_targets, f"versions without a Provenance: {sorted(expected - provenance_targets)[:5]}"
     assert rows(database_url, "SELECT count(*) FROM submissions")[0][0] == PUSHES

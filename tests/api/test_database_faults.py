@@ -121,9 +121,7 @@ def test_sqlite_checkpoints_its_write_ahead_log_at_shutdown(tmp_path: Any, rules
         reader.close()
 
 
-def test_retry_after_follows_the_start_up_backoff(
-    tmp_path: Any, rules: Rules, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_retry_after_follows_the_start_up_backoff(tmp_path: Any, rules: Rules, monkeypatch: pytest.MonkeyPatch) -> None:
     """While the schema upgrade is retried with backoff, a 503 says when the next attempt comes."""
     attempts: list[float] = []
 

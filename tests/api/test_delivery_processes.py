@@ -182,6 +182,7 @@ def push_recent_visit(base: str) -> None:
     )
     assert pushed.status_code == 201, pushed.text
 
+
 def test_serve_runs_a_delivery_worker(database_url: str, tmp_path: Path, receiver: Receiver) -> None:
     """`theraclaim serve` with destinations delivers what it stores (one worker by default)."""
     path = destinations_file(tmp_path, fhir_destination(receiver.base))

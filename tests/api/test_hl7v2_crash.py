@@ -45,11 +45,15 @@ class Served:
     def __init__(self, database_url: str, log: Path, settings: dict[str, str] | None = None) -> None:
         self.http, self.mllp = _free_port(), _free_port()
         command = ROOT / ".venv" / "bin" / "theraclaim"
-        env = os.environ | {
-            "THERACLAIM_DATABASE_URL": database_url,
-            "THERACLAIM_MLLP_PORT": str(self.mllp),
-            "THERACLAIM_MLLP_HOST": "127.0.0.1",
-        } | (settings or {})
+        env = (
+            os.environ
+            | {
+                "THERACLAIM_DATABASE_URL": database_url,
+                "THERACLAIM_MLLP_PORT": str(self.mllp),
+                "THERACLAIM_MLLP_HOST": "127.0.0.1",
+            }
+            | (settings or {})
+        )
         self.log = log
         with log.open("ab") as sink:
             self.process = subprocess.Popen(

@@ -53,4 +53,3 @@ def test_only_the_nodelay_protocol_turns_nagle_off_on_a_socket_bound_like_uvicor
     protocol: type[H11Protocol], expected: int
 ) -> None:
     assert asyncio.run(_nodelay_of_accepted_connection(protocol)) == expected
-

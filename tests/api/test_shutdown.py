@@ -51,9 +51,7 @@ def test_sigterm_stops_work_in_flight_and_exits_within_seconds(pathological: byt
         idle_cpu = cpu_seconds(server.process.pid)
         long_push = threading.Thread(
             target=lambda: answers.append(
-                httpx.post(
-                    f"{base}{OPERATION}", content=pathological, headers={"Content-Type": FHIR_JSON}, timeout=60
-                )
+                httpx.post(f"{base}{OPERATION}", content=pathological, headers={"Content-Type": FHIR_JSON}, timeout=60)
             )
         )
         long_push.start()
