@@ -106,9 +106,9 @@ def _item(
     return item
 
 
-def render_claim(decision: ClaimDecision, now: datetime, cpt_displays: dict[str, str]) -> dict[str, Any]:
-    encounter, status = decision.encounter, decision.status
-    assert status is not None and decision.billing_provider_ref is not None
+def render_claim(decision: ClaimDecision, status: str, stamp: str, cpt_displays: dict[str, str]) -> dict[str, Any]:
+    encounter = decision.encounter
+    assert decision.billing_provider_ref is not None
     dates = [line.service_date for line in decision.lines]
     claim: dict[str, Any] = {
         "resourceType": "Claim",
@@ -118,7 +118,7 @@ def render_claim(decision: ClaimDecision, now: datetime, cpt_displays: dict[str,
         "use": "claim",
         "patient": {"reference": encounter.patient_ref},
         "billablePeriod": {"start": min(dates).isoformat(), "end": max(dates).isoformat()},
-        "created": now.isoformat(),
+        "created": stamp,
         "provider": {"reference": decision.billing_provider_ref},
         "priority": _concept("http://terminology.hl7.org/CodeSystem/processpriority", "normal"),
     }
@@ -154,7 +154,7 @@ def render_claim(decision: ClaimDecision, now: datetime, cpt_displays: dict[str,
 
 
 def render_provenance(
-    decision: ClaimDecision, claim_url: str, now: datetime, input_digest: str, version: str
+    decision: ClaimDecision, claim_url: str, stamp: str, input_digest: str, version: str
 ) -> dict[str, Any]:
     encounter = decision.encounter
     sources = [
@@ -168,7 +168,7 @@ def render_provenance(
         "resourceType": "Provenance",
         "id": output_id("provenance", decision.claim_id, input_digest),
         "target": [{"reference": claim_url}],
-        "recorded": now.isoformat(),
+        "recorded": stamp,
         "policy": [f"{RULE_PACK_BASE}/{label.replace('@', '|')}" for label in decision.rule_versions],
         "activity": _concept("http://terminology.hl7.org/CodeSystem/v3-DataOperation", "CREATE"),
         "agent": [
@@ -181,7 +181,7 @@ def render_provenance(
     }
 
 
-def render_detected_issue(decision: ClaimDecision, found: Contraindication, now: datetime) -> dict[str, Any]:
+def render_detected_issue(decision: ClaimDecision, found: Contraindication, stamp: str) -> dict[str, Any]:
     """One contraindication as a DetectedIssue implicating its source and the procedures."""
     issue: dict[str, Any] = {
         "resourceType": "DetectedIssue",
@@ -197,7 +197,7 @@ def render_detected_issue(decision: ClaimDecision, found: Contraindication, now:
         },
         "severity": found.severity,
         "patient": {"reference": decision.encounter.patient_ref},
-        "identifiedDateTime": now.isoformat(),
+        "identifiedDateTime": stamp,
         "implicated": [
             {"reference": ref} for ref in dict.fromkeys((found.source_ref, *found.evidence_refs, *found.procedure_refs))
         ],
@@ -210,7 +210,7 @@ def render_detected_issue(decision: ClaimDecision, found: Contraindication, now:
                     "coding": [{"system": OVERRIDE_SYSTEM, "code": "clinician-override"}],
                     "text": found.override_reason,
                 },
-                "date": now.isoformat(),
+                "date": stamp,
             }
         ]
     return issue
@@ -234,16 +234,16 @@ def finding_issue(finding: Finding, encounter_ref: str | None) -> dict[str, Any]
     return issue
 
 
-def outcome_summary(decision: ClaimDecision) -> Finding:
+def outcome_summary(decision: ClaimDecision, status: str | None) -> Finding:
     encounter = decision.encounter
     who = f"Encounter {encounter.ref}"
     if len(encounter.visits) > 1:
         who = f"Encounters {', '.join(encounter.visits)} (one date of service)"
-    if decision.status is None:
+    if status is None:
         text = f"{who}: no Claim (nothing billable)"
     else:
         lines = ", ".join(f"{line.cpt}x{line.units}" for line in decision.lines)
-        text = f"{who}: Claim {decision.claim_id} {decision.status} ({lines})"
+        text = f"{who}: Claim {decision.claim_id} {status} ({lines})"
     return Finding("encounter-outcome", Severity.INFORMATION, text, (encounter.path,))
 
 
@@ -257,40 +257,41 @@ def render_bundle(
 ) -> dict[str, Any]:
     entries = []
     issues = []
+    stamp = now.isoformat()  # Claim.created, Provenance.recorded, the ids and the timestamp all state it
     for decision in decisions:
         checkpoint()  # a request's time budget (adapter/deadline.py)
+        status = decision.status  # (a property that looks at every finding: read once)
         issues += [finding_issue(f, decision.encounter.ref) for f in decision.findings]
-        issues.append(finding_issue(outcome_summary(decision), None))
-        if decision.status is not None:
+        issues.append(finding_issue(outcome_summary(decision, status), None))
+        if status is not None:
             claim_url = f"urn:uuid:{decision.claim_id}"
-            entries.append({"fullUrl": claim_url, "resource": render_claim(decision, now, cpt_displays)})
-            provenance = render_provenance(decision, claim_url, now, input_digest, version)
+            entries.append({"fullUrl": claim_url, "resource": render_claim(decision, status, stamp, cpt_displays)})
+            provenance = render_provenance(decision, claim_url, stamp, input_digest, version)
             entries.append({"fullUrl": f"urn:uuid:{provenance['id']}", "resource": provenance})
         for found in decision.contraindications:
-            detected = render_detected_issue(decision, found, now)
+            detected = render_detected_issue(decision, found, stamp)
             entries.append({"fullUrl": f"urn:uuid:{detected['id']}", "resource": detected})
-    outcome_id = output_id("outcome", input_digest, now.isoformat())
+    outcome_id = output_id("outcome", input_digest, stamp)
     outcome = {"resourceType": "OperationOutcome", "id": outcome_id, "issue": issues}
     entries.append({"fullUrl": f"urn:uuid:{outcome_id}", "resource": outcome})
-    return collection(output_id("bundle", input_digest, now.isoformat()), now, entries)
+    return collection(output_id("bundle", input_digest, stamp), stamp, entries)
 
 
-def collection(bundle_id: str, now: datetime, entries: list[dict[str, Any]]) -> dict[str, Any]:
+def collection(bundle_id: str, stamp: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "resourceType": "Bundle",
         "id": bundle_id,
         "type": "collection",
-        "timestamp": now.isoformat(),
+        "timestamp": stamp,
         "entry": entries,
     }
 
 
 def render_invalid(error: InputError, input_digest: str, now: datetime) -> dict[str, Any]:
     """The Bundle returned for invalid input: only the OperationOutcome listing every problem."""
-    outcome_id = output_id("outcome", input_digest, now.isoformat())
+    stamp = now.isoformat()
+    outcome_id = output_id("outcome", input_digest, stamp)
     outcome = to_operation_outcome(error, outcome_id)
     return collection(
-        output_id("bundle", input_digest, now.isoformat()),
-        now,
-        [{"fullUrl": f"urn:uuid:{outcome_id}", "resource": outcome}],
+        output_id("bundle", input_digest, stamp), stamp, [{"fullUrl": f"urn:uuid:{outcome_id}", "resource": outcome}]
     )
