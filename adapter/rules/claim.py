@@ -12,14 +12,13 @@ from adapter.errors import InputError, Problem
 from adapter.model import (
     ClaimDecision,
     Contraindication,
-    Diagnosis,
     EncounterFacts,
     Finding,
     ProcedureFact,
     ServiceLine,
     Severity,
 )
-from adapter.rules.catalog import PayerPack, Rules
+from adapter.rules.catalog import Rules
 from adapter.rules.coding import map_to_cpt
 from adapter.rules.contraindications import screen
 from adapter.rules.dates import utc_without_zone
@@ -90,25 +89,16 @@ def decide(
     screened = [p for cpt, p in billed if cpt in rules.contraindications.screened_cpt] if billable else []
     contraindications = screen(encounter, screened, rules, rules.sites, pack.contraindications)
     blocked = _report_contraindications(contraindications, findings)
+    scrub = EditContext(encounter, pack, rules, diagnoses)
     # Blocked procedures leave before units are counted: their minutes must not earn units for others.
     lines = (
-        _pooled_lines(
-            [(cpt, p) for cpt, p in billed if p.ref not in blocked],
-            blocked,
-            billed,
-            encounter,
-            pack,
-            rules,
-            diagnoses,
-            findings,
-        )
+        _pooled_lines([(cpt, p) for cpt, p in billed if p.ref not in blocked], blocked, billed, scrub, findings)
         if billable
         else []
     )
     by_ref = {p.ref: p for p in encounter.procedures}
     lines = [finish_line(line, pack, diagnoses, sequence_of, findings, by_ref) for line in lines]
     findings += line_findings(lines, pack, set(rules.edit_tables[pack.id].caps))
-    scrub = EditContext(encounter, pack, rules, diagnoses)
     lines = apply_edits(lines, scrub)
     findings += scrub.findings
     if lines and not diagnoses:
@@ -163,27 +153,25 @@ def _pooled_lines(
     kept: list[tuple[str, ProcedureFact]],
     blocked: set[str],
     billed: list[tuple[str, ProcedureFact]],
-    encounter: EncounterFacts,
-    pack: PayerPack,
-    rules: Rules,
-    diagnoses: list[Diagnosis],
+    ctx: EditContext,
     findings: list[Finding],
 ) -> list[ServiceLine]:
     """Lines of the day's pool.  A column-2 code an NCCI edit does not let through is not billed, so
     its minutes leave the pool before units are counted (they must not raise other codes' units);
-    the lines say how many minutes were left out."""
+    the lines say how many minutes were left out.  ``ctx`` is the visit's, and leaves with no findings."""
+    pack, rules = ctx.pack, ctx.rules
     first: list[Finding] = []
-    scratch = EditContext(encounter, pack, rules, diagnoses)
-    by = (lambda p: procedure_discipline(scratch, p)) if pack.units.pool == "day-and-discipline" else None
+    by = (lambda p: procedure_discipline(ctx, p)) if pack.units.pool == "day-and-discipline" else None
     lines = build_lines(kept, pack, rules, first, _excluded(billed, blocked, rules), by)
     remaining = {
-        (line.cpt, line.service_date) for line in ncci_ptp(lines, scratch, rules.edit_tables[pack.id].pairs_by_column1)
+        (line.cpt, line.service_date) for line in ncci_ptp(lines, ctx, rules.edit_tables[pack.id].pairs_by_column1)
     }
+    trial, ctx.findings = ctx.findings, []  # apply_edits runs the NCCI edits again over the final lines
     denied = {(line.cpt, line.service_date) for line in lines} - remaining
     if not denied:
         findings += first
         return lines
-    findings += [f for f in scratch.findings if f.code == "ncci-column2-not-billable"]
+    findings += [f for f in trial if f.code == "ncci-column2-not-billable"]
     dropped = {p.ref for cpt, p in kept if (cpt, p.service_date) in denied} | blocked
     kept = [(cpt, p) for cpt, p in kept if p.ref not in dropped]
     return build_lines(kept, pack, rules, findings, _excluded(billed, dropped, rules), by)

@@ -29,7 +29,6 @@ from adapter.model import (
 )
 from adapter.rules.catalog import PayerPack, Rules
 from adapter.rules.edit_data import Discipline, MueCap, PtpPair
-from adapter.rules.per_patient import once_per_patient
 from adapter.rules.sent import BYPASS, report, take_off
 from adapter.rules.sites import normalize_icd
 from adapter.rules.telehealth import telehealth_modifier
@@ -62,12 +61,7 @@ class EditContext:
     def __post_init__(self) -> None:
         self.procedures = {p.ref: p for p in self.encounter.procedures}
         self.policy = self.pack.edits
-        # (decide makes two contexts per visit, over the same practitioners)
-        self.roles = once_per_patient(
-            "edit-roles",
-            (self.encounter.practitioners, self.pack),
-            lambda: {p.ref: self._role(p.qualifications) for p in self.encounter.practitioners},
-        )
+        self.roles = {p.ref: self._role(p.qualifications) for p in self.encounter.practitioners}
 
     def _role(self, qualifications: tuple[Coding, ...]) -> str | None:
         """The first provider role of the pack that one of the qualification codes falls under."""
