@@ -36,7 +36,7 @@ from adapter.service.faults import is_outage
 from adapter.service.fhirhttp import FhirError
 from adapter.service.inputs import rewrite_references, storable_visit
 from adapter.service.settings import Settings
-from adapter.service.store import PutBatch, Store, Stored, WriteConflict
+from adapter.service.store import PutBatch, Store, Stored, WriteConflict, submissions
 from adapter.service.x12store import X12Store
 from adapter.sourcing import SourceReport, amend
 
@@ -129,11 +129,11 @@ class ClaimService:
                 )
             except FhirError as refused:  # a failed precondition or a lost race is still a submission to record
                 if refused.status != 503:  # (with the database down there is nowhere to record it)
-                    self._record(digest, refused.status, result, [])
+                    self._record(digest, refused.status, result)
                 raise
         if result.invalid or not _billable(result):
             if not pooled:  # (a pooled push was recorded in its transaction)
-                self._record(digest, 422, result, [])
+                self._record(digest, 422, result)
             reason = "invalid input" if result.invalid else "nothing billable"
             log.info("from-encounter 422 (%s) payload=%s", reason, digest[:12])
             body = _outcome_only(result.bundle)
@@ -151,7 +151,7 @@ class ClaimService:
                 )
             return Outcome(422, body)
         if binding_problems:  # the visit converts, but an input to store breaks a required binding
-            self._record(digest, 422, result, [])
+            self._record(digest, 422, result)
             issues = [problem_issue(p) for p in binding_problems]
             return Outcome(422, {"resourceType": "OperationOutcome", "issue": issues})
         claims_out = [s for s in stored if s.resource["resourceType"] == "Claim"]
@@ -220,11 +220,11 @@ class ClaimService:
                     writer.batch.read((r["resourceType"], r["id"]) for r in (*written_inputs, *produced))
                     stored_inputs = writer.put_many(written_inputs)
                     stored = self._write(writer, produced, cancels, if_match)
-                    writer.batch.flush()  # (what ``also`` reads is written)
-                    self.x12.record_sources(connection, day, stored, now)
+                    self.x12.record_sources(writer.batch, day, stored, now)
                     written = stored_inputs + stored
                     status = (201 if any(s.changed for s in written) else 200) if billable else 422
-                    self._record(digest, status, day, written, connection, operation)
+                    writer.batch.add(submissions, self._submission_row(digest, status, day, written, operation))
+                    writer.batch.flush()  # one statement for all of it (and what ``also`` reads is written)
                     if also is not None:
                         also(connection, stored_inputs)
                     if access is not None:
@@ -304,16 +304,15 @@ class ClaimService:
             "outcome": orjson.dumps(summary).decode(),
         }
 
-    def _record(
-        self,
-        digest: str,
-        status: int,
-        result: Result,
-        stored: list[Stored],
-        connection: Connection | None = None,
-        operation: str = "Claim/$from-encounter",
-    ) -> None:
-        """Every submission is recorded for replay: ids, codes and hashes only, never resource content."""
+    def _record(self, digest: str, status: int, result: Result) -> None:
+        """Record a submission that stored nothing, in a transaction of its own (see _submission_row)."""
+        with self.store.transaction() as connection:
+            self.store.record_submission(connection, **self._submission_row(digest, status, result, []))
+
+    def _submission_row(
+        self, digest: str, status: int, result: Result, stored: list[Stored], operation: str = "Claim/$from-encounter"
+    ) -> dict[str, Any]:
+        """The submissions row of a request: ids, codes and hashes only, never resource content."""
         summary = {
             "encounters": [
                 {
@@ -328,12 +327,7 @@ class ClaimService:
             "stored": [f"{s.resource['resourceType']}/{s.resource['id']}/_history/{s.version_id}" for s in stored],
             "invalid": result.invalid,
         }
-        values = self._submission(digest, status, summary, operation)
-        if connection is not None:
-            self.store.record_submission(connection, **values)
-        else:
-            with self.store.transaction() as own:
-                self.store.record_submission(own, **values)
+        return self._submission(digest, status, summary, operation)
 
 
 class _Writer:

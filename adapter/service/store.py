@@ -551,7 +551,8 @@ CURRENT_COLUMNS = tuple(
 class PutBatch:
     """The writes of Store.put_many calls in one transaction, written by ``flush``: one read of the
     current rows of everything the transaction puts (``read``) and one insert per table, where each
-    put_many of a push's inputs, Claims and other outputs read and wrote on its own."""
+    put_many of a push's inputs, Claims and other outputs read and wrote on its own.  Rows of other
+    tables the transaction writes (``add``) go with them."""
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
@@ -559,6 +560,11 @@ class PutBatch:
         self.pending: dict[tuple[str, str], tuple[dict[str, Any], Any]] = {}  # -> (new current row, row read)
         self.history: list[dict[str, Any]] = []
         self.index: list[dict[str, Any]] = []
+        self.rows: dict[Table, list[dict[str, Any]]] = {}  # other tables' rows, by table
+
+    def add(self, table: Table, row: dict[str, Any]) -> None:
+        """Insert ``row`` into ``table`` with the next flush (rows of a table name the same columns)."""
+        self.rows.setdefault(table, []).append(row)
 
     def read(self, keys: Iterable[tuple[str, str]]) -> None:
         """Read the current rows of ``keys`` not read yet (one statement per KEYS_PER_READ)."""
@@ -568,8 +574,9 @@ class PutBatch:
             self.current |= {k: found.get(k) for k in missing}
 
     def flush(self) -> None:
-        """Write what the puts changed; a row another writer changed meanwhile is a WriteConflict."""
-        if not self.pending:
+        """Write what the puts changed and the rows added; a row another writer changed meanwhile is a
+        WriteConflict."""
+        if not self.pending and not self.rows:
             return
         keys = list(self.pending)
         where = f"{keys[0][0]}/{keys[0][1]}" if len(keys) == 1 else f"{len(keys)} resources"
@@ -588,7 +595,12 @@ class PutBatch:
             new_rows = [values for values, row in self.pending.values() if row is None]
             _insert_rows(
                 self.connection,
-                [(resource_current, new_rows), (resource_history, self.history), (search_index, self.index)],
+                [
+                    (resource_current, new_rows),
+                    (resource_history, self.history),
+                    (search_index, self.index),
+                    *self.rows.items(),
+                ],
             )
         except IntegrityError as exc:
             raise WriteConflict(where) from exc
@@ -597,6 +609,7 @@ class PutBatch:
         self.pending.clear()
         self.history.clear()
         self.index.clear()
+        self.rows.clear()
 
 
 def _insert_rows(connection: Connection, tables: list[tuple[Table, list[dict[str, Any]]]]) -> None:

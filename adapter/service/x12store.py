@@ -31,7 +31,7 @@ from adapter.output.x12.ack import TransactionAck
 from adapter.output.x12.text import clean
 from adapter.pipeline import Result
 from adapter.rules.catalog import Rules
-from adapter.service.store import Store, Stored, x12_counters, x12_exports, x12_interchanges, x12_sources
+from adapter.service.store import PutBatch, Store, Stored, x12_counters, x12_exports, x12_interchanges, x12_sources
 
 ORIGINAL, REPLACEMENT, VOID = "1", "7", "8"
 MAX_ATTEMPTS = 5
@@ -83,8 +83,9 @@ class X12Store:
 
     # --- written with every Claim version ----------------------------------------------------
 
-    def record_sources(self, connection: Connection, result: Result, stored: list[Stored], now: datetime) -> None:
-        """Beside each new Claim version, what its 837P says (or why it cannot have one)."""
+    def record_sources(self, batch: PutBatch, result: Result, stored: list[Stored], now: datetime) -> None:
+        """Beside each new Claim version, what its 837P says (or why it cannot have one), written
+        with the batch's next flush."""
         decisions = {d.claim_id: d for d in result.decisions}
         for written in stored:
             resource = written.resource
@@ -93,14 +94,14 @@ class X12Store:
             claim_id, status = resource["id"], resource["status"]
             content, problems = None, None
             if status == "cancelled":
-                content = self._latest_content(connection, claim_id, written.version_id)
+                content = self._latest_content(batch.connection, claim_id, written.version_id)
             elif claim_id in decisions:
                 try:
                     content = claim_of(decisions[claim_id], self.rules).to_json()
                 except NotExportable as error:
                     problems = [dataclasses.asdict(p) for p in error.problems]
-            connection.execute(
-                insert(x12_sources),
+            batch.add(
+                x12_sources,
                 {
                     "claim_id": claim_id,
                     "version_id": written.version_id,
