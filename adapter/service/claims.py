@@ -224,11 +224,14 @@ class ClaimService:
                     written = stored_inputs + stored
                     status = (201 if any(s.changed for s in written) else 200) if billable else 422
                     writer.batch.add(submissions, self._submission_row(digest, status, day, written, operation))
-                    writer.batch.flush()  # one statement for all of it (and what ``also`` reads is written)
                     if also is not None:
+                        writer.batch.flush()  # (what ``also`` reads is written)
                         also(connection, stored_inputs)
                     if access is not None:
-                        access.committed(connection, written, status)
+                        access.committed(writer.batch, written, status)
+                    writer.batch.flush()  # one statement for everything new
+                if access is not None:  # its AuditEvent committed with the data: the guard records no other
+                    access.context.recorded = True
                 if not day.invalid:
                     _replace_entries(day.bundle, stored)
                 return day, stored_inputs, stored

@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy.engine import Connection
 
 from adapter.service.auth.audit import AuditContext, AuditRecorder
 from adapter.service.auth.policy import Principal
 from adapter.service.fhirhttp import FhirError
-from adapter.service.store import Stored
+from adapter.service.store import PutBatch, Stored, audit_event
 
 
 @dataclass
@@ -55,12 +54,13 @@ class WriteAccess:
         """A tenant client's writes are always its own organization's."""
         return self.principal.organization or tenant_for(resource, npi_by_claim)
 
-    def committed(self, connection: Connection, stored: list[Stored], status: int) -> None:
-        """Record the AuditEvent in the write's transaction, naming every version written."""
+    def committed(self, batch: PutBatch, stored: list[Stored], status: int) -> None:
+        """Record the AuditEvent in the write's transaction (with the batch's next flush), naming every
+        version written; the request counts as audited once that transaction commits."""
         self.context.entities += [
             f"{s.resource['resourceType']}/{s.resource['id']}/_history/{s.version_id}" for s in stored
         ]
-        self.recorder.record_in(connection, self.context, status)
+        batch.add(audit_event, self.recorder.row(self.context, status))
 
 
 def tenant_for(resource: dict[str, Any], npi_by_claim: dict[str, str | None]) -> str | None:

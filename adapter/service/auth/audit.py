@@ -72,9 +72,12 @@ class AuditRecorder:
 
     def record_in(self, connection: Connection, context: AuditContext, status: int, description: str = "") -> None:
         """Record inside the caller's transaction (a write): committed with the data or not at all."""
-        event = self.event(context, status, description)
-        connection.execute(insert(audit_event), _row(event, context))
+        connection.execute(insert(audit_event), self.row(context, status, description))
         context.recorded = True
+
+    def row(self, context: AuditContext, status: int, description: str = "") -> dict[str, Any]:
+        """The request's audit_event row (for a caller that inserts it with other rows)."""
+        return _row(self.event(context, status, description), context)
 
     def record_after(self, context: AuditContext, status: int, description: str = "") -> None:
         """Record in a transaction of its own (reads, searches, refusals, failures)."""
