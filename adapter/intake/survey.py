@@ -34,7 +34,7 @@ def survey(document: dict[str, Any], max_depth: int) -> Survey:
     The document is too deep when containers sit ``max_depth`` levels below it.
     """
     suspect = False
-    plain = document.__class__ is dict
+    plain = type(document) is dict
     urns: set[str] = set()
     level: list[Any] = [document]
     for _ in range(max_depth):
@@ -49,7 +49,7 @@ def survey(document: dict[str, Any], max_depth: int) -> Survey:
                     urns.add(target)
                 node = node.values()
             for value in node:
-                kind = value.__class__
+                kind = type(value)  # a specialized call (``.__class__`` is a generic lookup)
                 if kind is str:  # most values
                     continue
                 if kind is dict or kind is list:
