@@ -149,7 +149,7 @@ def _list(value: Any) -> list[Any]:
 
 
 def _text(value: Any) -> str | None:
-    return value.strip() if isinstance(value, str) and value.strip() else None
+    return (value.strip() or None) if isinstance(value, str) else None
 
 
 def _date(value: Any) -> date | None:
@@ -161,16 +161,20 @@ def _date(value: Any) -> date | None:
 
 def _identifier(resource: dict[str, Any], system: str) -> str | None:
     for identifier in _list(resource.get("identifier")):
-        if isinstance(identifier, dict) and identifier.get("system") == system and _text(identifier.get("value")):
-            return _text(identifier["value"])
+        if isinstance(identifier, dict) and identifier.get("system") == system:
+            value = _text(identifier.get("value"))
+            if value:
+                return value
     return None
 
 
 def _taxonomy(concepts: list[Any]) -> str | None:
     for concept in concepts:
         for coding in _list(concept.get("coding")) if isinstance(concept, dict) else []:
-            if isinstance(coding, dict) and coding.get("system") == NUCC_SYSTEM and _text(coding.get("code")):
-                return _text(coding["code"])
+            if isinstance(coding, dict) and coding.get("system") == NUCC_SYSTEM:
+                code = _text(coding.get("code"))
+                if code:
+                    return code
     return None
 
 
