@@ -612,14 +612,14 @@ def _plan_dates(ctx: EditContext, plan: PlanFact, day: date) -> None:
 
 
 def medical_necessity(lines: list[ServiceLine], ctx: EditContext) -> None:
-    unsupported = ctx.policy.medical_necessity.unsupported_diagnoses
+    unsupported = tuple(prefix for prefix, _ in ctx.policy.medical_necessity.unsupported_diagnoses)
     codes = {d.sequence: normalize_icd(d.code) for d in ctx.diagnoses}
     for line in lines:
         if not line.diagnosis_pointers:
             ctx.add("no-diagnosis-pointer", f"{_label(line)} points to no diagnosis", "medical-necessity", hold=True)
             continue
         pointed = [codes[p] for p in line.diagnosis_pointers]
-        if unsupported and all(any(c.startswith(prefix) for prefix, _ in unsupported) for c in pointed):
+        if unsupported and all(c.startswith(unsupported) for c in pointed):
             ctx.add(
                 "not-medically-necessary",
                 f"{_label(line)}: its diagnoses ({', '.join(pointed)}) alone do not "
