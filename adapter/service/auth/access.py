@@ -7,7 +7,7 @@ the checks run inside the write's transaction and the AuditEvent commits with th
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -56,11 +56,11 @@ class WriteAccess:
 
     def committed(self, batch: PutBatch, stored: list[Stored], status: int) -> None:
         """Record the AuditEvent in the write's transaction (with the batch's next flush), naming every
-        version written; the request counts as audited once that transaction commits."""
-        self.context.entities += [
-            f"{s.resource['resourceType']}/{s.resource['id']}/_history/{s.version_id}" for s in stored
-        ]
-        batch.add(audit_event, self.recorder.row(self.context, status))
+        version written; the request counts as audited once that transaction commits.  The context
+        itself is left as it was: a retried transaction names only its own versions."""
+        written = [f"{s.resource['resourceType']}/{s.resource['id']}/_history/{s.version_id}" for s in stored]
+        event_context = replace(self.context, entities=self.context.entities + written)
+        batch.add(audit_event, self.recorder.row(event_context, status))
 
 
 def tenant_for(resource: dict[str, Any], npi_by_claim: dict[str, str | None]) -> str | None:
