@@ -30,6 +30,7 @@ from adapter.model import (
 from adapter.rules.catalog import PayerPack, Rules
 from adapter.rules.edit_data import Discipline, MueCap, PtpPair
 from adapter.rules.sent import BYPASS, report, take_off
+from adapter.rules.sent import line_label as _label
 from adapter.rules.sites import normalize_icd
 from adapter.rules.telehealth import telehealth_modifier
 
@@ -90,10 +91,6 @@ class EditContext:
 
     def is_therapy(self, line: ServiceLine) -> bool:
         return self.rules.procedures.codes[line.cpt].therapy
-
-
-def _label(line: ServiceLine) -> str:
-    return f"CPT {line.cpt} on {line.service_date.isoformat()}"
 
 
 # --- devices ---------------------------------------------------------------------------------------------

@@ -40,6 +40,11 @@ class Sent:
     findings: list[Finding] = field(default_factory=list)
 
 
+def line_label(line: ServiceLine) -> str:
+    """How findings name a line (made only for a finding: most lines have none)."""
+    return f"CPT {line.cpt} on {line.service_date.isoformat()}"
+
+
 def _line_key(line: ServiceLine) -> tuple[str, date]:
     return line.cpt, line.service_date
 
@@ -53,7 +58,6 @@ def take_off(
     rule = f"edits/sent-modifiers {pack.label}"
     result = []
     for line in lines:
-        label = f"CPT {line.cpt} on {line.service_date.isoformat()}"
         for ref in line.procedure_refs:
             procedure = procedures.get(ref)
             if procedure is None or len(set(procedure.modifiers)) == len(procedure.modifiers):
@@ -64,7 +68,7 @@ def take_off(
                     Finding(
                         "modifier-duplicate-removed",
                         Severity.WARNING,
-                        f"{label}: modifier {', '.join(twice)} sent more than once; kept once",
+                        f"{line_label(line)}: modifier {', '.join(twice)} sent more than once; kept once",
                         (f"{procedure.path}.extension",),
                         rule,
                     )
@@ -79,7 +83,7 @@ def take_off(
                 Finding(
                     "modifier-unknown",
                     Severity.WARNING,
-                    f"{label}: modifier {modifier} is not one this pack knows; "
+                    f"{line_label(line)}: modifier {modifier} is not one this pack knows; "
                     + ("the Claim is held. Next step: check the modifier with the payer" if hold else "removed"),
                     (),
                     rule,
