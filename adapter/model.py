@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import StrEnum
-from functools import cached_property
 
 import msgspec
 
@@ -59,10 +58,7 @@ class Override(Frozen, frozen=True):
     reason: str
 
 
-class ProcedureFact(Frozen, frozen=True, gc=True, dict=True):
-    """``dict=True`` holds the cached ``minutes`` (msgspec refuses a ``__dict__`` without gc; a
-    ``replace`` starts with an empty one, and encoding, equality and hashing see only the fields)."""
-
+class ProcedureFact(Frozen, frozen=True):
     ref: str
     path: str
     status: str
@@ -83,7 +79,7 @@ class ProcedureFact(Frozen, frozen=True, gc=True, dict=True):
     instant: datetime | None = None  # the moment the date of service is taken from (period start / performed)
     extensions: tuple[tuple[str, str], ...] = ()  # (url, valueCode) of simple coded extensions (treatment-phase)
 
-    @cached_property  # the rules ask it four times per Procedure
+    @property
     def minutes(self) -> int | None:
         """Whole minutes of the performed period, or None when it has no start and end."""
         if self.start is None or self.end is None:
