@@ -22,6 +22,7 @@ from joserfc.jwk import RSAKey
 
 from adapter.rules.catalog import Rules
 from adapter.service.delivery.send import idempotency_key
+from adapter.service.store import PutBatch
 from bench.receiver import TOKEN, Receiver
 from tests.api.auth_support import Client, token_form, write_registry
 from tests.api.conftest import (
@@ -161,10 +162,13 @@ def test_a_destination_that_is_down_is_retried_then_given_up(database_url: str, 
 
 
 def test_no_claim_change_without_its_deliveries(delivering: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(*_: Any, **__: Any) -> None:
+    flush = PutBatch.flush
+
+    def flush_then_fail(batch: PutBatch) -> None:  # the push's rows are inserted, then its transaction fails
+        flush(batch)
         raise RuntimeError("the transaction fails after the Claim and its delivery were written")
 
-    monkeypatch.setattr(delivering.store, "record_submission", broken)
+    monkeypatch.setattr(PutBatch, "flush", flush_then_fail)
     assert delivering.push(visit_for("enc-1", 30)).status_code == 500
     monkeypatch.undo()
     assert delivering.count("resource_current") == 0
