@@ -23,14 +23,13 @@ from typing import Any, NamedTuple
 import msgspec
 import orjson
 from sqlalchemy import or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from adapter.digest import canonical_digest
 from adapter.intake.fhir import business_identity
 from adapter.model import EncounterFacts
 from adapter.pipeline import Result
-from adapter.service.store import day_visits
+from adapter.service.store import day_visits, upsert_insert
 from adapter.version import __version__
 
 # The visit as read is stored per row as msgspec JSON; another adapter version's rows are read again
@@ -146,13 +145,13 @@ def _remember(
 
 @functools.cache
 def _upsert_visit(dialect_name: str) -> Any:
-    statement = (postgresql if dialect_name == "postgresql" else sqlite).insert(day_visits)
+    statement = upsert_insert(dialect_name, day_visits)
     c, new = day_visits.c, statement.excluded
-    changing = ("updated_at", "content", "facts", "facts_format")
+    compared = ("content", "facts", "facts_format")  # what the visit says; updated_at follows them
     return statement.on_conflict_do_update(
         index_elements=[c.day_hash, c.visit_hash],
-        set_={name: new[name] for name in changing},
-        where=or_(*(c[name].is_distinct_from(new[name]) for name in ("content", "facts", "facts_format"))),
+        set_={name: new[name] for name in ("updated_at", *compared)},
+        where=or_(*(c[name].is_distinct_from(new[name]) for name in compared)),
     )
 
 

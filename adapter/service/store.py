@@ -43,6 +43,7 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import IntegrityError
 
@@ -610,6 +611,11 @@ class PutBatch:
         self.history.clear()
         self.index.clear()
         self.rows.clear()
+
+
+def upsert_insert(dialect_name: str, table: Table) -> Any:
+    """An INSERT that takes ON CONFLICT clauses: both databases have them, as their own dialect's classes."""
+    return (postgresql if dialect_name == "postgresql" else sqlite).insert(table)
 
 
 def _insert_rows(connection: Connection, tables: list[tuple[Table, list[dict[str, Any]]]]) -> None:

@@ -21,7 +21,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import and_, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -31,7 +30,16 @@ from adapter.output.x12.ack import TransactionAck
 from adapter.output.x12.text import clean
 from adapter.pipeline import Result
 from adapter.rules.catalog import Rules
-from adapter.service.store import PutBatch, Store, Stored, x12_counters, x12_exports, x12_interchanges, x12_sources
+from adapter.service.store import (
+    PutBatch,
+    Store,
+    Stored,
+    upsert_insert,
+    x12_counters,
+    x12_exports,
+    x12_interchanges,
+    x12_sources,
+)
 
 ORIGINAL, REPLACEMENT, VOID = "1", "7", "8"
 MAX_ATTEMPTS = 5
@@ -127,8 +135,8 @@ class X12Store:
 
     def _bump(self, connection: Connection, name: str, count: int) -> int:
         """Reserve ``count`` numbers of a counter; returns the first one."""
-        dialect = postgresql if self.store.dialect == "postgresql" else sqlite
-        connection.execute(dialect.insert(x12_counters).values(name=name, value=0).on_conflict_do_nothing())
+        counter = upsert_insert(self.store.dialect, x12_counters)
+        connection.execute(counter.values(name=name, value=0).on_conflict_do_nothing())
         last = connection.execute(
             update(x12_counters)
             .where(x12_counters.c.name == name)
