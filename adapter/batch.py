@@ -4,9 +4,11 @@ Input is NDJSON (one Bundle per line) or a folder of ``*.json`` files; output is
 result Bundle per input record, in the same order, each naming its input line (or file) number in
 ``Bundle.identifier``.  A bad record, whatever it holds, gets its OperationOutcome Bundle and its
 number on stderr: one bad line never loses the run.  Blank lines are counted, not converted.
-Memory stays constant: at most ``WINDOW_PER_WORKER`` chunks per worker are in flight, whatever the
-input size.  Workers are processes, each loading the rule data once; an interrupt (SIGINT,
-SIGTERM) terminates them and the caller reports what was done.
+Memory stays constant: at most ``WINDOW_PER_WORKER`` tasks per worker are in flight, whatever the
+input size.  Workers are processes that read their own spans of an NDJSON file and return each
+span's output as one blob and one tally (the parent only orders and writes: with two workers on
+two cores, any work of the parent's is taken from a worker); forked workers share the rule data
+the parent loaded.  An interrupt (SIGINT, SIGTERM) terminates them and the caller reports what was done.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import signal
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -33,8 +35,9 @@ from adapter.pipeline import Result, run
 from adapter.rules.catalog import Rules, load_rules
 from adapter.rules.claim import ClaimOptions
 
-CHUNK = 64  # records per task: amortises inter-process overhead
-WINDOW_PER_WORKER = 4  # chunks in flight per worker: bounds memory
+CHUNK = 64  # given records per task: amortises inter-process overhead
+SPAN_BYTES = 256 * 1024  # the same for the lines of an NDJSON file (about 50 one-visit Bundles)
+WINDOW_PER_WORKER = 4  # tasks in flight per worker: bounds memory
 RECORD_SYSTEM = "https://theraclaim.org/fhir/NamingSystem/batch-input-record"  # Bundle.identifier of each output
 
 
@@ -62,16 +65,22 @@ class Tally:
     blocked: int = 0
     findings: Counter[str] = field(default_factory=Counter)
 
-    def add(self, summary: tuple[Any, ...]) -> None:
-        invalid, encounters, claims, held, without, blocked, codes, _ = summary
+    def add(self, result: Result) -> None:
+        outcomes = result.outcomes
         self.records += 1
-        self.invalid += invalid
-        self.encounters += encounters
-        self.claims += claims
-        self.held += held
-        self.without_claim += without
-        self.blocked += blocked
-        self.findings.update(codes)
+        self.invalid += result.invalid
+        self.encounters += len(outcomes)
+        for outcome in outcomes:
+            self.claims += bool(outcome.status)
+            self.held += outcome.status == "draft"
+            self.without_claim += not outcome.status
+            self.blocked += "procedures-blocked" in outcome.findings
+            self.findings.update(outcome.findings)
+
+    def merge(self, other: Tally) -> None:
+        """Add the counts of ``other`` (a task's, from a worker)."""
+        for counted in fields(self):
+            setattr(self, counted.name, getattr(self, counted.name) + getattr(other, counted.name))
 
     def report(self) -> str:
         blank = f" ({self.blank} blank lines skipped)" if self.blank else ""
@@ -95,27 +104,13 @@ def _first_problem(result: Result) -> str:
     return f"{issue['details']['coding'][0]['code']}{where}"
 
 
-def _summary(result: Result) -> tuple[Any, ...]:
-    outcomes = result.outcomes
-    return (
-        int(result.invalid),
-        len(outcomes),
-        sum(1 for o in outcomes if o.status),
-        sum(1 for o in outcomes if o.status == "draft"),
-        sum(1 for o in outcomes if not o.status),
-        sum(1 for o in outcomes if "procedures-blocked" in o.findings),
-        tuple(code for o in outcomes for code in o.findings),
-        _first_problem(result) if result.invalid else "",
-    )
-
-
 _worker_rules: Rules | None = None
 _worker_job: Job | None = None
 
 
-def _load(job: Job) -> None:
+def _load(job: Job, rules: Rules | None = None) -> None:
     global _worker_rules, _worker_job
-    _worker_rules, _worker_job = load_rules(job.mappings_dir), job
+    _worker_rules, _worker_job = rules or load_rules(job.mappings_dir), job
     gc.freeze()  # the modules and rule data live as long as the run: the collector need not scan them again
 
 
@@ -125,16 +120,34 @@ def _init_worker(job: Job) -> None:
     _load(job)
 
 
-def convert_records(records: list[tuple[int, bytes]]) -> list[tuple[int, bytes, tuple[Any, ...]]]:
-    """Convert records (line number, bytes) with the worker's rules; returns compact output lines
-    (each with its newline)."""
+@dataclass
+class Converted:
+    """A task's output, as a worker returns it: few objects to pickle, whatever the task's size."""
+
+    lines: bytes  # the output records, compact JSON, each with its newline, in input order
+    tally: Tally
+    invalid: list[tuple[int, str]]  # (record number, its first problem) of each invalid record
+
+
+def convert_records(records: list[tuple[int, bytes]]) -> Converted:
+    """Convert records (line number, bytes) with the worker's rules."""
     assert _worker_rules is not None and _worker_job is not None
-    return [_convert(number, payload, _worker_rules, _worker_job) for number, payload in records]
+    tally, invalid, lines = Tally(), [], []
+    for number, payload in records:
+        result = _convert(payload, _worker_rules, _worker_job)
+        tally.add(result)
+        if result.invalid:
+            invalid.append((number, _first_problem(result)))
+        bundle = result.bundle
+        numbered = {"resourceType": bundle["resourceType"], "id": bundle["id"]}
+        numbered["identifier"] = {"system": RECORD_SYSTEM, "value": str(number)}
+        lines.append(orjson.dumps(numbered | bundle, option=orjson.OPT_APPEND_NEWLINE))
+    return Converted(b"".join(lines), tally, invalid)
 
 
-def _convert(number: int, payload: bytes, rules: Rules, job: Job) -> tuple[int, bytes, tuple[Any, ...]]:
+def _convert(payload: bytes, rules: Rules, job: Job) -> Result:
     try:
-        result = run(
+        return run(
             payload,
             rules=rules,
             now=job.now,
@@ -154,25 +167,57 @@ def _convert(number: int, payload: bytes, rules: Rules, job: Job) -> tuple[int, 
                 )
             ]
         )
-        result = Result(render_invalid(failed, hashlib.sha256(payload).hexdigest(), job.now), (), invalid=True)
-    bundle = result.bundle
-    numbered = {"resourceType": bundle["resourceType"], "id": bundle["id"]}
-    numbered["identifier"] = {"system": RECORD_SYSTEM, "value": str(number)}
-    return number, orjson.dumps(numbered | bundle, option=orjson.OPT_APPEND_NEWLINE), _summary(result)
+        return Result(render_invalid(failed, hashlib.sha256(payload).hexdigest(), job.now), (), invalid=True)
 
 
-def read_records(source: Path, tally: Tally) -> Iterator[tuple[int, bytes]]:
-    """(line number or file number, bytes) of every input record, lazily; blank lines are counted."""
-    if source.is_dir():
-        for number, path in enumerate(sorted(p for p in source.iterdir() if p.suffix == ".json"), start=1):
-            yield number, path.read_bytes()
-        return
+@dataclass(frozen=True)
+class Span:
+    """Whole lines of an NDJSON input that a worker reads itself: the parent sends where they are,
+    not their bytes (which would cross a pipe and be pickled twice)."""
+
+    path: Path
+    offset: int
+    size: int
+    first_line: int
+
+    def records(self) -> tuple[list[tuple[int, bytes]], int]:
+        """(line number, bytes) of its non-blank lines, and how many lines were blank."""
+        with self.path.open("rb") as handle:
+            handle.seek(self.offset)
+            lines = handle.read(self.size).split(b"\n")
+        if lines[-1] == b"":  # (the newline ending the span's last line)
+            lines.pop()
+        records = [(number, line.rstrip(b"\r")) for number, line in enumerate(lines, self.first_line) if line.strip()]
+        return records, len(lines) - len(records)
+
+
+Task = Span | list[tuple[int, bytes]]  # what one worker call converts: lines of the input file, or given records
+
+
+def convert_task(task: Task) -> Converted:
+    """Convert a task's records with the worker's rules."""
+    if isinstance(task, list):
+        return convert_records(task)
+    records, blank = task.records()
+    converted = convert_records(records)
+    converted.tally.blank = blank
+    return converted
+
+
+def _spans(source: Path) -> Iterator[Span]:
+    """The NDJSON file in spans of whole lines of about SPAN_BYTES (one longer line is a span of its own)."""
+    offset, line = 0, 1
     with source.open("rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                yield number, line.rstrip(b"\r\n")
-            else:
-                tally.blank += 1
+        while lines := handle.readlines(SPAN_BYTES):
+            size = sum(map(len, lines))
+            yield Span(source, offset, size, line)
+            offset, line = offset + size, line + len(lines)
+
+
+def _files(folder: Path) -> Iterator[tuple[int, bytes]]:
+    """(file number, bytes) of the folder's ``*.json`` files, in name order, lazily."""
+    for number, path in enumerate(sorted(p for p in folder.iterdir() if p.suffix == ".json"), start=1):
+        yield number, path.read_bytes()
 
 
 def _chunks(records: Iterator[tuple[int, bytes]]) -> Iterator[list[tuple[int, bytes]]]:
@@ -186,9 +231,13 @@ def _chunks(records: Iterator[tuple[int, bytes]]) -> Iterator[list[tuple[int, by
         yield chunk
 
 
-def _size(chunk: list[tuple[int, bytes]]) -> int:
-    """Bytes of input a chunk stands for (its records plus their newlines), for the ETA."""
-    return sum(len(payload) + 1 for _, payload in chunk)
+def _tasks(source: Path, records: Iterator[tuple[int, bytes]] | None) -> Iterator[tuple[Task, int]]:
+    """Each task with the bytes of input it stands for (for the ETA)."""
+    if records is None and source.is_file():
+        yield from ((span, span.size) for span in _spans(source))
+        return
+    for chunk in _chunks(_files(source) if records is None else records):
+        yield chunk, sum(len(payload) + 1 for _, payload in chunk)
 
 
 class Progress:
@@ -229,9 +278,11 @@ def run_batch(
     errors: IO[str],
     tally: Tally | None = None,
     records: Iterator[tuple[int, bytes]] | None = None,
+    rules: Rules | None = None,
 ) -> Tally:
     """Convert every record of ``source`` (or the ``records`` given, e.g. the Bundles assembled
-    from a Bulk Data export) into ``out`` in input order; returns the tally.
+    from a Bulk Data export) into ``out`` in input order; returns the tally.  ``rules``: the job's,
+    if already loaded.
 
     Pass ``tally`` to keep the counts of what was written when an interrupt (KeyboardInterrupt, or
     the exception a SIGTERM handler raises) ends the run early: the workers are terminated first.
@@ -239,25 +290,23 @@ def run_batch(
     tally = tally if tally is not None else Tally()
     progress = Progress(source, errors)
 
-    def emit(results: list[tuple[int, bytes, tuple[Any, ...]]], size: int) -> None:
-        for number, line, summary in results:
-            out.write(line)
-            tally.add(summary)
-            if summary[0]:
-                errors.write(f"record {number}: invalid ({summary[-1]}); its OperationOutcome is in the output\n")
-        progress.advance(len(results), size)
+    def emit(converted: Converted, size: int) -> None:
+        out.write(converted.lines)
+        tally.merge(converted.tally)
+        for number, problem in converted.invalid:
+            errors.write(f"record {number}: invalid ({problem}); its OperationOutcome is in the output\n")
+        progress.advance(converted.tally.records, size)
 
-    records = read_records(source, tally) if records is None else records
+    _load(job, rules)  # (forked workers inherit what the parent loaded)
     if workers <= 1:
-        _load(job)
-        for chunk in _chunks(records):
-            emit(convert_records(chunk), _size(chunk))
+        for task, size in _tasks(source, records):
+            emit(convert_task(task), size)
     else:
         pool = multiprocessing.Pool(workers, initializer=_init_worker, initargs=(job,))
         try:
             pending: deque[tuple[Any, int]] = deque()
-            for chunk in _chunks(records):
-                pending.append((pool.apply_async(convert_records, (chunk,)), _size(chunk)))
+            for task, size in _tasks(source, records):
+                pending.append((pool.apply_async(convert_task, (task,)), size))
                 if len(pending) >= workers * WINDOW_PER_WORKER:
                     result, size = pending.popleft()
                     emit(result.get(), size)

@@ -311,10 +311,10 @@ def batch(args: argparse.Namespace, settings: Settings) -> int:
                 print(index.load(args.input, sys.stderr).report(), file=sys.stderr)
                 records = index.encounter_bundles(observation_codes(rules))
             if target is None or partial is None:
-                run_batch(args.input, sys.stdout.buffer, job, args.workers, sys.stderr, tally, records)
+                run_batch(args.input, sys.stdout.buffer, job, args.workers, sys.stderr, tally, records, rules)
             else:
                 with partial.open("wb") as out:
-                    run_batch(args.input, out, job, args.workers, sys.stderr, tally, records)
+                    run_batch(args.input, out, job, args.workers, sys.stderr, tally, records, rules)
                 os.replace(partial, target)  # OUT appears only complete
     except (KeyboardInterrupt, Terminated) as stop:
         where = f"; what was done is in {partial}" if partial else ""

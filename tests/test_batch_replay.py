@@ -54,6 +54,25 @@ def test_hostile_records_get_their_outcome_and_the_run_goes_on(tmp_path: Path, w
         assert f"record {number}: invalid" in errors.getvalue()
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("span_bytes", [1, 3_000, 1 << 20])
+def test_line_numbers_and_blank_lines_survive_any_split_of_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int, span_bytes: int
+) -> None:
+    """Workers read their own spans of the file: a span ends on a line boundary wherever the
+    cut falls (a line longer than a span, CRLF endings, blank lines, no newline at the end)."""
+    monkeypatch.setattr(batch, "SPAN_BYTES", span_bytes)
+    visits = [visit_line(i).encode() for i in range(6)]
+    content = b"\n".join([visits[0], b"", visits[1] + b"\r", b"  \r", visits[2], visits[3], b"", b"", visits[4]])
+    source = tmp_path / "in.ndjson"
+    source.write_bytes(content + b"\n" + visits[5])  # the last line has no newline
+    out, errors = io.BytesIO(), io.StringIO()
+    tally = run_batch(source, out, job(), workers, errors)
+    assert numbers(out.getvalue()) == ["1", "3", "5", "6", "9", "10"]
+    assert (tally.records, tally.invalid, tally.claims, tally.blank) == (6, 0, 6, 4)
+    assert errors.getvalue() == ""
+
+
 def test_a_record_that_breaks_the_pipeline_is_reported_not_fatal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
