@@ -100,14 +100,14 @@ class X12Store:
             if resource["resourceType"] != "Claim" or not written.changed:
                 continue
             claim_id, status = resource["id"], resource["status"]
-            content, problems = None, None
+            content, problems = None, None  # JSON text (orjson writes the dataclasses as they are)
             if status == "cancelled":
                 content = self._latest_content(batch.connection, claim_id, written.version_id)
             elif claim_id in decisions:
                 try:
-                    content = claim_of(decisions[claim_id], self.rules).to_json()
+                    content = orjson.dumps(claim_of(decisions[claim_id], self.rules)).decode()
                 except NotExportable as error:
-                    problems = [dataclasses.asdict(p) for p in error.problems]
+                    problems = orjson.dumps(error.problems).decode()
             batch.add(
                 x12_sources,
                 {
@@ -115,21 +115,20 @@ class X12Store:
                     "version_id": written.version_id,
                     "status": status,
                     "recorded_at": now,
-                    "content": None if content is None else orjson.dumps(content).decode(),
-                    "problems": None if problems is None else orjson.dumps(problems).decode(),
+                    "content": content,
+                    "problems": problems,
                 },
             )
 
-    def _latest_content(self, connection: Connection, claim_id: str, before: int) -> dict[str, Any] | None:
-        row = connection.execute(
+    def _latest_content(self, connection: Connection, claim_id: str, before: int) -> str | None:
+        return connection.execute(
             select(x12_sources.c.content)
             .where(
                 x12_sources.c.claim_id == claim_id, x12_sources.c.version_id < before, x12_sources.c.content.isnot(None)
             )
             .order_by(x12_sources.c.version_id.desc())
             .limit(1)
-        ).first()
-        return None if row is None else dict(orjson.loads(row.content))
+        ).scalar()
 
     # --- control numbers ----------------------------------------------------------------------
 

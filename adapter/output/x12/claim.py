@@ -85,9 +85,6 @@ class X12Claim:
     frequency: str = "1"  # CLM05-3: 1 original, 7 replacement, 8 void
     payer_claim_number: str = ""  # REF*F8, when the payer's number for the original is known
 
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> X12Claim:
         def party(value: dict[str, Any] | None) -> Party | None:

@@ -20,8 +20,9 @@ _ALLOWED = re.compile(r"[A-Z0-9 !\"&'()+,\-./;?=%@\[\]_{}\\|<>#$]*")
 
 def clean(value: str, what: str, path: str, problems: list[Problem], max_length: int) -> str:
     """``value`` as an X12 element: upper case, ASCII; a problem (without the value: PHI) when it cannot be."""
-    decomposed = unicodedata.normalize("NFKD", value)
-    text = " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).split()).upper()
+    if not value.isascii():  # (ASCII has no decompositions and no combining marks)
+        value = "".join(c for c in unicodedata.normalize("NFKD", value) if not unicodedata.combining(c))
+    text = " ".join(value.split()).upper()
     if DELIMITERS.intersection(text):
         problems.append(
             Problem(
