@@ -117,7 +117,8 @@ def _load(job: Job, rules: Rules | None = None) -> None:
 def _init_worker(job: Job) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the workers too: the parent decides
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler: the pool's terminate() must end us
-    _load(job)
+    if _worker_job is not job:  # (a forked worker has the parent's rules; a spawned one loads its own)
+        _load(job)
 
 
 @dataclass

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -71,6 +72,26 @@ def test_line_numbers_and_blank_lines_survive_any_split_of_the_file(
     assert numbers(out.getvalue()) == ["1", "3", "5", "6", "9", "10"]
     assert (tally.records, tally.invalid, tally.claims, tally.blank) == (6, 0, 6, 4)
     assert errors.getvalue() == ""
+
+
+@pytest.mark.skipif(multiprocessing.get_start_method() != "fork", reason="only forked workers share the parent's rules")
+def test_forked_workers_convert_with_the_rules_the_parent_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loads = tmp_path / "loads"
+    real = batch.load_rules
+
+    def counted(mappings_dir: Path | None = None) -> Any:
+        with loads.open("a") as record:  # (a file: the workers are other processes)
+            record.write(f"{os.getpid()}\n")
+        return real(mappings_dir)
+
+    monkeypatch.setattr(batch, "load_rules", counted)
+    source = tmp_path / "in.ndjson"
+    source.write_text("\n".join(visit_line(i) for i in range(200)) + "\n")
+    tally = run_batch(source, io.BytesIO(), job(), 2, io.StringIO())
+    assert (tally.records, tally.claims) == (200, 200)
+    assert loads.read_text().split() == [str(os.getpid())]  # once, in this process
 
 
 def test_a_record_that_breaks_the_pipeline_is_reported_not_fatal(
