@@ -199,9 +199,10 @@ class ClaimService:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 with self.store.transaction() as connection:
+                    batch = PutBatch(connection)  # the inputs and outputs are read once and written together
                     # concurrent writers of the same day, Claims or changed inputs wait here, before the
                     # rest is read (an input changed by another writer meanwhile is the version check's)
-                    keys = day_lock_keys(result) | self.store.changes(connection, inputs)
+                    keys = day_lock_keys(result) | batch.changes(inputs)
                     self.store.serialize(connection, keys | {c.lock_key for c in conditions})
                     match_again(self.store, connection, conditions)
                     now = datetime.now(UTC)
@@ -215,7 +216,7 @@ class ClaimService:
                     )
                     cancels = [o.cancels_claim for o in day.outcomes if o.cancels_claim]
                     billable = _billable(day) or not only_when_billable  # (other doors store their inputs anyway)
-                    writer = _Writer(self.store, connection, now, access, day)
+                    writer = _Writer(self.store, batch, now, access, day)
                     written_inputs = inputs if billable else ()
                     writer.batch.read((r["resourceType"], r["id"]) for r in (*written_inputs, *produced))
                     stored_inputs = writer.put_many(written_inputs)
@@ -337,16 +338,16 @@ class _Writer:
     """Puts resources in one transaction, through the access checks when a Principal writes."""
 
     def __init__(
-        self, store: Store, connection: Connection, now: datetime, access: WriteAccess | None, result: Result
+        self, store: Store, batch: PutBatch, now: datetime, access: WriteAccess | None, result: Result
     ) -> None:
         self.store = store
-        self.connection = connection
+        self.batch = batch
+        self.connection = batch.connection
         self.now = now
         self.access = access
         self.npi_by_claim = {
             claim: o.billing_npi for o in result.outcomes for claim in (o.claim_id, o.cancels_claim) if claim
         }
-        self.batch = PutBatch(connection)  # the inputs and outputs are read once and written together
 
     def put(self, resource: dict[str, Any]) -> Stored:
         return self.put_many([resource])[0]

@@ -379,18 +379,6 @@ class Store:
                 text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"), {"keys": ordered}
             )
 
-    def changes(self, connection: Connection, resources: Sequence[dict[str, Any]]) -> set[str]:
-        """``Type/id`` of the resources a put would change (new, or stored with other content), read
-        without waiting: a writer serializes on these only, not on the ones it leaves as they are
-        (every push of a clinic names its Organization; locking it made the clinic's pushes queue)."""
-        if not resources:
-            return set()
-        c = resource_current.c
-        keys = [(r["resourceType"], r["id"]) for r in resources]
-        found = _current_rows(connection, (c.resource_type, c.id, c.content_hash), keys)
-        stored = {(row.resource_type, row.id): row.content_hash for row in found}
-        return {f"{t}/{i}" for (t, i), r in zip(keys, resources, strict=True) if stored.get((t, i)) != content_hash(r)}
-
     def ping(self) -> bool:
         with self.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
@@ -450,7 +438,7 @@ class Store:
         results: list[Stored] = []
         for (rtype, rid), resource, tenant in zip(keys, resources, tenants, strict=True):
             checkpoint()  # a request out of time stops between two resources (its transaction then rolls back)
-            digest = content_hash(resource)
+            digest = batch.hash_of(resource)
             row = batch.current[(rtype, rid)]
             unchanged = row is not None and row.content_hash == digest
             if guard is not None:
@@ -562,6 +550,27 @@ class PutBatch:
         self.history: list[dict[str, Any]] = []
         self.index: list[dict[str, Any]] = []
         self.rows: dict[Table, list[dict[str, Any]]] = {}  # other tables' rows, by table
+        self.hashes: dict[int, tuple[dict[str, Any], str]] = {}  # id(resource) -> (resource, its content hash)
+
+    def changes(self, resources: Sequence[dict[str, Any]]) -> set[str]:
+        """``Type/id`` of the resources a put would change (new, or stored with other content), read
+        without waiting: a writer serializes on these only, not on the ones it leaves as they are
+        (every push of a clinic names its Organization; locking it made the clinic's pushes queue)."""
+        if not resources:
+            return set()
+        c = resource_current.c
+        keys = [(r["resourceType"], r["id"]) for r in resources]
+        found = _current_rows(self.connection, (c.resource_type, c.id, c.content_hash), keys)
+        stored = {(row.resource_type, row.id): row.content_hash for row in found}
+        return {f"{t}/{i}" for (t, i), r in zip(keys, resources, strict=True) if stored.get((t, i)) != self.hash_of(r)}
+
+    def hash_of(self, resource: dict[str, Any]) -> str:
+        """``content_hash(resource)``, once per resource object of the transaction (a push's inputs are
+        hashed for ``changes``, then for their puts)."""
+        known = self.hashes.get(id(resource))
+        if known is None or known[0] is not resource:
+            known = self.hashes[id(resource)] = (resource, content_hash(resource))
+        return known[1]
 
     def add(self, table: Table, row: dict[str, Any]) -> None:
         """Insert ``row`` into ``table`` with the next flush (rows of a table name the same columns)."""
