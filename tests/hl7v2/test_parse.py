@@ -1,4 +1,5 @@
-"""er7 reads a message as python-hl7 does: every value is ``extract_field`` of ``hl7.parse``, stripped.
+"""er7 reads a message as python-hl7 does: every value is ``extract_field`` of ``hl7.parse``, stripped
+(and ``components`` / ``subcomponents`` are those values several at a time).
 
 Compared on the test messages, every third-party sample in ../shared/external/ and mutated
 messages (bytes cut, separators and escape sequences injected), for every segment and every
@@ -52,9 +53,17 @@ def _same(text: str) -> None:
             assert seg.field_text(field) == (str(node) if field < len(segment) else "")
             for repetition in range(1, _counts(node) + 2):
                 rep = node[repetition - 1] if not isinstance(node, str) and repetition <= len(node) else ""
-                for component in range(1, _counts(rep) + 2):
+                components = range(1, _counts(rep) + 2)
+                assert seg.components(field, repetition, count=len(components)) == [
+                    seg.value(field, c, repetition) for c in components
+                ]
+                for component in components:
                     comp = rep[component - 1] if not isinstance(rep, str) and component <= len(rep) else ""
-                    for subcomponent in range(1, _counts(comp) + 2):
+                    subcomponents = range(1, _counts(comp) + 2)
+                    assert seg.subcomponents(field, component, repetition, count=len(subcomponents)) == [
+                        seg.value(field, component, repetition, s) for s in subcomponents
+                    ]
+                    for subcomponent in subcomponents:
                         expected = _reference(segment, field, component, repetition, subcomponent)
                         assert seg.value(field, component, repetition, subcomponent) == expected, (
                             seg.id,

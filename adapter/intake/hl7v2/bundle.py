@@ -74,6 +74,7 @@ class _Builder:
         self.seen: dict[str, str] = {}
         self.charges: list[Charge] = []
         self.day_cursor: dict[date, datetime] = {}
+        self.people: dict[str, str | None] = {}  # an XCN as sent -> its Practitioner (where that is one resource)
 
     def add(self, resource: dict[str, Any], origin: Location, elements: dict[str, Location] | None = None) -> str:
         reference = f"{resource['resourceType']}/{resource['id']}"
@@ -104,7 +105,7 @@ class _Builder:
             "id": resource_id("Patient", identifiers[0]["system"], identifiers[0]["value"]),
             "identifier": identifiers,
         }
-        name = human_name(pid, 5)
+        name = human_name(*pid.components(5, count=3))
         if name:
             resource["name"] = [name]
         born = self.time(pid, 7)
@@ -118,17 +119,11 @@ class _Builder:
                 self.problems.append(
                     problem("hl7v2-unknown-sex", f"PID-8 {sex!r} is not in table 0001", pid.at(8), "code-invalid")
                 )
+        street, other, city, state, postal_code, country = pid.components(11, count=6)
         address: dict[str, Any] = {
-            k: v
-            for k, v in (
-                ("city", pid.value(11, 3)),
-                ("state", pid.value(11, 4)),
-                ("postalCode", pid.value(11, 5)),
-                ("country", pid.value(11, 6)),
-            )
-            if v
+            k: v for k, v in (("city", city), ("state", state), ("postalCode", postal_code), ("country", country)) if v
         }
-        lines = [v for v in (pid.value(11, 1, 1, 1), pid.value(11, 2)) if v]
+        lines = [v for v in (street, other) if v]
         if lines:
             address = {"line": lines} | address
         if address:
@@ -144,11 +139,11 @@ class _Builder:
 
     def organization(self) -> str | None:
         msh = self.parsed.segments[0]
-        name, universal, kind = msh.value(4, 1), msh.value(4, 2), msh.value(4, 3)
+        name, universal, kind = msh.components(4, count=3)
         if not (name or universal):
             return None
         resource: dict[str, Any] = {"resourceType": "Organization", "id": resource_id("Organization", name, universal)}
-        system = authority_system("", universal, kind, self.mapping)
+        system = authority_system(["", universal, kind], self.mapping)
         if system:
             resource["identifier"] = [{"system": system, "value": universal}]
         if name:
@@ -173,10 +168,17 @@ class _Builder:
                         qualifications.append({"code": kind})
 
     def person(self, seg: Seg, field_no: int) -> str | None:
+        sent = seg.field_text(field_no)
+        if sent in self.people:
+            return self.people[sent]
         found = practitioner(seg, field_no, 1, self.mapping)
-        return self.add(found, seg.at(field_no)) if found else None
+        reference = self.add(found, seg.at(field_no)) if found else None
+        if found is None or "identifier" in found:  # else its id is made from where it was sent
+            self.people[sent] = reference
+        return reference
 
-    def conditions(self, patient: str) -> list[tuple[str, Seg]]:
+    def conditions(self, patient: str) -> list[tuple[str, Seg, str]]:
+        """The DG1 Conditions: reference, segment, code."""
         made = []
         for dg1 in self.parsed.all("DG1"):
             code = concept(dg1, 3, 1, self.mapping, legacy=dg1.value(2))
@@ -184,8 +186,9 @@ class _Builder:
                 self.required(dg1, "DG1", 3, "diagnosis-code")
                 continue
             coding = code["coding"][0]
-            if not coding.get("display") and dg1.value(4):
-                coding["display"] = dg1.value(4)
+            description = dg1.value(4)
+            if not coding.get("display") and description:
+                coding["display"] = description
             resource = {
                 "resourceType": "Condition",
                 "id": resource_id("Condition", patient, coding["system"], coding["code"]),
@@ -202,27 +205,30 @@ class _Builder:
                 "code": code,
                 "subject": {"reference": patient},
             }
-            made.append((self.add(resource, dg1.location, {"code": dg1.at(3)}), dg1))
+            made.append((self.add(resource, dg1.location, {"code": dg1.at(3)}), dg1, coding["code"]))
         return made
 
     def coverages(self, patient: str) -> None:
-        segments = list(self.parsed.segments)
-        for in1 in self.parsed.all("IN1"):
-            position = segments.index(in1)
+        segments = self.parsed.segments
+        for position, in1 in enumerate(segments):
+            if in1.id != "IN1":
+                continue
             in2 = next((s for s in segments[position + 1 : position + 2] if s.id == "IN2"), None)
             payor: dict[str, Any] = {}
-            if in1.value(3):
+            company, company_name = in1.value(3), in1.value(4)
+            if company:
                 payor["identifier"] = identifier(in1, 3, 1, self.mapping, self.mapping.insurance_company_system)
                 payor["identifier"].pop("type", None)
-            if in1.value(4):
-                payor["display"] = in1.value(4)
+            if company_name:
+                payor["display"] = company_name
             if not payor:
                 self.required(in1, "IN1", 3, "insurance-company")
                 continue
+            plan_id, plan_name = in1.components(2, count=2)
             subscriber = in1.value(36) or in1.value(49) or (in2.value(8) if in2 else "")
             resource: dict[str, Any] = {
                 "resourceType": "Coverage",
-                "id": resource_id("Coverage", patient, in1.value(3), in1.value(2), subscriber),
+                "id": resource_id("Coverage", patient, company, plan_id, subscriber),
                 "status": "active",
                 "beneficiary": {"reference": patient},
                 "payor": [payor],
@@ -238,15 +244,15 @@ class _Builder:
             start, end = self.time(in1, 12), self.time(in1, 13)
             if start or end:
                 resource["period"] = {k: v.day.isoformat() for k, v in (("start", start), ("end", end)) if v}
-            if in1.value(2):
+            if plan_id:
                 plan = {
                     "type": {
                         "coding": [{"system": "http://terminology.hl7.org/CodeSystem/coverage-class", "code": "plan"}]
                     },
-                    "value": in1.value(2),
+                    "value": plan_id,
                 }
-                if in1.value(2, 2):
-                    plan["name"] = in1.value(2, 2)
+                if plan_name:
+                    plan["name"] = plan_name
                 resource["class"] = [plan]
             elements = {
                 "type": in1.at(15),
@@ -259,11 +265,12 @@ class _Builder:
 
     def procedure(self, ft1: Seg, group: list[Seg], context: dict[str, Any]) -> dict[str, Any] | None:
         mapping, pr1 = self.mapping, next((s for s in group if s.id == "PR1"), None)
-        if ft1.value(6).upper() not in mapping.charge_types:
+        transaction_type = ft1.value(6)
+        if transaction_type.upper() not in mapping.charge_types:
             self.problems.append(
                 problem(
                     "hl7v2-not-a-charge",
-                    f"FT1-6 transaction type {ft1.value(6)!r} is not a "
+                    f"FT1-6 transaction type {transaction_type!r} is not a "
                     f"charge ({mapping.charge_types}); credits and payments are not claimed",
                     ft1.at(6),
                     "code-invalid",
@@ -324,14 +331,16 @@ class _Builder:
         """performed[x]: PR1-7 minutes from PR1-5 (else FT1-4.1), else the FT1-4 range, else FT1-4 alone."""
         start, end = self.time(ft1, 4, 1), self.time(ft1, 4, 2)
         minutes, minutes_at, pr1_start = None, ft1.at(4), None
-        for pr1 in (s for s in group if s.id == "PR1" and s.value(7)):
+        for pr1, sent in ((s, s.value(7)) for s in group if s.id == "PR1"):
+            if not sent:
+                continue
             try:
-                minutes = (minutes or 0) + int(pr1.value(7))
+                minutes = (minutes or 0) + int(sent)
             except ValueError:
                 self.problems.append(
                     problem(
                         "hl7v2-invalid-minutes",
-                        f"PR1-7 {pr1.value(7)!r} is not a whole number of minutes",
+                        f"PR1-7 {sent!r} is not a whole number of minutes",
                         pr1.at(7),
                         "value",
                     )
@@ -366,9 +375,8 @@ class _Builder:
             )
             return None
         coding = code["coding"][0]
-        for reference, dg1 in context["conditions"]:
-            dg_code = concept(dg1, 3, 1, self.mapping, legacy=dg1.value(2))
-            if dg_code and dg_code["coding"][0]["code"] == coding["code"]:
+        for reference, _, condition_code in context["conditions"]:
+            if condition_code == coding["code"]:
                 return str(reference)
         resource = {
             "resourceType": "Condition",
@@ -379,13 +387,13 @@ class _Builder:
         return self.add(resource, ft1.at(19, None, repetition), {"code": ft1.at(19, None, repetition)})
 
     def charge(self, ft1: Seg, code: dict[str, Any], resource: dict[str, Any]) -> Charge:
-        quantity = None
-        if ft1.value(10):
+        quantity, units = None, ft1.value(10)
+        if units:
             try:
-                quantity = int(float(ft1.value(10)))
+                quantity = int(float(units))
             except ValueError:
                 self.problems.append(
-                    problem("hl7v2-invalid-quantity", f"FT1-10 {ft1.value(10)!r} is not a number", ft1.at(10), "value")
+                    problem("hl7v2-invalid-quantity", f"FT1-10 {units!r} is not a number", ft1.at(10), "value")
                 )
         start = (resource.get("performedPeriod") or {}).get("start") or resource.get("performedDateTime")
         day = date.fromisoformat(start[:10]) if isinstance(start, str) else None
@@ -393,10 +401,7 @@ class _Builder:
         return Charge(ft1.location, coding["system"], coding["code"], day, quantity)
 
     def encounter(self, pv1: Seg, patient: str, organization: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
-        system = (
-            authority_system(pv1.value(19, 4, 1, 1), pv1.value(19, 4, 1, 2), pv1.value(19, 4, 1, 3), self.mapping)
-            or self.mapping.visit_number_system
-        )
+        system = authority_system(pv1.subcomponents(19, 4, count=3), self.mapping) or self.mapping.visit_number_system
         visit = pv1.value(19)
         resource: dict[str, Any] = {
             "resourceType": "Encounter",
@@ -405,12 +410,13 @@ class _Builder:
             "status": "finished",
             "subject": {"reference": patient},
         }
-        patient_class = pv1.value(2).upper()
+        sent_class = pv1.value(2)
+        patient_class = sent_class.upper()
         if patient_class not in self.mapping.patient_class:
             self.problems.append(
                 problem(
                     "hl7v2-unknown-patient-class",
-                    f"PV1-2 patient class {pv1.value(2)!r} is not in table 0004",
+                    f"PV1-2 patient class {sent_class!r} is not in table 0004",
                     pv1.at(2),
                     "required" if not patient_class else "code-invalid",
                 )
@@ -481,9 +487,10 @@ def to_bundle(parsed: Parsed, mapping: Hl7v2Mapping, tz: tzinfo) -> Converted:
     encounter, context = builder.encounter(pv1, patient, organization)
     context["conditions"] = conditions
     procedures = []
-    segments = list(parsed.segments)
-    for ft1 in parsed.all("FT1"):
-        position = segments.index(ft1)
+    segments = parsed.segments
+    for position, ft1 in enumerate(segments):
+        if ft1.id != "FT1":
+            continue
         group = []
         for seg in segments[position + 1 :]:
             if seg.id in ("FT1", "DG1", "IN1"):
@@ -497,34 +504,27 @@ def to_bundle(parsed: Parsed, mapping: Hl7v2Mapping, tz: tzinfo) -> Converted:
         encounter["period"] = period
     if conditions:
         encounter["diagnosis"] = [
-            {"condition": {"reference": ref}, "rank": _rank(dg1, i)}
-            | (
-                {
-                    "use": {
-                        "coding": [
-                            {
-                                "system": "http://terminology.hl7.org/CodeSystem/diagnosis-role",
-                                "code": mapping.diagnosis_type[dg1.value(6).upper()],
-                            }
-                        ]
-                    }
-                }
-                if dg1.value(6).upper() in mapping.diagnosis_type
-                else {}
-            )
-            for i, (ref, dg1) in enumerate(conditions, start=1)
+            _diagnosis(reference, dg1, i, mapping) for i, (reference, dg1, _) in enumerate(conditions, start=1)
         ]
     elements = {"class": pv1.at(2), "identifier": pv1.at(19), "period": pv1.at(44), "participant": pv1.at(7)}
-    elements |= {f"diagnosis[{i}]": dg1.at(3) for i, (_, dg1) in enumerate(conditions)}
+    elements |= {f"diagnosis[{i}]": dg1.at(3) for i, (_, dg1, _) in enumerate(conditions)}
     elements["diagnosis"] = Location("DG1", 1)
     builder.add(encounter, pv1.location, elements)
     builder.provider_types()
     if builder.problems:
         raise V2Error(builder.problems)
     known = {"MSH", "PID", "PV1", "FT1", "PR1", "DG1", "IN1", "IN2", *mapping.provider_types}
-    ignored = sorted({s.id for s in parsed.segments if s.id not in known})
+    ignored = sorted(segment_id for segment_id in parsed.by_id if segment_id not in known)
     bundle = {"resourceType": "Bundle", "type": "collection", "entry": builder.entries}
     return Converted(bundle, builder.charges, ignored, builder.origins)
+
+
+def _diagnosis(reference: str, dg1: Seg, position: int, mapping: Hl7v2Mapping) -> dict[str, Any]:
+    found: dict[str, Any] = {"condition": {"reference": reference}, "rank": _rank(dg1, position)}
+    role = mapping.diagnosis_type.get(dg1.value(6).upper())
+    if role is not None:
+        found["use"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/diagnosis-role", "code": role}]}
+    return found
 
 
 def _rank(dg1: Seg, position: int) -> int:

@@ -84,8 +84,10 @@ def plus_minutes(start: Instant, minutes: int) -> Instant:
     return Instant(end.isoformat(), end.date(), end)
 
 
-def authority_system(namespace: str, universal: str, universal_type: str, mapping: Hl7v2Mapping) -> str | None:
-    """An HD (assigning authority) as an identifier system: an ISO OID, else a namespace under the base."""
+def authority_system(hd: list[str], mapping: Hl7v2Mapping) -> str | None:
+    """An HD (assigning authority: namespace, universal id, its type) as an identifier system: an ISO OID,
+    else a namespace under the base."""
+    namespace, universal, universal_type = hd
     if universal and universal_type.upper() == "NPI":  # e.g. MSH-4 CLINIC^1234567893^NPI: the billing NPI
         return NPI_SYSTEM
     if universal and universal_type.upper() == "ISO":
@@ -97,50 +99,39 @@ def authority_system(namespace: str, universal: str, universal_type: str, mappin
 
 def identifier(seg: Seg, field: int, repetition: int, mapping: Hl7v2Mapping, default_system: str) -> dict[str, Any]:
     """A CX: value CX.1, system from the assigning authority CX.4, type CX.5 (v2-0203)."""
-    system = authority_system(
-        seg.value(field, 4, repetition, 1),
-        seg.value(field, 4, repetition, 2),
-        seg.value(field, 4, repetition, 3),
-        mapping,
-    )
-    found: dict[str, Any] = {"system": system or default_system, "value": seg.value(field, 1, repetition)}
-    kind = seg.value(field, 5, repetition)
-    if kind:
-        found["type"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": kind}]}
+    cx = seg.components(field, repetition, count=5)
+    system = authority_system(seg.subcomponents(field, 4, repetition, count=3), mapping)
+    found: dict[str, Any] = {"system": system or default_system, "value": cx[0]}
+    if cx[4]:
+        found["type"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": cx[4]}]}
     return found
 
 
-def human_name(seg: Seg, field: int, first: int = 1) -> dict[str, Any] | None:
-    """An XPN (``first`` = 1) or the name part of an XCN (``first`` = 2): family, given, middle."""
-    family = seg.value(field, first)
-    given = [g for g in (seg.value(field, first + 1), seg.value(field, first + 2)) if g]
-    if not family and not given:
+def human_name(family: str, given: str, middle: str) -> dict[str, Any] | None:
+    """An XPN (components 1-3) or the name part of an XCN (components 2-4)."""
+    if not (family or given or middle):
         return None
     name: dict[str, Any] = {}
     if family:
         name["family"] = family
-    if given:
-        name["given"] = given
+    if given or middle:
+        name["given"] = [g for g in (given, middle) if g]
     return name
 
 
 def practitioner(seg: Seg, field: int, repetition: int, mapping: Hl7v2Mapping) -> dict[str, Any] | None:
     """An XCN as a Practitioner: XCN.1 id (an NPI when XCN.13 = NPI or XCN.9 is the NPI OID), XCN.2-4 name."""
-    ident = seg.value(field, 1, repetition)
-    name = human_name(seg, field, 2) if repetition == 1 else None
+    xcn = seg.components(field, repetition, count=13)
+    ident = xcn[0]
+    name = human_name(xcn[1], xcn[2], xcn[3]) if repetition == 1 else None
     if not ident and name is None:
         return None
     resource: dict[str, Any] = {"resourceType": "Practitioner"}
     if ident:
         system = (
             NPI_SYSTEM
-            if seg.value(field, 13, repetition).upper() == "NPI"
-            else authority_system(
-                seg.value(field, 9, repetition, 1),
-                seg.value(field, 9, repetition, 2),
-                seg.value(field, 9, repetition, 3),
-                mapping,
-            )
+            if xcn[12].upper() == "NPI"
+            else authority_system(seg.subcomponents(field, 9, repetition, count=3), mapping)
         )
         resource["identifier"] = [{"system": system or f"{mapping.identifier_system_base}/provider", "value": ident}]
         resource["id"] = resource_id("Practitioner", system or "", ident)
@@ -163,14 +154,13 @@ def concept(
     A coding system the mapping does not know stays visible as ``urn:theraclaim:hl7v2:coding-system:<name>``
     (the rules then report an unknown code; nothing is guessed).
     """
-    code = seg.value(field, 1, repetition)
+    code, display, named = seg.components(field, repetition, count=3)
     if not code:
         return None
-    named = seg.value(field, 3, repetition) or legacy
+    named = named or legacy
     system = coding_system(named, mapping) if named else default
     fallback = f"urn:theraclaim:hl7v2:coding-system:{named or 'unspecified'}"
     coding: dict[str, Any] = {"system": system or fallback, "code": code}
-    display = seg.value(field, 2, repetition)
     if display:
         coding["display"] = display
     return {"coding": [coding]}
