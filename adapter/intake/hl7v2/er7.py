@@ -16,6 +16,7 @@ value equal to ``extract_field`` of ``hl7.parse`` (samples, test messages, mutat
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import hl7
@@ -155,18 +156,27 @@ class Encoding:
     @classmethod
     def of(cls, text: str) -> Encoding | None:
         """The message's encoding; None where python-hl7 would fail to parse it (repeated separators)."""
-        plan = hl7.parser.create_parse_plan(text)
-        separators = plan.separators  # segment, field, repetition, component, subcomponent
-        if len(set(separators)) != len(separators):  # an 8-byte MSH whose defaulted "&" repeats one it names
-            return None
-        container = hl7.Message(separators[0], [], plan.esc, separators)
-        return cls(separators[1], separators[2], separators[3], separators[4], plan.esc, container)
+        # what python-hl7's parse plan reads: MSH-1 and MSH-2 up to the next field separator
+        return _encoding(text[3 : text.find(text[3], 4)])
+
+
+@lru_cache(maxsize=64)
+def _encoding(characters: str) -> Encoding | None:
+    """The encoding of MSH-1 + MSH-2 ``characters``: senders use few, and a parse plan costs a message's
+    reading of a field or two."""
+    plan = hl7.parser.create_parse_plan(f"MSH{characters}{characters[0]}")
+    separators = plan.separators  # segment, field, repetition, component, subcomponent
+    if len(set(separators)) != len(separators):  # an 8-byte MSH whose defaulted "&" repeats one it names
+        return None
+    container = hl7.Message(separators[0], [], plan.esc, separators)
+    return Encoding(separators[1], separators[2], separators[3], separators[4], plan.esc, container)
 
 
 def split_segment(text: str, encoding: Encoding) -> tuple[str, list[str], int]:
     """A segment's id, fields and how many leading fields stay whole, as ``hl7.parse`` splits it."""
-    separators = (encoding.field, encoding.repetition, encoding.component, encoding.subcomponent)
-    if text[:3] in HEADER_SEGMENTS and any(s in text for s in separators):
+    if text[:3] in HEADER_SEGMENTS and any(
+        s in text for s in (encoding.field, encoding.repetition, encoding.component, encoding.subcomponent)
+    ):
         end = text.find(text[3], 4)  # python-hl7's own arithmetic, also where MSH-2 is not closed (-1)
         rest = text[end + 1 :]
         return text[:3], [text[:3], text[3], text[4:end]] + (rest.split(encoding.field) if rest else []), 3
@@ -339,7 +349,7 @@ def read_header(raw: bytes, mapping: Hl7v2Mapping) -> Parsed:
     if not text.startswith("MSH") or len(text) < 8:
         raise _unreadable()
     separators = text[3:8]
-    if len(set(separators)) != 5 or any(c.isalnum() or c.isspace() for c in separators):
+    if len(set(separators)) != 5 or any(map(str.isalnum, separators)) or any(map(str.isspace, separators)):
         raise V2Error(
             [
                 problem(
@@ -370,7 +380,7 @@ def read_header(raw: bytes, mapping: Hl7v2Mapping) -> Parsed:
         sending_facility=msh.field_text(4),
         receiving_application=msh.field_text(5),
         receiving_facility=msh.field_text(6),
-        message_type=f"{msh.value(9, 1)}^{msh.value(9, 2)}",
+        message_type="^".join(msh.components(9, count=2)),
         control_id=msh.value(10),
         processing_id=msh.value(11),
         version=msh.value(12),
@@ -398,40 +408,39 @@ def _unreadable() -> V2Error:
 def check_header(parsed: Parsed, mapping: Hl7v2Mapping) -> None:
     """AR conditions: more than one message, unsupported type / event / processing id / version."""
     header, msh = parsed.header, parsed.segments[0]
-    checks = [
-        (
-            len(parsed.all("MSH")) == 1,
+    if len(parsed.all("MSH")) != 1:
+        raise _rejected(
             "hl7v2-segment-sequence",
             "one message per frame: a second MSH segment follows (several messages need an FHS / BHS batch)",
             parsed.all("MSH")[-1].location,
-        ),
-        (bool(header.control_id), "hl7v2-missing-control-id", "MSH-10 message control id is required", msh.at(10)),
-        (
-            header.message_type.split("^")[0] == "DFT",
+        )
+    if not header.control_id:
+        raise _rejected("hl7v2-missing-control-id", "MSH-10 message control id is required", msh.at(10), "required")
+    if header.message_type.split("^")[0] != "DFT":
+        raise _rejected(
             "hl7v2-unsupported-message-type",
             f"message type {header.message_type.split('^')[0]!r} is not supported; send DFT",
             msh.at(9, 1),
-        ),
-        (
-            header.message_type in mapping.messages,
+        )
+    if header.message_type not in mapping.messages:
+        raise _rejected(
             "hl7v2-unsupported-event",
             f"event {header.message_type.split('^')[1]!r} is not supported; send one of {mapping.messages}",
             msh.at(9, 2),
-        ),
-        (
-            header.processing_id in mapping.processing_ids,
+        )
+    if header.processing_id not in mapping.processing_ids:
+        raise _rejected(
             "hl7v2-unsupported-processing-id",
             f"processing id {header.processing_id!r} is not accepted here; expected {mapping.processing_ids}",
             msh.at(11),
-        ),
-        (
-            header.version in mapping.versions,
+        )
+    if header.version not in mapping.versions:
+        raise _rejected(
             "hl7v2-unsupported-version",
             f"version {header.version!r} is not supported; expected one of {mapping.versions}",
             msh.at(12),
-        ),
-    ]
-    for ok, code, message, location in checks:
-        if not ok:
-            issue_type = "required" if code == "hl7v2-missing-control-id" else "not-supported"
-            raise V2Error([problem(code, message, location, issue_type)], reject=True)
+        )
+
+
+def _rejected(code: str, message: str, location: Location, issue_type: str = "not-supported") -> V2Error:
+    return V2Error([problem(code, message, location, issue_type)], reject=True)
