@@ -229,30 +229,31 @@ class Seg:
 
     def components(self, field: int, repetition: int = 1, *, count: int) -> list[str]:
         """``value(field, c, repetition)`` for ``c`` from 1 to ``count``."""
-        sent = self._sent(field, repetition)
+        sent = self._repetition(field, repetition)
         if sent is None:
             return [self.value(field, c, repetition) for c in range(1, count + 1)]
-        subcomponent = self._encoding.subcomponent
-        found = [text.partition(subcomponent)[0].strip() for text in sent[:count]]
-        return found + [""] * (count - len(found))
+        texts = sent.split(self._encoding.component)[:count]
+        if self._encoding.subcomponent in sent:
+            texts = [text.partition(self._encoding.subcomponent)[0] for text in texts]
+        return list(map(str.strip, texts)) + [""] * (count - len(texts))
 
     def subcomponents(self, field: int, component: int, repetition: int = 1, *, count: int) -> list[str]:
         """``value(field, component, repetition, s)`` for ``s`` from 1 to ``count``."""
-        sent = self._sent(field, repetition)
+        sent = self._repetition(field, repetition)
         if sent is None:
             return [self.value(field, component, repetition, s) for s in range(1, count + 1)]
-        parts = sent[component - 1].split(self._encoding.subcomponent)[:count] if component <= len(sent) else []
-        return [text.strip() for text in parts] + [""] * (count - len(parts))
+        texts = sent.split(self._encoding.component)
+        texts = texts[component - 1].split(self._encoding.subcomponent)[:count] if component <= len(texts) else []
+        return list(map(str.strip, texts)) + [""] * (count - len(texts))
 
-    def _sent(self, field: int, repetition: int) -> list[str] | None:
-        """One repetition's components as sent, [] if there is none; None where ``value`` decodes
+    def _repetition(self, field: int, repetition: int) -> str | None:
+        """One repetition of a field as sent ("" if there is none); None where ``value`` decodes
         (escape sequences, MSH-1 and MSH-2)."""
         text = self._fields[field] if field < len(self._fields) else ""
-        encoding = self._encoding
-        if field < self._whole or encoding.escape in text:
+        if field < self._whole or self._encoding.escape in text:
             return None
-        repetitions = text.split(encoding.repetition)
-        return repetitions[repetition - 1].split(encoding.component) if repetition <= len(repetitions) else []
+        repetitions = text.split(self._encoding.repetition)
+        return repetitions[repetition - 1] if repetition <= len(repetitions) else ""
 
     def field_text(self, field: int) -> str:
         """A field as sent (separators and escape sequences kept), "" when absent."""
