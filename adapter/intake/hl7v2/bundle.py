@@ -8,6 +8,7 @@ rules report at ``Bundle.entry[5].resource.performedPeriod`` is also told at ``F
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, tzinfo
 from typing import Any
@@ -33,6 +34,14 @@ SOPT = "https://nahdo.org/sopt"
 ENTRY = re.compile(r"^Bundle\.entry\[(\d+)\]\.resource\.?(.*)$")
 PARTICIPANTS = ((7, "ATND"), (8, "REF"), (52, "PART"))
 
+# Where an element of an entry was sent: a Location, or the number of a field of the entry's own segment
+# (most are; their Locations are made only for the few elements an issue names).
+Element = Location | int
+PATIENT_ELEMENTS: Mapping[str, Element] = {"identifier": 3, "name": 5, "birthDate": 7, "gender": 8, "address": 11}
+COVERAGE_ELEMENTS: Mapping[str, Element] = {"type": 15, "payor": 3, "subscriberId": 36, "period": 12, "class": 2}
+CONDITION_ELEMENTS: Mapping[str, Element] = {"code": 3}
+ENCOUNTER_ELEMENTS: Mapping[str, Element] = {"class": 2, "identifier": 19, "period": 44, "participant": 7}
+
 
 @dataclass(frozen=True, slots=True)
 class Charge:
@@ -50,7 +59,7 @@ class Converted:
     bundle: dict[str, Any]
     charges: list[Charge]
     ignored: list[str]
-    origins: list[tuple[Location, dict[str, Location]]] = field(default_factory=list)
+    origins: list[tuple[Location, Mapping[str, Element]]] = field(default_factory=list)
 
     def locate(self, expression: str | None) -> Location | None:
         """The HL7 location of a Bundle path (the longest element prefix known for that entry)."""
@@ -61,7 +70,8 @@ class Converted:
         path = match.group(2)
         for prefix in sorted(elements, key=len, reverse=True):
             if path.startswith(prefix):
-                return elements[prefix]
+                found = elements[prefix]
+                return segment.at(found) if isinstance(found, int) else found
         return segment
 
 
@@ -69,14 +79,14 @@ class _Builder:
     def __init__(self, parsed: Parsed, mapping: Hl7v2Mapping, tz: tzinfo) -> None:
         self.parsed, self.mapping, self.tz = parsed, mapping, tz
         self.entries: list[dict[str, Any]] = []
-        self.origins: list[tuple[Location, dict[str, Location]]] = []
+        self.origins: list[tuple[Location, Mapping[str, Element]]] = []
         self.problems: list[Problem] = []
         self.seen: dict[str, str] = {}
         self.charges: list[Charge] = []
         self.day_cursor: dict[date, datetime] = {}
         self.people: dict[str, str | None] = {}  # an XCN as sent -> its Practitioner (where that is one resource)
 
-    def add(self, resource: dict[str, Any], origin: Location, elements: dict[str, Location] | None = None) -> str:
+    def add(self, resource: dict[str, Any], origin: Location, elements: Mapping[str, Element] | None = None) -> str:
         reference = f"{resource['resourceType']}/{resource['id']}"
         if reference not in self.seen:
             self.seen[reference] = reference
@@ -128,14 +138,7 @@ class _Builder:
             address = {"line": lines} | address
         if address:
             resource["address"] = [address]
-        elements = {
-            "identifier": pid.at(3),
-            "name": pid.at(5),
-            "birthDate": pid.at(7),
-            "gender": pid.at(8),
-            "address": pid.at(11),
-        }
-        return self.add(resource, pid.location, elements)
+        return self.add(resource, pid.location, PATIENT_ELEMENTS)
 
     def organization(self) -> str | None:
         msh = self.parsed.segments[0]
@@ -205,7 +208,7 @@ class _Builder:
                 "code": code,
                 "subject": {"reference": patient},
             }
-            made.append((self.add(resource, dg1.location, {"code": dg1.at(3)}), dg1, coding["code"]))
+            made.append((self.add(resource, dg1.location, CONDITION_ELEMENTS), dg1, coding["code"]))
         return made
 
     def coverages(self, patient: str) -> None:
@@ -254,14 +257,7 @@ class _Builder:
                 if plan_name:
                     plan["name"] = plan_name
                 resource["class"] = [plan]
-            elements = {
-                "type": in1.at(15),
-                "payor": in1.at(3),
-                "subscriberId": in1.at(36),
-                "period": in1.at(12),
-                "class": in1.at(2),
-            }
-            self.add(resource, in1.location, elements)
+            self.add(resource, in1.location, COVERAGE_ELEMENTS)
 
     def procedure(self, ft1: Seg, group: list[Seg], context: dict[str, Any]) -> dict[str, Any] | None:
         mapping, pr1 = self.mapping, next((s for s in group if s.id == "PR1"), None)
@@ -280,7 +276,7 @@ class _Builder:
         default = mapping.default_procedure_system
         code_field = 25 if ft1.value(25) else 7
         code = concept(ft1, code_field, 1, mapping, default=default)
-        code_at = ft1.at(code_field)
+        code_at: Element = code_field
         if code is None and pr1 is not None:
             code, code_at = concept(pr1, 3, 1, mapping, legacy=pr1.value(2), default=default), pr1.at(3)
         if code is None:
@@ -318,19 +314,20 @@ class _Builder:
         elements = {
             "code": code_at,
             "performed": performed_at,
-            "performer": ft1.at(20),
-            "extension": ft1.at(26),
-            "reasonReference": ft1.at(19),
-            "status": ft1.at(6),
+            "performer": 20,
+            "extension": 26,
+            "reasonReference": 19,
+            "status": 6,
         }
         self.add(resource, ft1.location, elements)
         self.charges.append(self.charge(ft1, code, resource))
         return resource
 
-    def timing(self, ft1: Seg, group: list[Seg], resource: dict[str, Any]) -> Location:
+    def timing(self, ft1: Seg, group: list[Seg], resource: dict[str, Any]) -> Element:
         """performed[x]: PR1-7 minutes from PR1-5 (else FT1-4.1), else the FT1-4 range, else FT1-4 alone."""
         start, end = self.time(ft1, 4, 1), self.time(ft1, 4, 2)
-        minutes, minutes_at, pr1_start = None, ft1.at(4), None
+        minutes, pr1_start = None, None
+        minutes_at: Element = 4  # FT1-4, until a PR1 gives minutes
         for pr1, sent in ((s, s.value(7)) for s in group if s.id == "PR1"):
             if not sent:
                 continue
@@ -346,7 +343,7 @@ class _Builder:
                     )
                 )
                 return pr1.at(7)
-            minutes_at = minutes_at if minutes_at.segment == "PR1" else pr1.at(7)
+            minutes_at = pr1.at(7) if isinstance(minutes_at, int) else minutes_at  # the first PR1 with minutes
             pr1_start = pr1_start or self.time(pr1, 5)
         if minutes is not None and start is not None:
             anchor = pr1_start if pr1_start and pr1_start.moment else start if start.moment else self.next_slot(start)
@@ -359,7 +356,7 @@ class _Builder:
             resource["performedPeriod"] = {"start": start.text, "end": end.text}
         elif start is not None:
             resource["performedDateTime"] = start.text
-        return ft1.at(4)
+        return 4
 
     def next_slot(self, day: Instant) -> Instant:
         """No time was sent (PR1-5 and FT1-4 are dates): minutes are laid end to end from the day's start."""
@@ -506,7 +503,7 @@ def to_bundle(parsed: Parsed, mapping: Hl7v2Mapping, tz: tzinfo) -> Converted:
         encounter["diagnosis"] = [
             _diagnosis(reference, dg1, i, mapping) for i, (reference, dg1, _) in enumerate(conditions, start=1)
         ]
-    elements = {"class": pv1.at(2), "identifier": pv1.at(19), "period": pv1.at(44), "participant": pv1.at(7)}
+    elements = dict(ENCOUNTER_ELEMENTS)
     elements |= {f"diagnosis[{i}]": dg1.at(3) for i, (_, dg1, _) in enumerate(conditions)}
     elements["diagnosis"] = Location("DG1", 1)
     builder.add(encounter, pv1.location, elements)
