@@ -43,9 +43,10 @@ CONDITION_ELEMENTS: Mapping[str, Element] = {"code": 3}
 ENCOUNTER_ELEMENTS: Mapping[str, Element] = {"class": 2, "identifier": 19, "period": 44, "participant": 7}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Charge:
-    """One FT1 as the sender billed it, to compare with the units the rules compute."""
+    """One FT1 as the sender billed it, to compare with the units the rules compute (a value, though not
+    frozen: see er7.Location)."""
 
     location: Location
     system: str

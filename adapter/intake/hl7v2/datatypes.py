@@ -27,9 +27,10 @@ def resource_id(*parts: str) -> str:
     return name_uuid(ID_NAMESPACE, "|".join(parts))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Instant:
-    """An HL7 DTM as FHIR: ``text`` is a date or an aware date-time; ``moment`` is set when a time was given."""
+    """An HL7 DTM as FHIR: ``text`` is a date or an aware date-time; ``moment`` is set when a time was given.
+    A value, though not frozen (see er7.Location)."""
 
     text: str
     day: date

@@ -82,9 +82,9 @@ class V2Error(InputError):
 class Location:
     """An HL7 error location (ERL): segment, its occurrence in the message, field, component.
 
-    Not frozen (treat it as a value): a message makes some fifty, mostly for error paths never
-    taken, and a frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``,
-    four times the cost.
+    Not frozen (treat it as a value), nor are the other values made per message here (Header, Parsed,
+    Instant, Charge): a frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``,
+    three to four times the cost.
     """
 
     segment: str
@@ -270,8 +270,10 @@ class Seg:
         return Location(self.id, self.location.occurrence, field, component, repetition)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Header:
+    """MSH as read (a value, though not frozen: see Location)."""
+
     sending_application: str
     sending_facility: str
     receiving_application: str
@@ -290,7 +292,7 @@ class Header:
         return bool(self.accept_ack_type or self.application_ack_type)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Parsed:
     header: Header
     segments: tuple[Seg, ...]
