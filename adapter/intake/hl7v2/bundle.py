@@ -104,7 +104,19 @@ class _Builder:
 
     def time(self, seg: Seg, field_no: int, component: int = 1) -> Instant | None:
         value = seg.value(field_no, component)
-        return read_time(value, seg.at(field_no, component), self.tz, self.problems) if value else None
+        if not value:
+            return None
+        instant = read_time(value, self.tz)
+        if instant is None:
+            self.problems.append(
+                problem(
+                    "hl7v2-invalid-time",
+                    f"{value!r} is not an HL7 date/time (YYYYMMDD[HHMM[SS]][+ZZZZ])",
+                    seg.at(field_no, component),
+                    "value",
+                )
+            )
+        return instant
 
     def patient(self, pid: Seg) -> str:
         mapping = self.mapping

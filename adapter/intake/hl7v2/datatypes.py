@@ -10,8 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 from adapter.digest import name_uuid
-from adapter.errors import Problem
-from adapter.intake.hl7v2.er7 import Location, Seg, problem
+from adapter.intake.hl7v2.er7 import Seg
 from adapter.intake.hl7v2.mapping import Hl7v2Mapping
 
 DTM = re.compile(
@@ -43,38 +42,31 @@ def _offset_zone(offset: str) -> tzinfo | None:
     return datetime.strptime(offset, "%z").tzinfo
 
 
-def read_time(value: str, location: Location, tz: tzinfo, problems: list[Problem]) -> Instant | None:
-    """DTM ``YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ]``: a time without an offset is in ``tz``."""
-    if not value:
-        return None
+def read_time(value: str, tz: tzinfo) -> Instant | None:
+    """DTM ``YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ]`` to the day at least (a time without an offset is in
+    ``tz``); None where ``value`` is not one."""
     match = DTM.match(value)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    if day is None:
+        return None
     try:
-        if match is None or match.group(3) is None:
-            raise ValueError(value)
-        year, month, day, hour, minute, second, fraction, offset = match.groups()
-        when_day = date(int(year), int(month), int(day))
         if hour is None:
+            when_day = date(int(year), int(month), int(day))
             return Instant(when_day.isoformat(), when_day, None)
         zone = tz if offset is None else _offset_zone(offset)
         moment = datetime(
-            when_day.year,
-            when_day.month,
-            when_day.day,
+            int(year),
+            int(month),
+            int(day),
             int(hour),
             int(minute or 0),
             int(second or 0),
-            int((fraction or "0").ljust(6, "0")[:6]),
+            int(fraction.ljust(6, "0")) if fraction else 0,
             tzinfo=zone,
         )
     except ValueError:
-        problems.append(
-            problem(
-                "hl7v2-invalid-time",
-                f"{value!r} is not an HL7 date/time (YYYYMMDD[HHMM[SS]][+ZZZZ])",
-                location,
-                "value",
-            )
-        )
         return None
     return Instant(moment.isoformat(), moment.date(), moment)
 
