@@ -168,20 +168,23 @@ class _Builder:
 
     def provider_types(self) -> None:
         """ROL-9 / PRT-6 provider types as the qualification of the Practitioner the segment's person is."""
+        types = self.mapping.provider_types
+        sent = [(seg, fields) for segment_id, fields in types.items() for seg in self.parsed.all(segment_id)]
+        if not sent:
+            return
         practitioners = {
             entry["resource"]["id"]: entry["resource"]
             for entry in self.entries
             if entry["resource"]["resourceType"] == "Practitioner"
         }
-        for segment_id, (person_field, type_field) in self.mapping.provider_types.items():
-            for seg in self.parsed.all(segment_id):
-                person = practitioner(seg, person_field, 1, self.mapping)
-                kind = concept(seg, type_field, 1, self.mapping)
-                target = practitioners.get(person["id"]) if person and "identifier" in person else None
-                if target is not None and kind is not None:
-                    qualifications = target.setdefault("qualification", [])
-                    if {"code": kind} not in qualifications:
-                        qualifications.append({"code": kind})
+        for seg, (person_field, type_field) in sent:
+            person = practitioner(seg, person_field, 1, self.mapping)
+            kind = concept(seg, type_field, 1, self.mapping)
+            target = practitioners.get(person["id"]) if person and "identifier" in person else None
+            if target is not None and kind is not None:
+                qualifications = target.setdefault("qualification", [])
+                if {"code": kind} not in qualifications:
+                    qualifications.append({"code": kind})
 
     def person(self, seg: Seg, field_no: int) -> str | None:
         sent = seg.field_text(field_no)
@@ -306,16 +309,11 @@ class _Builder:
             "encounter": {"reference": context["encounter"]},
         }
         performed_at = self.timing(ft1, group, resource)
-        performer = next(
-            (
-                ref
-                for seg, f in ((ft1, 20), (pr1, 12), (context.get("pv1"), 7))
-                if seg is not None
-                for ref in [self.person(seg, f)]
-                if ref
-            ),
-            None,
-        )
+        performer = None
+        for seg, field_no in ((ft1, 20), (pr1, 12), (context.get("pv1"), 7)):
+            performer = self.person(seg, field_no) if seg is not None else None
+            if performer:
+                break
         if performer:
             resource["performer"] = [{"actor": {"reference": performer}}]
         modifiers = [ft1.value(26, 1, r) for r in ft1.repetitions(26)]
