@@ -51,7 +51,7 @@ class Charge:
     location: Location
     system: str
     code: str
-    day: date | None
+    day: str | None  # the date of service, YYYY-MM-DD
     quantity: int | None
 
 
@@ -404,7 +404,7 @@ class _Builder:
                     problem("hl7v2-invalid-quantity", f"FT1-10 {units!r} is not a number", ft1.at(10), "value")
                 )
         start = (resource.get("performedPeriod") or {}).get("start") or resource.get("performedDateTime")
-        day = date.fromisoformat(start[:10]) if isinstance(start, str) else None
+        day = start[:10] if isinstance(start, str) else None
         coding = code["coding"][0]
         return Charge(ft1.location, coding["system"], coding["code"], day, quantity)
 

@@ -7,9 +7,8 @@ Storing the result and answering the sender is the service's job (commit first, 
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
 
 from adapter.errors import FINDING_SYSTEM, Problem
@@ -158,25 +157,29 @@ def _accepted(result: Result, converted: Converted) -> str:
 
 def _unit_differences(result: Result, charges: list[Charge], rules: Rules) -> list[dict[str, Any]]:
     """FT1-10 (the sender's units) against the Claim's quantity per CPT code and date of service."""
-    billed: dict[tuple[str, str], int] = defaultdict(int)
+    billed: dict[tuple[str, str], int] = {}
     for entry in result.bundle["entry"]:
         claim = entry["resource"]
         if claim["resourceType"] != "Claim":
             continue
         for item in claim.get("item", []):
-            cpt = next((c["code"] for c in item["productOrService"]["coding"] if c["system"] == CPT_SYSTEM), None)
-            if cpt:
-                billed[(cpt, item.get("servicedDate", ""))] += int(item.get("quantity", {}).get("value", 0))
-    sent: dict[tuple[str, str], list[Charge]] = defaultdict(list)
+            for coding in item["productOrService"]["coding"]:
+                if coding["system"] == CPT_SYSTEM:  # the item's first CPT coding
+                    if coding["code"]:
+                        key = (coding["code"], item.get("servicedDate", ""))
+                        billed[key] = billed.get(key, 0) + int(item.get("quantity", {}).get("value", 0))
+                    break
+    sent: dict[tuple[str, str], list[Charge]] = {}
     for charge in charges:
         cpt = _cpt(charge, rules)
         if cpt and charge.day is not None:
-            sent[(cpt, _day(charge.day))].append(charge)
+            sent.setdefault((cpt, charge.day), []).append(charge)
     issues = []
     for (cpt, day), group in sorted(sent.items()):
-        if any(c.quantity is None for c in group):
+        quantities = [c.quantity for c in group if c.quantity is not None]
+        if len(quantities) < len(group):  # a charge without FT1-10: nothing to compare
             continue
-        said = sum(c.quantity or 0 for c in group)
+        said = sum(quantities)
         computed = billed.get((cpt, day), 0)
         if said != computed:
             where = str(group[0].location.at(10))
@@ -200,7 +203,3 @@ def _cpt(charge: Charge, rules: Rules) -> str | None:
         return charge.code
     source = rules.procedures.source_codes.get((charge.system, charge.code))
     return source.cpt if source is not None else None
-
-
-def _day(day: date) -> str:
-    return day.isoformat()
