@@ -261,7 +261,7 @@ class Seg:
 
     def repetitions(self, field: int) -> list[int]:
         """The 1-based repetitions of a field that hold something."""
-        if field >= len(self._fields):
+        if field >= len(self._fields) or not self._fields[field]:
             return []
         count = 1 if field < self._whole else self._fields[field].count(self._encoding.repetition) + 1
         return [r for r in range(1, count + 1) if any(self.components(field, r, count=2))]
