@@ -2,14 +2,16 @@
 service gives a new version of the day's Claim (adapter/rules/day.py), never a second Claim.
 
 Each visit of a day is kept (table ``day_visits``) as read (its facts, JSON) and with the Bundle
-that brought it.  When a push concerns a day that earlier pushes already brought visits for, the
-rules decide again over the push's visits and the stored ones' facts, so a push reads only its own
-Bundle however many visits the day has; a row read by another adapter version is read again from
-its Bundle (restricted to its own Encounter and Procedures).  The push's own visits replace what was
-stored for them (a corrected or cancelled visit replaces its earlier version).  A stored visit that
-no longer converts under the current rules is left out with a held finding on the day's Claim,
-never silently.  It all happens inside the caller's transaction, which serializes on the day
-(``day_lock_keys``, Store.serialize): visits of one day pushed at the same time wait for each other.
+that brought it (table ``day_sources``, one copy per Bundle: a Bundle of 32 visits was stored 32
+times; a copy no visit names any more is deleted).  When a push concerns a day that earlier pushes
+already brought visits for, the rules decide again over the push's visits and the stored ones'
+facts, so a push reads only its own Bundle however many visits the day has; a row read by another
+adapter version is read again from its Bundle (restricted to its own Encounter and Procedures).
+The push's own visits replace what was stored for them (a corrected or cancelled visit replaces its
+earlier version).  A stored visit that no longer converts under the current rules is left out with
+a held finding on the day's Claim, never silently.  It all happens inside the caller's transaction,
+which serializes on the day (``day_lock_keys``, Store.serialize): visits of one day pushed at the
+same time wait for each other.
 """
 
 from __future__ import annotations
@@ -22,14 +24,16 @@ from typing import Any, NamedTuple
 
 import msgspec
 import orjson
-from sqlalchemy import or_, select
+from sqlalchemy import delete, exists, func, or_, select, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
+from adapter.deadline import checkpoint
 from adapter.digest import canonical_digest
 from adapter.intake.fhir import business_identity
 from adapter.model import EncounterFacts
 from adapter.pipeline import Result
-from adapter.service.store import day_visits, upsert_insert
+from adapter.service.store import day_sources, day_visits
 from adapter.version import __version__
 
 # The visit as read is stored per row as msgspec JSON; another adapter version's rows are read again
@@ -74,6 +78,7 @@ class StoredVisit(NamedTuple):
     updated_at: datetime
     facts: str | None  # the visit as read (encode_facts)
     facts_format: str | None
+    source_hash: str | None  # the day_sources row of the Bundle that brought it (None: in the row's content)
 
     @property
     def version(self) -> str:
@@ -125,34 +130,68 @@ def only_visit(document: dict[str, Any], identity: str) -> list[dict[str, Any]]:
 
 
 def _remember(
-    connection: Connection, day: str, visit: str, identity: str, content: str, facts: str | None, now: datetime
-) -> None:
-    """Store the visit for its day, in one statement (an upsert); an unchanged one is not written
-    again (retried pushes converge without contention)."""
-    connection.execute(
-        _upsert_visit(connection.dialect.name),
+    connection: Connection, visits: list[tuple[str, str, str, str | None]], content: str, now: datetime
+) -> str:
+    """Store the push's visits (day hash, visit hash, identity, facts) with the Bundle that brought them,
+    which is stored once; returns its hash.  An unchanged visit is not written again (retried pushes
+    converge without contention); PostgreSQL does it all in one statement."""
+    source = _hash(content)
+    rows = [
         {
             "day_hash": day,
             "visit_hash": visit,
             "visit_identity": identity,
             "updated_at": now,
-            "content": content,
+            "content": None,
+            "source_hash": source,
             "facts": facts,
             "facts_format": FACTS_FORMAT if facts else None,
-        },
-    )
+        }
+        for day, visit, identity, facts in visits
+    ]
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            _POSTGRESQL_REMEMBER, {"source": source, "content": content, "rows": orjson.dumps(rows).decode()}
+        )
+    else:
+        connection.execute(
+            sqlite.insert(day_sources).on_conflict_do_nothing(), {"content_hash": source, "content": content}
+        )
+        connection.execute(_sqlite_upsert_visit(), rows)
+    return source
+
+
+# what a visit says; updated_at follows them (``content`` too: a row of before day_sources loses its copy)
+_COMPARED = ("content", "source_hash", "facts", "facts_format")
+_COLUMNS = ("day_hash", "visit_hash", "visit_identity", "updated_at", *_COMPARED)
+_POSTGRESQL_REMEMBER = text(
+    "WITH source AS (INSERT INTO day_sources (content_hash, content) VALUES (:source, :content) "
+    "ON CONFLICT DO NOTHING) "
+    f"INSERT INTO day_visits ({', '.join(_COLUMNS)}) "
+    f"SELECT {', '.join(_COLUMNS)} FROM json_populate_recordset(NULL::day_visits, :rows) "
+    "ON CONFLICT (day_hash, visit_hash) DO UPDATE SET "
+    + ", ".join(f"{name} = EXCLUDED.{name}" for name in ("updated_at", *_COMPARED))
+    + " WHERE "
+    + " OR ".join(f"day_visits.{name} IS DISTINCT FROM EXCLUDED.{name}" for name in _COMPARED)
+)
 
 
 @functools.cache
-def _upsert_visit(dialect_name: str) -> Any:
-    statement = upsert_insert(dialect_name, day_visits)
+def _sqlite_upsert_visit() -> Any:
+    statement = sqlite.insert(day_visits)
     c, new = day_visits.c, statement.excluded
-    compared = ("content", "facts", "facts_format")  # what the visit says; updated_at follows them
     return statement.on_conflict_do_update(
         index_elements=[c.day_hash, c.visit_hash],
-        set_={name: new[name] for name in ("updated_at", *compared)},
-        where=or_(*(c[name].is_distinct_from(new[name]) for name in compared)),
+        set_={name: new[name] for name in ("updated_at", *_COMPARED)},
+        where=or_(*(c[name].is_distinct_from(new[name]) for name in _COMPARED)),
     )
+
+
+def _forget_sources(connection: Connection, replaced: set[str]) -> None:
+    """Delete the stored Bundles of ``replaced`` that no visit names any more (a corrected visit's earlier one)."""
+    if replaced:
+        no_visit = ~exists().where(day_visits.c.source_hash == day_sources.c.content_hash)
+        connection.execute(delete(day_sources).where(day_sources.c.content_hash.in_(sorted(replaced)), no_visit))
 
 
 def day_lock_keys(result: Result) -> set[str]:
@@ -196,7 +235,10 @@ def _read_stored(
         except msgspec.DecodeError:
             pass  # (written by this version, so not expected) read it from its Bundle instead
     where = (day_visits.c.day_hash == row.day_hash, day_visits.c.visit_hash == row.visit_hash)
-    document = orjson.loads(connection.execute(select(day_visits.c.content).where(*where)).scalar_one())
+    bundle = select(func.coalesce(day_visits.c.content, day_sources.c.content)).select_from(
+        day_visits.outerjoin(day_sources, day_sources.c.content_hash == day_visits.c.source_hash)
+    )
+    document = orjson.loads(connection.execute(bundle.where(*where)).scalar_one())
     converted = rerun(
         {"resourceType": "Bundle", "type": "collection", "entry": only_visit(document, row.visit_identity)}
     )
@@ -221,19 +263,23 @@ def pool_across_pushes(
     if not days:
         return result
     stored: list[tuple[str, StoredVisit]] = []
+    earlier_sources: set[str] = set()  # of the push's own visits, as stored before
     for day, identities in days.items():
         own = {_hash(i) for i in identities}
         rows = connection.execute(  # (not the Bundles: a row of this version is pooled from its facts)
             select(*(day_visits.c[name] for name in StoredVisit._fields)).where(day_visits.c.day_hash == _hash(day))
         ).all()
         stored += [(day, StoredVisit(*row)) for row in rows if row.visit_hash not in own]
-    content = orjson.dumps(document).decode()
+        earlier_sources |= {row.source_hash for row in rows if row.visit_hash in own and row.source_hash}
     own_visits = {v.identity: v for v in result.visits}
+    remembered = []
     for day, identities in days.items():
         for identity in identities:
+            checkpoint()  # a request out of time stops between two visits (a visit's facts hold the patient's)
             visit = own_visits.get(identity)
-            facts = encode_facts(visit) if visit is not None else None
-            _remember(connection, _hash(day), _hash(identity), identity, content, facts, now)
+            remembered.append((_hash(day), _hash(identity), identity, None if visit is None else encode_facts(visit)))
+    source = _remember(connection, remembered, orjson.dumps(document).decode(), now)
+    _forget_sources(connection, earlier_sources - {source})
     if not stored:
         return result
     digest = _hash(canonical_digest(document) + "".join(sorted(_hash(row.version) for _, row in stored)))

@@ -259,11 +259,22 @@ day_visits = Table(
     Column("visit_hash", String(64), primary_key=True),  # sha256 of the visit's (Encounter's) identity
     Column("visit_identity", Text, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("content", Text, nullable=False),  # JSON: the Bundle that brought the visit (PHI: never logged)
+    # the Bundle that brought the visit: its day_sources row (one per Bundle, however many visits it
+    # brought); ``content`` holds it instead in a row written before that table (migration b17)
+    Column("content", Text, nullable=True),
+    Column("source_hash", String(64), nullable=True),
     # the visit as read (EncounterFacts, JSON) and the adapter version that read it: pooled without reading
-    # every stored Bundle again; a row of another version (or none) is read from ``content``
+    # every stored Bundle again; a row of another version (or none) is read from its Bundle
     Column("facts", Text, nullable=True),
     Column("facts_format", String(64), nullable=True),
+)
+
+# The Bundles that brought the day visits, each once (a Bundle of 30 visits was stored 30 times).
+day_sources = Table(
+    "day_sources",
+    metadata,
+    Column("content_hash", String(64), primary_key=True),  # sha256 of ``content``
+    Column("content", Text, nullable=False),  # JSON (PHI: never logged)
 )
 
 # Elements that change on every push without changing what the resource says.

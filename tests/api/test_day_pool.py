@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import text
 
 from adapter.rules.catalog import Rules, default_mappings_dir, load_rules
@@ -70,7 +71,7 @@ def test_a_day_visit_is_written_again_only_when_it_changed(api: Api) -> None:
     def stored() -> list[tuple[Any, ...]]:
         with api.store.engine.connect() as connection:
             return [
-                tuple(r) for r in connection.execute(text("SELECT visit_hash, updated_at, content FROM day_visits"))
+                tuple(r) for r in connection.execute(text("SELECT visit_hash, updated_at, source_hash FROM day_visits"))
             ]
 
     api.push(visit("enc-1", "97140", 10, MORNING))
@@ -80,6 +81,57 @@ def test_a_day_visit_is_written_again_only_when_it_changed(api: Api) -> None:
     api.push(visit("enc-1", "97140", 30, MORNING))  # corrected: the same row, rewritten
     (corrected,) = stored()
     assert corrected[0] == first[0][0] and corrected[1] > first[0][1] and corrected[2] != first[0][2]
+    assert sources(api) == [corrected[2]]  # the earlier Bundle went with the visit that named it
+
+
+def sources(api: Api) -> list[str]:
+    with api.store.engine.connect() as connection:
+        return [r[0] for r in connection.execute(text("SELECT content_hash FROM day_sources ORDER BY content_hash"))]
+
+
+def test_a_bundle_of_several_visits_is_stored_once(api: Api) -> None:
+    """One Bundle bringing visits of two days (and two visits of one of them): one stored copy."""
+    both = bb.bundle(
+        *bb.base_resources("medicare"),
+        bb.encounter("enc-1", start=MORNING),
+        bb.encounter("enc-2", start=AFTERNOON),
+        bb.encounter("enc-3", start=NEXT_DAY),
+        *(
+            bb.procedure("97140", 10, start=start, proc_id=f"p-{enc}", encounter=f"Encounter/{enc}")
+            for enc, start in (("enc-1", MORNING), ("enc-2", AFTERNOON), ("enc-3", NEXT_DAY))
+        ),
+        bb.plan_of_care(),
+    )
+    pushed = api.push(both)
+    assert pushed.status_code == 201, pushed.text
+    with api.store.engine.connect() as connection:
+        visits = connection.execute(text("SELECT source_hash, content FROM day_visits")).all()
+        (stored,) = connection.execute(text("SELECT content_hash, content FROM day_sources")).all()
+    assert len(visits) == 3 and {tuple(v) for v in visits} == {(stored[0], None)}
+    assert orjson.loads(stored[1]) == both
+    assert len(claims(pushed.json())) == 2  # one Claim per day
+
+
+def test_a_visit_stored_before_day_sources_is_still_pooled(database_url: str, rules: Rules) -> None:
+    """A row an earlier version wrote holds its Bundle itself (and no facts of this version)."""
+    with make_api(database_url, rules) as api:
+        api.push(visit("enc-1", "97140", 20, MORNING))
+        with api.store.engine.begin() as connection:
+            connection.execute(
+                text(
+                    "UPDATE day_visits SET facts = NULL, facts_format = NULL, source_hash = NULL, content = "
+                    "(SELECT content FROM day_sources WHERE content_hash = day_visits.source_hash)"
+                )
+            )
+            connection.execute(text("DELETE FROM day_sources"))
+        pushed = api.push(visit("enc-2", "97124", 5, AFTERNOON))
+        (day,) = claims(pushed.json())
+        assert lines(day) == [("97140", 2)]  # the morning's 20 minutes, read from the row's own copy
+        assert "day-visit-not-converted" not in findings(pushed.json())
+        api.push(visit("enc-1", "97140", 20, MORNING))  # pushed again: its row takes the shared copy
+        with api.store.engine.connect() as connection:
+            rows = connection.execute(text("SELECT content, source_hash FROM day_visits")).all()
+        assert all(content is None and source in sources(api) for content, source in rows), rows
 
 
 def test_a_corrected_visit_replaces_its_earlier_version_in_the_pool(api: Api) -> None:
