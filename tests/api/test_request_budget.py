@@ -24,7 +24,7 @@ ENCOUNTERS = 4000  # ~5 MB: minutes of pipeline and thousands of Claims to store
 ANSWER_WITHIN_SECONDS = 2 * BUDGET_SECONDS + 3
 SETTLE_SECONDS = 15  # the stopped work ends at its next checkpoint and frees the parsed Bundle
 IDLE_CPU_SECONDS = 0.2  # per second: an idle server answers nothing and polls nothing (no pull source here)
-WRITTEN = ("resource_current", "resource_history", "day_visits", "submissions", "search_index")
+WRITTEN = ("resource_current", "resource_history", "day_visits", "day_sources", "submissions", "search_index")
 
 
 def start(database: str, log: Path, budget: float) -> Server:
