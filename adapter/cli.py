@@ -314,7 +314,7 @@ def batch(args: argparse.Namespace, settings: Settings) -> int:
                 run_batch(args.input, sys.stdout.buffer, job, args.workers, sys.stderr, tally, records, rules)
             else:
                 with partial.open("wb") as out:
-                    run_batch(args.input, out, job, args.workers, sys.stderr, tally, records, rules)
+                    run_batch(args.input, out, job, args.workers, sys.stderr, tally, records, rules, target.parent)
                 os.replace(partial, target)  # OUT appears only complete
     except (KeyboardInterrupt, Terminated) as stop:
         where = f"; what was done is in {partial}" if partial else ""

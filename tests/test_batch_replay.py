@@ -74,6 +74,25 @@ def test_line_numbers_and_blank_lines_survive_any_split_of_the_file(
     assert errors.getvalue() == ""
 
 
+def test_workers_spooled_output_is_the_one_workers_output_byte_for_byte(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two workers write each task's output to a private file, appended to OUT in input order (by
+    copy_file_range into a file, by a copy into anything else); the folder is gone afterwards."""
+    monkeypatch.setattr(batch, "SPAN_BYTES", 20_000)  # many tasks
+    source = tmp_path / "in.ndjson"
+    source.write_text("\n".join(visit_line(i) for i in range(120)) + "\n")
+    alone = io.BytesIO()
+    run_batch(source, alone, job(), 1, io.StringIO())
+    into_memory = io.BytesIO()
+    run_batch(source, into_memory, job(), 2, io.StringIO(), spool=tmp_path)
+    with (tmp_path / "out.ndjson").open("wb") as into_file:
+        tally = run_batch(source, into_file, job(), 2, io.StringIO(), spool=tmp_path)
+    assert tally.records == 120
+    assert into_memory.getvalue() == alone.getvalue() == (tmp_path / "out.ndjson").read_bytes()
+    assert not list(tmp_path.glob("theraclaim-batch-*"))
+
+
 @pytest.mark.skipif(multiprocessing.get_start_method() != "fork", reason="only forked workers share the parent's rules")
 def test_forked_workers_convert_with_the_rules_the_parent_loaded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -144,6 +163,7 @@ def test_a_complete_run_renames_the_partial_output(tmp_path: Path) -> None:
     assert completed.returncode == 0, completed.stderr
     assert len(out.read_bytes().splitlines()) == 5
     assert not (tmp_path / "out.ndjson.partial").exists()
+    assert not list(tmp_path.glob("theraclaim-batch-*")), "the workers' spool folder is removed"
 
 
 def processes_mentioning(marker: str) -> list[int]:
@@ -192,3 +212,4 @@ def test_an_interrupt_stops_the_workers_prints_the_summary_and_keeps_the_partial
     while processes_mentioning(str(out)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert processes_mentioning(str(out)) == [], "worker processes outlived the interrupted batch"
+    assert not list(tmp_path.glob("theraclaim-batch-*")), "the workers' spool folder outlived the batch"
