@@ -342,12 +342,15 @@ class _Writer:
     ) -> None:
         self.store = store
         self.batch = batch
-        self.connection = batch.connection
         self.now = now
         self.access = access
         self.npi_by_claim = {
             claim: o.billing_npi for o in result.outcomes for claim in (o.claim_id, o.cancels_claim) if claim
         }
+
+    @property
+    def connection(self) -> Connection:
+        return self.batch.connection
 
     def put(self, resource: dict[str, Any]) -> Stored:
         return self.put_many([resource])[0]

@@ -267,7 +267,7 @@ class Seg:
         return [r for r in range(1, count + 1) if any(self.components(field, r, count=2))]
 
     def at(self, field: int, component: int | None = None, repetition: int | None = None) -> Location:
-        return Location(self.id, self.location.occurrence, field, component, repetition)
+        return self.location.at(field, component, repetition)
 
 
 @dataclass(slots=True)
