@@ -14,6 +14,7 @@ from adapter.cli import main
 from adapter.intake.wire import Limits
 from adapter.rules.claim import ClaimOptions
 from tests import bundle_builder as bb
+from tests.conftest import validate_fhir
 
 NOW = datetime(2025, 1, 15, 12, tzinfo=UTC)
 
@@ -76,7 +77,13 @@ def test_cli_batch_writes_the_file_and_a_summary(
     out = tmp_path / "out.ndjson"
     code = main(["batch", str(ndjson), "--out", str(out), "--workers", "2", "--now", "2025-01-15T12:00:00Z"])
     assert code == 2
-    assert len(out.read_bytes().splitlines()) == 152
+    lines = out.read_bytes().splitlines()
+    assert len(lines) == 152
+    # what two workers' spooled output became is FHIR: a Claim's Bundle, a refusal's, nothing billable
+    samples = [tmp_path / f"line-{n}.json" for n in (1, 4, 11)]
+    for sample in samples:
+        sample.write_bytes(lines[int(sample.stem.split("-")[1]) - 1])
+    validate_fhir(samples)
     stderr = capsys.readouterr().err
     assert "152 bundles: 150 claims" in stderr and "1 invalid" in stderr
     assert "Example" not in stderr and "1950-02-03" not in stderr  # no PHI in the report
