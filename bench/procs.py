@@ -82,6 +82,48 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
+_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+
+
+def _times(pid: int) -> tuple[float, float]:
+    """A process's own CPU seconds (utime + stime) and its reaped children's (cutime + cstime),
+    from /proc/PID/stat (proc(5)); (0, 0) once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0, 0.0
+    fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
+    return (utime + stime) / _TICKS_PER_SECOND, (cutime + cstime) / _TICKS_PER_SECOND
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds a process tree has used so far: its live processes' own, plus what the root's
+    reaped children used (a uvicorn worker restarted, or a PostgreSQL backend that closed)."""
+    return sum(_times(p)[0] for p in _tree(pid)) + _times(pid)[1]
+
+
+def postgres_pid() -> int | None:
+    """The local PostgreSQL server's postmaster (a ``postgres`` process whose parent is not one),
+    or None when no such server runs on this machine (its CPU is then not counted)."""
+
+    def command(pid: str) -> str:
+        try:
+            return Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            return ""
+
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and command(entry.name) == "postgres":
+            try:
+                parent = Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()[1]
+            except OSError:
+                continue
+            if command(parent) != "postgres":
+                return int(entry.name)
+    return None
+
+
 class RssSampler:
     """Peak resident memory of a process tree: the largest single process and the whole tree."""
 

@@ -99,7 +99,8 @@ def _http(section: dict[str, Any]) -> list[Row]:
         _row(
             17,
             f"HTTP c=1 p50 <= 3x echo ({client})",
-            f"{push['c1']['p50_ms']:.1f} ms = {section['c1_p50_over_echo']:.2f}x",
+            f"{push['c1']['p50_ms']:.1f} ms = {section['c1_p50_over_echo']:.2f}x; its server and database CPU "
+            f"{section['c1_cpu_ms']:.2f} ms, the target leaves {section['c1_p50_budget_ms']:.2f} ms",
             f"echo p50 {echo['c1']['p50_ms']:.2f} ms",
             section["c1_p50_over_echo"] <= 3,
         ),
@@ -113,7 +114,8 @@ def _http(section: dict[str, Any]) -> list[Row]:
         _row(
             17,
             "HTTP c=16 throughput >= 0.4x echo",
-            f"{push['c16']['rps']:.0f} req/s = {section['c16_rps_over_echo']:.3f}x",
+            f"{push['c16']['rps']:.0f} req/s = {section['c16_rps_over_echo']:.3f}x; CPU per request "
+            f"{section['c16_cpu_ms']:.2f} ms, the target leaves {section['c16_cpu_budget_ms']:.2f} ms",
             f"echo {echo['c16']['rps']:.0f} req/s",
             section["c16_rps_over_echo"] >= 0.4,
         ),
