@@ -8,10 +8,13 @@ BIN := $(VENV)/bin
 $(BIN)/theraclaim: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,native]'
 	touch $@
 
+# The engine compiled with mypyc (adapter/native.py), rebuilt when a source changed; a stale build
+# never runs. THERACLAIM_NATIVE=0 skips it (the same code then runs from its sources, slower).
 install: $(BIN)/theraclaim
+	@if [ "$${THERACLAIM_NATIVE:-1}" != 0 ]; then $(BIN)/python -m adapter.native_build --if-stale; fi
 
 run: install
 	$(BIN)/theraclaim serve

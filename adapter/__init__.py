@@ -9,7 +9,10 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from adapter.native import use_sources_unless_current
 from adapter.version import __version__
+
+use_sources_unless_current()  # before any engine module is imported: a stale compiled build never runs
 
 if TYPE_CHECKING:
     from adapter.errors import InputError, RuleDataError, TheraclaimError
