@@ -43,6 +43,7 @@ from typing import Any
 import orjson
 from fhir.resources.R4B.bundle import Bundle
 
+from adapter import native
 from adapter.pipeline import run
 from adapter.rules.catalog import Rules, load_rules
 from bench import bundles
@@ -170,9 +171,12 @@ def main() -> None:
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
         "system": platform.platform(),
+        # the mypyc build, or the sources (adapter/native.py); the servers started here run the same
+        "engine": "compiled (mypyc)" if native.compiled_in_use() else "sources",
     }
     load_start = os.getloadavg()
     print(f"theraclaim benchmark on {machine['system']}, {machine['cpus']} CPUs, Python {machine['python']}")
+    print(f"engine: {machine['engine']}")
     print(f"load average (1, 5, 15 min): {_loads(load_start)}")
     figures: dict[str, Any] = {"machine": machine, "when": datetime.now(UTC).isoformat()}
     figures["in_process"] = in_process_section(args.quick)
