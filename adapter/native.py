@@ -3,7 +3,8 @@ their sources.
 
 ``python -m adapter.native_build`` compiles MODULES in place (a ``.so`` beside each ``.py``, one shared
 library ``adapter/_compiled__mypyc*.so``) and writes the manifest ``adapter/_compiled.json``: the
-SHA-256 of every source compiled, the mypy version and the interpreter.  ``make install`` runs it
+interpreter, and the SHA-256 of every source compiled and of every adapter module they import
+(mypyc compiles against their types and constants).  ``make install`` runs it
 when the manifest is missing or stale.  The same code runs either way; compiled, a visit's
 ``run()`` takes about 1.7x less time (bench/README.md).
 
@@ -30,7 +31,7 @@ import importlib.util
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -81,19 +82,20 @@ def source_of(module: str) -> Path:
     return PACKAGE.parent.joinpath(*module.split(".")).with_suffix(".py")
 
 
-def fingerprint() -> dict[str, object]:
-    """What a build must match: the interpreter, and each source's SHA-256."""
-    sources = {m: hashlib.sha256(source_of(m).read_bytes()).hexdigest() for m in MODULES}
-    return {"python": sys.implementation.cache_tag, "sources": sources}
+def digests(modules: Iterable[str]) -> dict[str, str]:
+    return {m: hashlib.sha256(source_of(m).read_bytes()).hexdigest() for m in modules}
 
 
 def current() -> bool:
-    """True when the compiled build on disk was made from these very sources for this interpreter."""
+    """True when the compiled build on disk was made for this interpreter from these very sources
+    and the modules they import, as they are now."""
     try:
         built = json.loads(MANIFEST.read_text())
-        same_interpreter = built.get("python") == sys.implementation.cache_tag
-        return bool(same_interpreter and built["sources"] == fingerprint()["sources"])
-    except (OSError, ValueError, KeyError, AttributeError):
+        if built.get("python") != sys.implementation.cache_tag or set(built["sources"]) != set(MODULES):
+            return False
+        recorded = built["sources"] | built["dependencies"]
+        return bool(digests(recorded) == recorded)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
 
 

@@ -3,6 +3,7 @@ with mypyc, in place, and write the manifest that lets them run (adapter/native.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -11,7 +12,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from adapter.native import GROUP, MANIFEST, MODULES, PACKAGE, current, fingerprint, source_of
+from adapter.native import GROUP, MANIFEST, MODULES, PACKAGE, current, digests, source_of
 
 # What mypyc's type check of MODULES needs (pyproject.toml's [tool.mypy], less what only linting wants).
 MYPY_CONFIG = """[mypy]
@@ -20,6 +21,27 @@ plugins = pydantic.mypy
 [mypy-fhir.resources.*,hl7,hl7.*]
 ignore_missing_imports = True
 """
+
+
+def dependencies() -> set[str]:
+    """The adapter modules MODULES import, directly or through one another, less MODULES."""
+    found: set[str] = set()
+    pending = list(MODULES)
+    while pending:
+        tree = ast.parse(source_of(pending.pop()).read_text())
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                # ``from adapter.intake import slim`` imports a module by a package
+                names += [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            elif isinstance(node, ast.Import):
+                names += [alias.name for alias in node.names]
+            for name in names:
+                new = name.startswith("adapter.") and name not in found and name not in MODULES
+                if new and source_of(name).is_file():  # (a package's __init__ is not compiled against)
+                    found.add(name)
+                    pending.append(name)
+    return found
 
 
 def _artifacts() -> list[Path]:
@@ -34,7 +56,12 @@ def build() -> None:
 
     for old in _artifacts():  # unlinked, not overwritten: a running process may have them mapped
         old.unlink(missing_ok=True)
-    compiled = fingerprint()  # of the sources as compiled (one edited meanwhile makes the build stale)
+    # the sources as compiled, and what they import (one edited meanwhile leaves the build stale)
+    compiled = {
+        "python": sys.implementation.cache_tag,
+        "sources": digests(MODULES),
+        "dependencies": digests(sorted(dependencies())),
+    }
     root = PACKAGE.parent
     with tempfile.TemporaryDirectory(prefix="theraclaim-mypyc-") as folder:
         work = Path(folder)

@@ -101,6 +101,11 @@ def test_a_build_runs_only_while_every_source_matches_it(tmp_path: Path) -> None
     assert _runs(root) == "sources .py"
     edited.write_text(edited.read_text().removesuffix("\n# an edit after the build\n"))
     assert _runs(root) == "compiled .so"
+    imported = root / "adapter" / "model.py"  # not compiled, but compiled against (its classes' types)
+    imported.write_text(imported.read_text() + "\n# an edit after the build\n")
+    assert _runs(root) == "sources .py"
+    imported.write_text(imported.read_text().removesuffix("\n# an edit after the build\n"))
+    assert _runs(root) == "compiled .so"
     (root / "adapter" / "_compiled.json").write_text("{")  # a build interrupted before its manifest
     assert _runs(root) == "sources .py"
 
@@ -118,5 +123,6 @@ def test_the_manifest_names_every_compiled_module() -> None:
     if native.current():
         built = json.loads(native.MANIFEST.read_text())
         assert sorted(built["sources"]) == sorted(native.MODULES)
+        assert {"adapter.model", "adapter.rules.catalog", "adapter.intake.slim"} <= set(built["dependencies"])
         for module in native.MODULES:
             assert list(native.source_of(module).parent.glob(f"{module.rsplit('.', 1)[1]}.*.so")), module
