@@ -110,15 +110,10 @@ class _SourcesFinder(importlib.abc.MetaPathFinder):
         return importlib.util.spec_from_file_location(fullname, source_of(fullname))
 
 
-def use_sources_unless_current() -> bool:
-    """Make MODULES load from their sources unless the compiled build is current (and wanted);
-    returns whether the compiled modules are the ones that will run."""
-    if any(isinstance(finder, _SourcesFinder) for finder in sys.meta_path):
-        return False
-    if os.environ.get("THERACLAIM_NATIVE", "1") != "0" and current():
-        return True
-    sys.meta_path.insert(0, _SourcesFinder())
-    return False
+def use_sources_unless_current() -> None:
+    """Make MODULES load from their sources unless the compiled build is current (and wanted)."""
+    if os.environ.get("THERACLAIM_NATIVE", "1") == "0" or not current():
+        sys.meta_path.insert(0, _SourcesFinder())
 
 
 def compiled_in_use() -> bool:

@@ -44,8 +44,10 @@ def dependencies() -> set[str]:
     return found
 
 
-def _artifacts() -> list[Path]:
-    return [*PACKAGE.rglob("*.so"), MANIFEST]
+def _remove() -> None:
+    """Delete the build; unlinked, not overwritten: a running process may have its files mapped."""
+    for old in [*PACKAGE.rglob("*.so"), MANIFEST]:
+        old.unlink(missing_ok=True)
 
 
 def build() -> None:
@@ -54,8 +56,7 @@ def build() -> None:
     from mypyc.build import mypycify  # a build-time tool (the ``native`` extra), not a runtime one
     from setuptools import Distribution  # type: ignore[import-untyped]
 
-    for old in _artifacts():  # unlinked, not overwritten: a running process may have them mapped
-        old.unlink(missing_ok=True)
+    _remove()
     # the sources as compiled, and what they import (one edited meanwhile leaves the build stale)
     compiled = {
         "python": sys.implementation.cache_tag,
@@ -91,8 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Build (always, or ``--if-stale``), or ``--remove`` the compiled build; non-zero if it failed."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args == ["--remove"]:
-        for old in _artifacts():
-            old.unlink(missing_ok=True)
+        _remove()
         return 0
     if args not in ([], ["--if-stale"]):
         print("usage: python -m adapter.native_build [--if-stale | --remove]", file=sys.stderr)

@@ -100,7 +100,8 @@ def _times(pid: int) -> tuple[float, float]:
 def tree_cpu_seconds(pid: int) -> float:
     """CPU seconds a process tree has used so far: its live processes' own, plus what the root's
     reaped children used (a uvicorn worker restarted, or a PostgreSQL backend that closed)."""
-    return sum(_times(p)[0] for p in _tree(pid)) + _times(pid)[1]
+    own, reaped = _times(pid)
+    return own + reaped + sum(_times(p)[0] for p in _tree(pid)[1:])
 
 
 def postgres_pid() -> int | None:
